@@ -1,0 +1,17 @@
+# Finds FFTW3 in double (fftw3) and single (fftw3f) precision; defines FFTW3::fftw3 and FFTW3::fftw3f.
+find_path(FFTW3_INCLUDE_DIR fftw3.h)
+find_library(FFTW3_LIBRARY fftw3)
+find_library(FFTW3F_LIBRARY fftw3f)
+include(FindPackageHandleStandardArgs)
+find_package_handle_standard_args(FFTW3 REQUIRED_VARS FFTW3_INCLUDE_DIR FFTW3_LIBRARY FFTW3F_LIBRARY)
+if(FFTW3_FOUND)
+  foreach(_v IN ITEMS fftw3 fftw3f)
+    if(NOT TARGET FFTW3::${_v})
+      string(TOUPPER ${_v} _up)
+      add_library(FFTW3::${_v} UNKNOWN IMPORTED)
+      set_target_properties(FFTW3::${_v} PROPERTIES IMPORTED_LOCATION "${${_up}_LIBRARY}"
+                            INTERFACE_INCLUDE_DIRECTORIES "${FFTW3_INCLUDE_DIR}")
+    endif()
+  endforeach()
+endif()
+mark_as_advanced(FFTW3_INCLUDE_DIR FFTW3_LIBRARY FFTW3F_LIBRARY)
