@@ -5,6 +5,7 @@
 
 #include "arena.hpp"
 #include "device.hpp"
+#include "fftw_plans.hpp"
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -22,6 +23,7 @@ struct Context<device::host> {
   std::uint64_t seed = 0;  // keys every Philox draw made through this context (dropout, masking)
   bool training = true;    // dropout and batch statistics are active only while training
   int threads = default_threads();
+  FftwPlans fftw;          // FFT plans made on first use and reused by every later call
 
   static int default_threads() {
 #if defined(_OPENMP)

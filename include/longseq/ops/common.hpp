@@ -1,0 +1,74 @@
+// Helpers shared by the host ops: argument checks with readable messages and the OpenMP threshold.
+#pragma once
+#include <algorithm>
+#include <source_location>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "../core/context.hpp"
+#include "../core/dtype.hpp"
+#include "../core/tensor.hpp"
+
+namespace longseq::ops {
+
+// Whether an input gradient is written (the default) or added to what is already there.
+enum class GradMode : bool { write, accumulate };
+
+namespace detail {
+
+// Below this many elements a loop runs on one thread: the fork/join costs more than it saves.
+inline constexpr index_t parallel_grain = 1 << 15;
+
+inline int threads_for(const Context<device::host>& ctx, index_t work) {
+  return work >= parallel_grain && ctx.threads > 1 ? ctx.threads : 1;
+}
+
+template <class T, class D>
+void expect_same_shape(const TensorView<T, D>& t, const Shape& want, std::string_view name,
+                       std::string_view other,
+                       std::source_location loc = std::source_location::current()) {
+  if (!(t.shape == want))
+    throw Error(longseq::detail::concat("tensor '", name, "' has shape ", t.shape, ", expected ", want,
+                                        " (the shape of '", other, "')"),
+                loc);
+}
+
+// Rows of a tensor viewed as (rows, last): the product of all but the last extent.
+inline index_t leading_rows(const Shape& s) {
+  index_t r = 1;
+  for (int i = 0; i + 1 < s.rank; ++i) r *= s.dims[i];
+  return r;
+}
+
+template <class T>
+using acc = accum_t<std::remove_const_t<T>>;
+
+// An input view whose element type is not deduced from it: T comes from the output view (or is given
+// explicitly), so a TensorView<T> or Tensor<T> converts where a TensorView<const T> is expected.
+template <class T>
+using In = std::type_identity_t<TensorView<const T>>;
+
+// Sums per-row contributions over all rows: fn(r, acc) adds row r's `width` values into acc. Rows are
+// cut into a fixed number of blocks summed in a fixed order, so the result does not depend on the
+// number of threads (gradients are reproducible run to run).
+template <class W, class RowFn>
+std::vector<W> sum_over_rows(const Context<device::host>& ctx, index_t rows, index_t width, RowFn fn) {
+  constexpr index_t max_blocks = 64;
+  index_t blocks = std::min<index_t>(std::max<index_t>(rows, 1), max_blocks);
+  index_t per = (rows + blocks - 1) / blocks;
+  std::vector<W> partial(static_cast<std::size_t>(blocks * width), W(0));
+  int nt = threads_for(ctx, rows * width);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (index_t b = 0; b < blocks; ++b) {
+    W* acc = partial.data() + b * width;
+    for (index_t r = b * per; r < std::min(rows, (b + 1) * per); ++r) fn(r, acc);
+  }
+  std::vector<W> total(static_cast<std::size_t>(width), W(0));
+  for (index_t b = 0; b < blocks; ++b)
+    for (index_t j = 0; j < width; ++j) total[std::size_t(j)] += partial[std::size_t(b * width + j)];
+  return total;
+}
+
+}  // namespace detail
+}  // namespace longseq::ops
