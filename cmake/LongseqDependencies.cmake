@@ -1,5 +1,5 @@
 # Finds what the headers use and defines longseq_link_dependencies(target). Required: a BLAS with
-# cblas.h and FFTW3 (float and double). Optional: OpenMP, CUDA toolkit, libpng, zlib.
+# cblas.h and FFTW3 (float and double). Optional: OpenMP, CUDA toolkit, libpng, zlib, MPI, NCCL.
 find_package(OpenMP)
 find_package(Threads REQUIRED)
 
@@ -36,11 +36,38 @@ if(LONGSEQ_CUDA)
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "")
     set(CMAKE_CUDA_ARCHITECTURES 90)
   endif()
+  # CMake before 3.26 does not know nvcc's C++20 flag and refuses CUDA_STANDARD 20 without it.
+  if(NOT CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+    set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+    set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+  endif()
   set(CMAKE_CUDA_STANDARD 20)
   set(CMAKE_CUDA_STANDARD_REQUIRED ON)
   message(STATUS "longseq: CUDA enabled (architectures ${CMAKE_CUDA_ARCHITECTURES})")
 else()
   message(STATUS "longseq: CUDA disabled; only the host device policy is built")
+endif()
+
+# Data parallelism (train/distributed_mpi.hpp, train/distributed_nccl.cuh).
+find_package(MPI COMPONENTS CXX)
+if(MPI_CXX_FOUND)
+  message(STATUS "longseq: MPI ${MPI_CXX_VERSION} found; multi-process training enabled")
+else()
+  message(STATUS "longseq: MPI not found; multi-process training is disabled "
+                 "(apt-get install openmpi-bin libopenmpi-dev)")
+endif()
+set(LONGSEQ_NCCL_FOUND OFF)
+if(LONGSEQ_CUDA)
+  find_path(LONGSEQ_NCCL_INCLUDE nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_LIBRARY_ROOT}/include)
+  find_library(LONGSEQ_NCCL_LIBRARY nccl
+    HINTS ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}/lib ${CUDAToolkit_LIBRARY_ROOT}/lib64)
+  if(LONGSEQ_NCCL_INCLUDE AND LONGSEQ_NCCL_LIBRARY AND MPI_CXX_FOUND)
+    set(LONGSEQ_NCCL_FOUND ON)
+    message(STATUS "longseq: NCCL found (${LONGSEQ_NCCL_LIBRARY}); multi-GPU training enabled")
+  else()
+    message(STATUS "longseq: NCCL or MPI not found; multi-GPU training is disabled "
+                   "(NCCL is bootstrapped through MPI)")
+  endif()
 endif()
 
 function(longseq_link_dependencies tgt)
@@ -59,6 +86,21 @@ function(longseq_link_dependencies tgt)
   endif()
   if(LONGSEQ_CUDA)
     target_link_libraries(${tgt} INTERFACE CUDA::cudart CUDA::cublas CUDA::cufft)
+    # Shape and friends are constexpr-friendly host code also called from kernels; host code in .cu
+    # files gets OpenMP like the C++ translation units.
+    target_compile_options(${tgt} INTERFACE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>)
+    if(OpenMP_CXX_FOUND)
+      target_compile_options(${tgt} INTERFACE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-fopenmp>)
+    endif()
     target_compile_definitions(${tgt} INTERFACE LONGSEQ_WITH_CUDA=1)
+  endif()
+  if(MPI_CXX_FOUND)
+    target_link_libraries(${tgt} INTERFACE MPI::MPI_CXX)
+    target_compile_definitions(${tgt} INTERFACE LONGSEQ_WITH_MPI=1)
+  endif()
+  if(LONGSEQ_NCCL_FOUND)
+    target_include_directories(${tgt} INTERFACE ${LONGSEQ_NCCL_INCLUDE})
+    target_link_libraries(${tgt} INTERFACE ${LONGSEQ_NCCL_LIBRARY})
+    target_compile_definitions(${tgt} INTERFACE LONGSEQ_WITH_NCCL=1)
   endif()
 endfunction()

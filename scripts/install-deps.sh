@@ -3,7 +3,7 @@
 # Usage: scripts/install-deps.sh [--bench]   (--bench adds what the PyTorch peer scripts need)
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config libopenblas-dev libfftw3-dev doctest-dev libbenchmark-dev
-      nlohmann-json3-dev libcli11-dev libpng-dev zlib1g-dev dataset-fashion-mnist
+      nlohmann-json3-dev libcli11-dev libpng-dev zlib1g-dev openmpi-bin libopenmpi-dev dataset-fashion-mnist
       python3 python3-numpy python3-matplotlib)
 if [[ "${1:-}" == "--bench" ]]; then pkgs+=(python3-pip python3-venv); fi
 missing=()
