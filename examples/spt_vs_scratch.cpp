@@ -1,0 +1,380 @@
+// Self-pretraining vs. training from scratch on sequential Fashion-MNIST (784 pixels per image as a
+// sequence): for each model, (a) a classifier trained from random initialization and (b) the same
+// backbone first self-pretrained by masked pixel denoising on the training images, then fine-tuned with
+// the same budget. Prints a table of test accuracies and writes metrics (JSON lines) and results (JSON).
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <longseq/attention/encoder_layer.hpp>
+#include <longseq/data/batching.hpp>
+#include <longseq/data/idx.hpp>
+#include <longseq/data/masking.hpp>
+#include <longseq/heads/classification.hpp>
+#include <longseq/heads/denoising.hpp>
+#include <longseq/nn/model.hpp>
+#include <longseq/nn/norm_layers.hpp>
+#include <longseq/nn/stack.hpp>
+#include <longseq/train/fit.hpp>
+#include <longseq/train/transfer.hpp>
+
+#include <longseq/ssm/s4d.hpp>
+#include <longseq/ssm/ssm_conv.hpp>
+
+using namespace longseq;
+namespace fs = std::filesystem;
+
+// The residual blocks compared: a pre-LN Transformer encoder layer (attention then feed-forward) and a
+// pre-LN bidirectional S4D convolution block.
+namespace spt {
+using TransformerBlock = attention::TransformerEncoderLayer<float, true>;
+inline TransformerBlock::Config transformer_block(index_t d, index_t heads, double dropout) {
+  TransformerBlock::Config c;
+  c.dim = d;
+  c.heads = heads;
+  c.ff_hidden = 2 * d;
+  c.activation = nn::Activation::gelu;
+  c.dropout = dropout;
+  return c;
+}
+using S4DMixer = ssm::SSMConv<ssm::S4D<float>, ssm::Bidirectional>;
+using S4DBlock = nn::PreNormResidual<nn::LayerNorm<float>, S4DMixer>;
+inline S4DBlock::Config s4d_block(index_t d, index_t state, double dropout) {
+  S4DBlock::Config c;
+  c.norm = {.dim = d};
+  c.mixer.kernel = {.H = d, .N = state, .channels = 2};
+  c.dropout = dropout;
+  return c;
+}
+}  // namespace spt
+
+struct Options {
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  std::string out_dir = "spt_vs_scratch_out";
+  std::string device = "host";
+  std::vector<std::string> models{"s4d", "transformer"};
+  index_t train_subset = 1000, val_subset = 500, test_subset = 1000;
+  index_t d_model = 64, layers = 2, state = 64, heads = 4;
+  index_t batch = 32;
+  index_t pretrain_epochs = 3, finetune_epochs = 3;
+  double lr = 5e-3, pretrain_lr = 5e-3, ssm_lr = 1e-3, weight_decay = 0.05, dropout = 0.0;
+  index_t warmup = 20;
+  std::string schedule = "cosine";
+  double mask_p = 0.5;
+  std::string spt_loss = "l1";
+  std::string pool = "mean";
+  double clip = 0;
+  std::uint64_t seed = 2222;
+  index_t log_every = 20;
+  index_t save_every = 20;
+  bool resume = false;
+};
+
+// Sequential Fashion-MNIST batches for one stage: classification (input [value]) or masked denoising
+// (input [value * (1 - m), m], targets the normalized value (L1) or the raw intensity (CE) where m = 1).
+class PixelTask {
+ public:
+  enum class Mode { classify, pretrain };
+  PixelTask(const data::Dataset& train, const data::Dataset& val, const data::Dataset& test, const Options& o, Mode m)
+      : sets_{&train, &val, &test}, o_(o), mode_(m) {}
+
+  index_t num_batches(train::Split s, index_t) const {
+    const index_t n = set(s).size();
+    return s == train::Split::train ? n / o_.batch : (n + o_.batch - 1) / o_.batch;  // drop_last for training
+  }
+  void load(train::Split s, index_t epoch, index_t i) {
+    const data::Dataset& d = set(s);
+    const index_t n = d.size(), L = d.info().max_length;
+    const index_t b0 = i * o_.batch, rows = std::min(o_.batch, n - b0);
+    const bool pre = mode_ == Mode::pretrain;
+    if (s == train::Split::train && epoch != order_epoch_) {
+      order_ = data::epoch_order(n, o_.seed, epoch);
+      order_epoch_ = epoch;
+    }
+    values_.resize(Shape{rows, L, pre ? 2 : 1});
+    targets_.resize(Shape{rows, L});
+    classes_.resize(Shape{rows, L});
+    mask_.resize(Shape{rows, L});
+    labels_.resize(Shape{rows});
+    for (index_t r = 0; r < rows; ++r) {
+      const index_t ex = s == train::Split::train ? order_[std::size_t(b0 + r)] : b0 + r;
+      labels_[r] = d.label(ex);
+      auto px = d.pixels(ex);
+      // Validation and test masks are fixed (epoch 0) so their denoising losses are comparable.
+      std::vector<std::uint8_t> m;
+      if (pre) {
+        const std::uint64_t stream = data::mask_stream(s == train::Split::train ? epoch : 0, ex, 3, int(s));
+        m = data::bernoulli_mask(L, o_.mask_p, o_.seed, stream);
+      }
+      for (index_t t = 0; t < L; ++t) {
+        const float v = d.info().norm(px[std::size_t(t)]);
+        const bool masked = pre && m[std::size_t(t)];
+        targets_(r, t) = v;
+        classes_(r, t) = px[std::size_t(t)];
+        mask_(r, t) = masked ? 1 : 0;
+        if (pre) {
+          values_(r, t, 0) = masked ? 0.0f : v;
+          values_(r, t, 1) = masked ? 1.0f : 0.0f;
+        } else {
+          values_(r, t, 0) = v;
+        }
+      }
+    }
+    tokens_ = rows * L;
+  }
+  nn::Inputs<float> inputs() const { return {{}, values_.view(), {}}; }
+  heads::Targets<float> targets() const {
+    if (mode_ == Mode::pretrain) return {classes_.view(), targets_.view(), mask_.view(), {}};
+    return {labels_.view(), {}, {}, {}};
+  }
+  index_t tokens() const { return tokens_; }
+
+ private:
+  const data::Dataset& set(train::Split s) const { return *sets_[int(s)]; }
+  const data::Dataset* sets_[3];
+  Options o_;
+  Mode mode_;
+  std::vector<index_t> order_;
+  index_t order_epoch_ = -1;
+  Tensor<float> values_, targets_;
+  Tensor<std::int32_t> classes_, labels_;
+  Tensor<std::uint8_t> mask_;
+  index_t tokens_ = 0;
+};
+
+struct StageResult {
+  double test_acc = 0, val_acc = 0, test_loss = 0, val_loss = 0, seconds = 0, cpu_seconds = 0;
+  index_t steps = 0, best_epoch = -1;
+  nlohmann::json json() const {
+    return {{"test_acc", test_acc}, {"val_acc", val_acc}, {"test_loss", test_loss}, {"val_loss", val_loss},
+            {"seconds", seconds}, {"cpu_seconds", cpu_seconds}, {"steps", steps}, {"best_epoch", best_epoch}};
+  }
+};
+
+template <class Block>
+struct Pipeline {
+  using Enc = nn::LinearEncoder<float>;
+  using Classifier = nn::Model<Enc, nn::Stack<Block>, nn::LayerNorm<float>, heads::ClassificationHead<float>>;
+  using Denoiser = nn::Model<Enc, nn::Stack<Block>, nn::LayerNorm<float>, heads::MaskedDenoisingHead<float>>;
+
+  const Options& o;
+  std::string name;
+  typename Block::Config block;
+  bool sinusoidal;
+  train::MetricsLog& log;
+  const data::Splits& data;
+
+  typename nn::Stack<Block>::Config stack() const { return {o.layers, block}; }
+  typename Classifier::Config classifier_config() const {
+    return {{.channels = 1, .dim = o.d_model, .mask_channel = false, .sinusoidal = sinusoidal},
+            stack(),
+            {.dim = o.d_model},
+            {.dim = o.d_model, .classes = data.train.info().num_classes, .pool = nn::parse_pool(o.pool)}};
+  }
+  typename Denoiser::Config denoiser_config() const {
+    const auto loss = heads::parse_denoise_loss(o.spt_loss);
+    return {{.channels = 1, .dim = o.d_model, .mask_channel = true, .sinusoidal = sinusoidal},
+            stack(),
+            {.dim = o.d_model},
+            {.dim = o.d_model, .classes = 256, .loss = loss}};
+  }
+  train::Schedule schedule(index_t epochs) const {
+    const index_t per_epoch = data.train.size() / o.batch;
+    return {train::Schedule::parse(o.schedule), o.warmup, epochs * per_epoch, 0.0};
+  }
+  train::AdamWConfig adamw(double lr) const {
+    return {.lr = lr, .weight_decay = o.weight_decay, .ssm_lr = o.ssm_lr, .ssm_weight_decay = 0.0};
+  }
+  train::FitConfig fit_config(const std::string& stage, index_t epochs, train::Select select) const {
+    train::FitConfig c;
+    c.run = name + "/" + stage;
+    c.epochs = epochs;
+    c.clip = o.clip;
+    c.select = select;
+    // Pretraining never needs the test split; classifiers report test accuracy at the best validation epoch.
+    c.test_eval = stage == "spt" ? train::TestEval::never : train::TestEval::on_improvement;
+    c.checkpoint_dir = (fs::path(o.out_dir) / name / stage).string();
+    c.resume = o.resume;
+    c.save_every = o.save_every;
+    c.seed = o.seed;
+    c.log_every = o.log_every;
+    c.log = &log;
+    c.metadata["config"] = nlohmann::json{{"model", name}, {"stage", stage}, {"d_model", o.d_model},
+                                          {"layers", o.layers}, {"state", o.state}, {"heads", o.heads},
+                                          {"batch", o.batch}, {"mask_p", o.mask_p}, {"spt_loss", o.spt_loss},
+                                          {"seed", o.seed}}.dump();
+    return c;
+  }
+  static StageResult result(const train::FitResult& r) {
+    StageResult s;
+    s.test_acc = r.best_test_acc;
+    s.val_acc = r.best_val_acc;
+    s.test_loss = r.best_test_loss;
+    s.val_loss = r.best_val_loss;
+    s.seconds = r.seconds;
+    s.cpu_seconds = r.cpu_seconds;
+    s.steps = r.steps;
+    s.best_epoch = r.best_epoch;
+    return s;
+  }
+
+  template <class M>
+  train::FitResult train_model(M& model, ParamStore<float>& store, PixelTask::Mode mode, const std::string& stage,
+                               index_t epochs, double lr, train::Select select) {
+    train::AdamW<float> opt(store, adamw(lr));
+    PixelTask task(data.train, data.val, data.test, o, mode);
+    return train::fit(model, store, opt, schedule(epochs), task, fit_config(stage, epochs, select));
+  }
+
+  StageResult scratch() {
+    Classifier model(classifier_config());
+    ParamStore<float> store;
+    store.bind(model);
+    Rng rng(o.seed, 1);
+    model.init(rng);
+    std::fprintf(stderr, "== %s from scratch: %ld parameters\n", name.c_str(), long(store.count()));
+    return result(train_model(model, store, PixelTask::Mode::classify, "scratch", o.finetune_epochs, o.lr,
+                              train::Select::accuracy));
+  }
+
+  std::pair<StageResult, StageResult> spt_then_finetune() {
+    StageResult pre;
+    {
+      Denoiser model(denoiser_config());
+      ParamStore<float> store;
+      store.bind(model);
+      Rng rng(o.seed, 1);
+      model.init(rng);
+      std::fprintf(stderr, "== %s self-pretraining (masked denoising, p=%.2f, %s loss)\n", name.c_str(), o.mask_p,
+                   o.spt_loss.c_str());
+      const auto sel = o.spt_loss == "ce" ? train::Select::accuracy : train::Select::loss;
+      pre = result(train_model(model, store, PixelTask::Mode::pretrain, "spt", o.pretrain_epochs, o.pretrain_lr, sel));
+    }
+    Classifier model(classifier_config());
+    ParamStore<float> store;
+    store.bind(model);
+    Rng rng(o.seed, 1);
+    model.init(rng);
+    const std::string ckpt = (fs::path(o.out_dir) / name / "spt" / "best.safetensors").string();
+    auto rep = train::transfer<float>(ckpt, store);
+    std::fprintf(stderr, "== %s fine-tuning from %s: %zu tensors loaded, %zu sliced (mask column), %zu new\n",
+                 name.c_str(), ckpt.c_str(), rep.loaded.size(), rep.sliced.size(), rep.fresh.size());
+    StageResult ft = result(train_model(model, store, PixelTask::Mode::classify, "finetune", o.finetune_epochs, o.lr,
+                                        train::Select::accuracy));
+    return {pre, ft};
+  }
+};
+
+static data::Dataset head_of(const data::Dataset& d, index_t n) {
+  if (n <= 0 || n >= d.size()) return d;
+  std::vector<index_t> idx(static_cast<std::size_t>(n));
+  for (index_t i = 0; i < n; ++i) idx[static_cast<std::size_t>(i)] = i;
+  return d.select(idx);
+}
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"Self-pretraining vs. training from scratch on sequential Fashion-MNIST"};
+  app.add_option("--data-dir", o.data_dir, "folder with the Fashion-MNIST IDX files (Debian: dataset-fashion-mnist)");
+  app.add_option("--out-dir", o.out_dir, "where checkpoints, metrics.jsonl and results.json go");
+  app.add_option("--device", o.device, "host or cuda")->check(CLI::IsMember({"host", "cuda"}));
+  app.add_option("--models", o.models, "models to compare: s4d, transformer")->delimiter(',');
+  app.add_option("--train-subset", o.train_subset, "training images used (0: all 54000)");
+  app.add_option("--val-subset", o.val_subset, "validation images used (0: all 6000)");
+  app.add_option("--test-subset", o.test_subset, "test images used (0: all 10000)");
+  app.add_option("--d-model", o.d_model, "model width");
+  app.add_option("--layers", o.layers, "residual blocks");
+  app.add_option("--state", o.state, "S4D state size N");
+  app.add_option("--heads", o.heads, "attention heads");
+  app.add_option("--batch", o.batch, "batch size");
+  app.add_option("--pretrain-epochs", o.pretrain_epochs, "self-pretraining epochs");
+  app.add_option("--finetune-epochs", o.finetune_epochs, "epochs of fine-tuning and of training from scratch");
+  app.add_option("--lr", o.lr, "learning rate (scratch and fine-tuning)");
+  app.add_option("--pretrain-lr", o.pretrain_lr, "learning rate of self-pretraining");
+  app.add_option("--ssm-lr", o.ssm_lr, "learning rate of the SSM dynamics (no weight decay)");
+  app.add_option("--weight-decay", o.weight_decay, "AdamW weight decay");
+  app.add_option("--dropout", o.dropout, "residual dropout");
+  app.add_option("--warmup", o.warmup, "linear warmup updates");
+  app.add_option("--schedule", o.schedule, "constant or cosine after warmup")->check(CLI::IsMember({"constant", "cosine"}));
+  app.add_option("--mask-p", o.mask_p, "masking ratio of self-pretraining");
+  app.add_option("--spt-loss", o.spt_loss, "l1 (normalized value) or ce (256 intensities)")->check(CLI::IsMember({"l1", "ce"}));
+  app.add_option("--pool", o.pool, "classifier pooling: mean, max or last");
+  app.add_option("--clip", o.clip, "gradient clipping by global norm (0: off)");
+  app.add_option("--seed", o.seed, "seed of initialization, data order, masks and dropout");
+  app.add_option("--log-every", o.log_every, "updates between progress lines");
+  app.add_option("--save-every", o.save_every, "updates between resumable checkpoints (besides epoch ends)");
+  app.add_flag("--resume", o.resume, "continue interrupted stages from their last checkpoint");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    LONGSEQ_CHECK(o.device == "host", "--device cuda: the models of this example run on the host only so far; "
+                                      "use --device host");
+    const auto t0 = std::chrono::steady_clock::now();
+    data::Splits all = data::load_idx_task(o.data_dir, "fashion-mnist");
+    data::Splits d{head_of(all.train, o.train_subset), head_of(all.val, o.val_subset), head_of(all.test, o.test_subset)};
+    std::fprintf(stderr, "fashion-mnist: %ld train / %ld val / %ld test images of %ld pixels\n", long(d.train.size()),
+                 long(d.val.size()), long(d.test.size()), long(d.train.info().max_length));
+    fs::create_directories(o.out_dir);
+    if (!o.resume) fs::remove(fs::path(o.out_dir) / "metrics.jsonl");  // a fresh run starts a fresh log
+    train::MetricsLog log((fs::path(o.out_dir) / "metrics.jsonl").string());
+
+    nlohmann::json results = nlohmann::json::object();
+    results["dataset"] = {{"name", "fashion-mnist"}, {"train", d.train.size()}, {"val", d.val.size()},
+                          {"test", d.test.size()}, {"length", d.train.info().max_length}};
+    results["options"] = {{"d_model", o.d_model}, {"layers", o.layers}, {"state", o.state}, {"heads", o.heads},
+                          {"batch", o.batch}, {"pretrain_epochs", o.pretrain_epochs},
+                          {"finetune_epochs", o.finetune_epochs}, {"lr", o.lr}, {"pretrain_lr", o.pretrain_lr},
+                          {"mask_p", o.mask_p}, {"spt_loss", o.spt_loss}, {"seed", o.seed}};
+    struct Row { std::string model; StageResult scratch, spt, ft; };
+    std::vector<Row> rows;
+    auto run = [&](auto pipeline) {
+      Row r;
+      r.model = pipeline.name;
+      r.scratch = pipeline.scratch();
+      std::tie(r.spt, r.ft) = pipeline.spt_then_finetune();
+      results["models"][r.model] = {{"scratch", r.scratch.json()}, {"spt", r.spt.json()}, {"finetune", r.ft.json()}};
+      rows.push_back(r);
+    };
+    for (const auto& m : o.models) {
+      if (m == "transformer") {
+        using Block = spt::TransformerBlock;
+        run(Pipeline<Block>{o, "transformer", spt::transformer_block(o.d_model, o.heads, o.dropout), true, log, d});
+      } else if (m == "s4d") {
+        using Block = spt::S4DBlock;
+        run(Pipeline<Block>{o, "s4d", spt::s4d_block(o.d_model, o.state, o.dropout), false, log, d});
+      } else {
+        LONGSEQ_FAIL("unknown model '", m, "', expected s4d or transformer");
+      }
+    }
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    results["seconds"] = total;
+    std::ofstream(fs::path(o.out_dir) / "results.json") << results.dump(2) << "\n";
+
+    std::printf("\nSequential Fashion-MNIST (784 steps), %ld train images, seed %llu: test accuracy at the best "
+                "validation epoch\n",
+                long(d.train.size()), static_cast<unsigned long long>(o.seed));
+    std::printf("| model       | scratch acc | SPT + FT acc |  gain  | scratch time | SPT time  | FT time   |\n");
+    std::printf("|-------------|-------------|--------------|--------|--------------|-----------|-----------|\n");
+    for (const auto& r : rows)
+      std::printf("| %-11s | %10.2f%% | %11.2f%% | %+6.2f | %11.0fs | %8.0fs | %8.0fs |\n", r.model.c_str(),
+                  100 * r.scratch.test_acc, 100 * r.ft.test_acc, 100 * (r.ft.test_acc - r.scratch.test_acc),
+                  r.scratch.seconds, r.spt.seconds, r.ft.seconds);
+    double cpu = 0;
+    for (const auto& r : rows) cpu += r.scratch.cpu_seconds + r.spt.cpu_seconds + r.ft.cpu_seconds;
+    std::printf("times are wall clock; CPU time of all stages: %.0fs. Same fine-tuning budget (%ld epochs) for "
+                "scratch and SPT + FT; SPT: %ld epochs of masked denoising (p = %.2f, %s).\n",
+                cpu, long(o.finetune_epochs), long(o.pretrain_epochs), o.mask_p, o.spt_loss.c_str());
+    std::printf("results: %s, metrics: %s (total %.0fs)\n", (fs::path(o.out_dir) / "results.json").string().c_str(),
+                (fs::path(o.out_dir) / "metrics.jsonl").string().c_str(), total);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

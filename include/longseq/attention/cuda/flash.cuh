@@ -1,0 +1,451 @@
+// Fused flash attention on the GPU: the forward streams key tiles through shared memory with an online
+// softmax in fp32 and saves only the log-sum-exp per query; the backward recomputes the probabilities from it.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "../../core/cuda/context.cuh"
+#include "../../core/cuda/launch.cuh"
+#include "../../core/dtype.hpp"
+#include "../../core/rng.hpp"
+#include "../flash.hpp"
+
+namespace longseq::attention {
+
+namespace cuda_flash {
+
+// Work split shared by the kernels. A block of 4 warps owns `rows` rows (queries in the forward and dQ
+// kernels, keys in the dK/dV kernel), each warp `rows_per_warp` of them; the other side streams through
+// shared memory in tiles of 32, one entry per lane. A lane computes the scores of its tile entry against
+// the warp's rows (dot products over the whole head), then owns head_dim / 32 columns of the accumulators,
+// receiving each tile entry's weight by warp shuffle. All storage in shared memory is fp32.
+template <int HD>
+struct Tile {
+  static_assert(HD == 32 || HD == 64 || HD == 128, "flash attention (CUDA): head_dim must be 32, 64 or 128");
+  static constexpr int warps = 4;
+  static constexpr int threads = warps * 32;
+  static constexpr int rows_per_warp = HD == 128 ? 2 : 4;  // keeps shared memory under the 48 KiB static limit
+  static constexpr int rows = warps * rows_per_warp;
+  static constexpr int cols = 32;
+  static constexpr int per_lane = HD / 32;
+  // Row stride of streamed tiles: lane c reading element (c, d) hits bank (c + d) mod 32, no conflicts.
+  static constexpr int pad = HD + 1;
+};
+
+template <class T>
+__device__ inline float load(const T& x) {
+  return float(x);
+}
+
+__device__ inline index_t imin(index_t a, index_t b) { return a < b ? a : b; }
+__device__ inline index_t imax(index_t a, index_t b) { return a > b ? a : b; }
+
+// MaskSpec::allowed and MaskSpec::padded, for kernels (key_padding is a device pointer here).
+__device__ inline bool visible(const MaskSpec& m, index_t b, index_t qpos, index_t k) {
+  if (m.causal && k > qpos) return false;
+  if (m.window > 0) {
+    const index_t bq = qpos / m.window, bk = k / m.window;
+    if (bk < bq - m.look_back) return false;
+    if (!m.causal && bk > bq + m.look_forward) return false;
+  }
+  return m.key_padding == nullptr || m.key_padding[b * m.key_padding_stride + k] == 0;
+}
+
+// MaskSpec::key_range: keys [lo, hi) that queries at positions [p0, p1] might see.
+__device__ inline void key_range(const MaskSpec& m, index_t p0, index_t p1, index_t len_k, index_t& lo,
+                                 index_t& hi) {
+  lo = 0;
+  hi = len_k;
+  if (m.causal) hi = imin(hi, p1 + 1);
+  if (m.window > 0) {
+    lo = imax(lo, (p0 / m.window - m.look_back) * m.window);
+    if (!m.causal) hi = imin(hi, (p1 / m.window + m.look_forward + 1) * m.window);
+  }
+  lo = imin(lo, len_k);
+  hi = imax(hi, 0);
+}
+
+// The dropout multiplier (0 or 1/(1-p)) of probability element e = ((b * heads + h) * len_q + i) * len_k + j,
+// drawn exactly as the host flash kernel draws it.
+struct Dropout {
+  float p, keep_scale;
+  std::uint64_t seed, stream;
+  __device__ float factor(std::uint64_t e) const {
+    const Philox::u32x4 r = Philox::generate(seed, stream, e / 4);
+    return Philox::to_unit(r.v[e % 4]) >= p ? keep_scale : 0.0f;
+  }
+};
+
+template <class T, int HD>
+__global__ void __launch_bounds__(Tile<HD>::threads)
+    forward_kernel(FlashArgs<T> a, float scale, Dropout drop, T* o, index_t o_batch, index_t o_row, float* lse) {
+  using Tl = Tile<HD>;
+  constexpr int R = Tl::rows_per_warp, P = Tl::per_lane, C = Tl::cols;
+  __shared__ float qs[Tl::rows][HD];
+  __shared__ float ks[C][Tl::pad];
+  __shared__ float vs[C][Tl::pad];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const index_t bh = blockIdx.y, b = bh / a.heads, h = bh % a.heads;
+  const index_t Lq = a.len_q, Lk = a.len_k, i0 = index_t(blockIdx.x) * Tl::rows;
+  const T* q = a.q + b * a.q_batch + h * HD;
+  const T* k = a.k + b * a.k_batch + h * HD;
+  const T* v = a.v + b * a.v_batch + h * HD;
+
+  for (int idx = threadIdx.x; idx < Tl::rows * HD; idx += Tl::threads) {
+    const int r = idx / HD, d = idx % HD;
+    const index_t i = i0 + r;
+    qs[r][d] = i < Lq ? load(q[i * a.q_row + d]) : 0.0f;
+  }
+  float acc[R][P], m[R], l[R];
+  #pragma unroll
+  for (int r = 0; r < R; ++r) {
+    m[r] = -INFINITY;
+    l[r] = 0.0f;
+    #pragma unroll
+    for (int t = 0; t < P; ++t) acc[r][t] = 0.0f;
+  }
+  index_t klo, khi;
+  key_range(a.mask, i0 + a.mask.q_offset, imin(i0 + Tl::rows, Lq) - 1 + a.mask.q_offset, Lk, klo, khi);
+
+  for (index_t j0 = klo; j0 < khi; j0 += C) {
+    __syncthreads();  // the previous tile is consumed (and the query rows are stored, on the first pass)
+    for (int idx = threadIdx.x; idx < C * HD; idx += Tl::threads) {
+      const int c = idx / HD, d = idx % HD;
+      const index_t j = j0 + c;
+      ks[c][d] = j < khi ? load(k[j * a.k_row + d]) : 0.0f;
+      vs[c][d] = j < khi ? load(v[j * a.v_row + d]) : 0.0f;
+    }
+    __syncthreads();
+    const index_t j = j0 + lane;
+    #pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int row = warp * R + r;
+      const index_t i = i0 + row;
+      float s = -INFINITY;
+      if (i < Lq && j < khi && visible(a.mask, b, i + a.mask.q_offset, j)) {
+        float dot = 0.0f;
+        for (int d = 0; d < HD; ++d) dot += qs[row][d] * ks[lane][d];
+        s = dot * scale;
+      }
+      // Online softmax: m and l are the same in every lane of the warp, so the branch is uniform.
+      const float m_new = fmaxf(m[r], cuda::warp_max(s));
+      if (m_new == -INFINITY) continue;  // nothing visible yet in this row
+      const float alpha = m[r] == -INFINITY ? 0.0f : expf(m[r] - m_new);
+      float p = s == -INFINITY ? 0.0f : expf(s - m_new);
+      l[r] = l[r] * alpha + cuda::warp_sum(p);  // the normalizer excludes dropout, as on the host
+      m[r] = m_new;
+      if (drop.p > 0.0f && p != 0.0f) p *= drop.factor(std::uint64_t((bh * Lq + i) * Lk + j));
+      #pragma unroll
+      for (int t = 0; t < P; ++t) acc[r][t] *= alpha;
+      for (int c = 0; c < C; ++c) {
+        const float pc = __shfl_sync(0xffffffffu, p, c);
+        #pragma unroll
+        for (int t = 0; t < P; ++t) acc[r][t] += pc * vs[c][lane + 32 * t];
+      }
+    }
+  }
+  #pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const index_t i = i0 + warp * R + r;
+    if (i >= Lq) continue;
+    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+    T* out = o + b * o_batch + i * o_row + h * HD;
+    #pragma unroll
+    for (int t = 0; t < P; ++t) out[lane + 32 * t] = T(acc[r][t] * inv);
+    if (lane == 0) lse[bh * Lq + i] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+  }
+}
+
+// delta[bh * Lq + i] = do_i . o_i in fp32 (equals sum_j P_ij dP_ij, dropout included in o).
+template <class T>
+struct RowDelta {
+  const T *o, *dout;
+  index_t heads, len_q, head_dim, o_batch, o_row;
+  float* delta;
+  __device__ void operator()(index_t row) const {
+    const index_t bh = row / len_q, i = row % len_q, b = bh / heads, h = bh % heads;
+    const index_t off = b * o_batch + i * o_row + h * head_dim;
+    float s = 0.0f;
+    for (index_t d = 0; d < head_dim; ++d) s += load(dout[off + d]) * load(o[off + d]);
+    delta[row] = s;
+  }
+};
+
+// dS_ij = Pd_ij dPd_ij - P_ij delta_i with P = exp(scale q.k - lse), Pd = P Z (Z the dropout multiplier)
+// and dPd = do_i . v_j; zero where masked or where the query sees no key. Returns dS, sets pz = Pd.
+__device__ inline float score_grad(float qk, float dpd, float lse_i, float delta_i, float scale, bool ok,
+                                   const Dropout& drop, std::uint64_t e, float& pz) {
+  if (!ok || lse_i == -INFINITY) {
+    pz = 0.0f;
+    return 0.0f;
+  }
+  const float p = expf(qk * scale - lse_i);
+  const float z = drop.p > 0.0f ? drop.factor(e) : 1.0f;
+  pz = p * z;
+  return pz * dpd - p * delta_i;
+}
+
+// dQ for a tile of query rows (the forward's split): dq_i = scale * sum_j dS_ij k_j.
+template <class T, int HD>
+__global__ void __launch_bounds__(Tile<HD>::threads)
+    dq_kernel(FlashArgs<T> a, float scale, Dropout drop, const T* dout, index_t o_batch, index_t o_row,
+              const float* lse, const float* delta, T* dq) {
+  using Tl = Tile<HD>;
+  constexpr int R = Tl::rows_per_warp, P = Tl::per_lane, C = Tl::cols;
+  __shared__ float qs[Tl::rows][HD];
+  __shared__ float gs[Tl::rows][HD];
+  __shared__ float ks[C][Tl::pad];
+  __shared__ float vs[C][Tl::pad];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const index_t bh = blockIdx.y, b = bh / a.heads, h = bh % a.heads;
+  const index_t Lq = a.len_q, Lk = a.len_k, i0 = index_t(blockIdx.x) * Tl::rows;
+  const T* q = a.q + b * a.q_batch + h * HD;
+  const T* k = a.k + b * a.k_batch + h * HD;
+  const T* v = a.v + b * a.v_batch + h * HD;
+  const T* g = dout + b * o_batch + h * HD;
+
+  for (int idx = threadIdx.x; idx < Tl::rows * HD; idx += Tl::threads) {
+    const int r = idx / HD, d = idx % HD;
+    const index_t i = i0 + r;
+    qs[r][d] = i < Lq ? load(q[i * a.q_row + d]) : 0.0f;
+    gs[r][d] = i < Lq ? load(g[i * o_row + d]) : 0.0f;
+  }
+  float acc[R][P], lse_r[R], delta_r[R];
+  #pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const index_t i = i0 + warp * R + r;
+    lse_r[r] = i < Lq ? lse[bh * Lq + i] : -INFINITY;
+    delta_r[r] = i < Lq ? delta[bh * Lq + i] : 0.0f;
+    #pragma unroll
+    for (int t = 0; t < P; ++t) acc[r][t] = 0.0f;
+  }
+  index_t klo, khi;
+  key_range(a.mask, i0 + a.mask.q_offset, imin(i0 + Tl::rows, Lq) - 1 + a.mask.q_offset, Lk, klo, khi);
+
+  for (index_t j0 = klo; j0 < khi; j0 += C) {
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < C * HD; idx += Tl::threads) {
+      const int c = idx / HD, d = idx % HD;
+      const index_t j = j0 + c;
+      ks[c][d] = j < khi ? load(k[j * a.k_row + d]) : 0.0f;
+      vs[c][d] = j < khi ? load(v[j * a.v_row + d]) : 0.0f;
+    }
+    __syncthreads();
+    const index_t j = j0 + lane;
+    #pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int row = warp * R + r;
+      const index_t i = i0 + row;
+      const bool ok = i < Lq && j < khi && visible(a.mask, b, i + a.mask.q_offset, j);
+      float qk = 0.0f, dpd = 0.0f;
+      if (ok)
+        for (int d = 0; d < HD; ++d) {
+          qk += qs[row][d] * ks[lane][d];
+          dpd += gs[row][d] * vs[lane][d];
+        }
+      float pz;
+      const float ds = score_grad(qk, dpd, lse_r[r], delta_r[r], scale, ok, drop,
+                                  std::uint64_t((bh * Lq + i) * Lk + j), pz);
+      for (int c = 0; c < C; ++c) {
+        const float dsc = __shfl_sync(0xffffffffu, ds, c);
+        #pragma unroll
+        for (int t = 0; t < P; ++t) acc[r][t] += dsc * ks[c][lane + 32 * t];
+      }
+    }
+  }
+  #pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const index_t i = i0 + warp * R + r;
+    if (i >= Lq) continue;
+    T* out = dq + b * a.q_batch + i * a.q_row + h * HD;
+    #pragma unroll
+    for (int t = 0; t < P; ++t) out[lane + 32 * t] = T(acc[r][t] * scale);
+  }
+}
+
+// dK and dV for a tile of key rows, streaming over query tiles (lanes are queries):
+// dv_j = sum_i Pd_ij do_i, dk_j = scale * sum_i dS_ij q_i.
+template <class T, int HD>
+__global__ void __launch_bounds__(Tile<HD>::threads)
+    dkv_kernel(FlashArgs<T> a, float scale, Dropout drop, const T* dout, index_t o_batch, index_t o_row,
+               const float* lse, const float* delta, T* dk, T* dv) {
+  using Tl = Tile<HD>;
+  constexpr int R = Tl::rows_per_warp, P = Tl::per_lane, C = Tl::cols;
+  __shared__ float ks[Tl::rows][HD];
+  __shared__ float vs[Tl::rows][HD];
+  __shared__ float qs[C][Tl::pad];
+  __shared__ float gs[C][Tl::pad];
+  __shared__ float lse_s[C], delta_s[C];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const index_t bh = blockIdx.y, b = bh / a.heads, h = bh % a.heads;
+  const index_t Lq = a.len_q, Lk = a.len_k, j0 = index_t(blockIdx.x) * Tl::rows;
+  const index_t j_last = imin(j0 + Tl::rows, Lk) - 1;
+  const T* q = a.q + b * a.q_batch + h * HD;
+  const T* k = a.k + b * a.k_batch + h * HD;
+  const T* v = a.v + b * a.v_batch + h * HD;
+  const T* g = dout + b * o_batch + h * HD;
+
+  for (int idx = threadIdx.x; idx < Tl::rows * HD; idx += Tl::threads) {
+    const int r = idx / HD, d = idx % HD;
+    const index_t j = j0 + r;
+    ks[r][d] = j < Lk ? load(k[j * a.k_row + d]) : 0.0f;
+    vs[r][d] = j < Lk ? load(v[j * a.v_row + d]) : 0.0f;
+  }
+  float gk[R][P], gv[R][P];
+  #pragma unroll
+  for (int r = 0; r < R; ++r)
+    #pragma unroll
+    for (int t = 0; t < P; ++t) gk[r][t] = gv[r][t] = 0.0f;
+
+  for (index_t i0 = 0; i0 < Lq; i0 += C) {
+    // Skip query tiles that see none of this block's keys (the same test for the whole block).
+    index_t lo, hi;
+    key_range(a.mask, i0 + a.mask.q_offset, imin(i0 + C, Lq) - 1 + a.mask.q_offset, Lk, lo, hi);
+    if (hi <= j0 || lo > j_last) continue;
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < C * HD; idx += Tl::threads) {
+      const int c = idx / HD, d = idx % HD;
+      const index_t i = i0 + c;
+      qs[c][d] = i < Lq ? load(q[i * a.q_row + d]) : 0.0f;
+      gs[c][d] = i < Lq ? load(g[i * o_row + d]) : 0.0f;
+    }
+    if (threadIdx.x < C) {
+      const index_t i = i0 + threadIdx.x;
+      lse_s[threadIdx.x] = i < Lq ? lse[bh * Lq + i] : -INFINITY;
+      delta_s[threadIdx.x] = i < Lq ? delta[bh * Lq + i] : 0.0f;
+    }
+    __syncthreads();
+    const index_t i = i0 + lane;
+    #pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int row = warp * R + r;
+      const index_t j = j0 + row;
+      const bool ok = i < Lq && j < Lk && visible(a.mask, b, i + a.mask.q_offset, j);
+      float qk = 0.0f, dpd = 0.0f;
+      if (ok)
+        for (int d = 0; d < HD; ++d) {
+          qk += qs[lane][d] * ks[row][d];
+          dpd += gs[lane][d] * vs[row][d];
+        }
+      float pz;
+      const float ds = score_grad(qk, dpd, lse_s[lane], delta_s[lane], scale, ok, drop,
+                                  std::uint64_t((bh * Lq + i) * Lk + j), pz);
+      for (int c = 0; c < C; ++c) {
+        const float pc = __shfl_sync(0xffffffffu, pz, c), dsc = __shfl_sync(0xffffffffu, ds, c);
+        #pragma unroll
+        for (int t = 0; t < P; ++t) {
+          gv[r][t] += pc * gs[c][lane + 32 * t];
+          gk[r][t] += dsc * qs[c][lane + 32 * t];
+        }
+      }
+    }
+  }
+  #pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const index_t j = j0 + warp * R + r;
+    if (j >= Lk) continue;
+    T* ok_ = dk + b * a.k_batch + j * a.k_row + h * HD;
+    T* ov = dv + b * a.v_batch + j * a.v_row + h * HD;
+    #pragma unroll
+    for (int t = 0; t < P; ++t) {
+      ok_[lane + 32 * t] = T(gk[r][t] * scale);
+      ov[lane + 32 * t] = T(gv[r][t]);
+    }
+  }
+}
+
+template <class T>
+void check_args(const FlashArgs<T>& a, const char* fn) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, half> || std::is_same_v<T, bf16>,
+                "flash attention (CUDA): T must be float, half or bf16");
+  LONGSEQ_CHECK(a.head_dim == 32 || a.head_dim == 64 || a.head_dim == 128, fn, " (CUDA): head_dim ", a.head_dim,
+                " is not supported; expected 32, 64 or 128");
+  LONGSEQ_CHECK(a.batch >= 0 && a.heads > 0 && a.len_q >= 0 && a.len_k >= 0, fn,
+                " (CUDA): sizes batch=", a.batch, ", heads=", a.heads, ", len_q=", a.len_q, ", len_k=", a.len_k,
+                " must be non-negative (heads positive)");
+  LONGSEQ_CHECK(a.batch * a.heads <= 65535, fn, " (CUDA): batch * heads = ", a.batch * a.heads,
+                " exceeds the grid's 65535 limit");
+  LONGSEQ_CHECK(a.dropout >= 0.0 && a.dropout < 1.0, fn, " (CUDA): dropout ", a.dropout, " must be in [0, 1)");
+  LONGSEQ_CHECK(a.mask.window >= 0 && a.mask.look_back >= 0 && a.mask.look_forward >= 0 && a.mask.q_offset >= 0,
+                fn, " (CUDA): window, look_back, look_forward and q_offset must be >= 0");
+  LONGSEQ_CHECK(a.q_row >= a.heads * a.head_dim && a.k_row >= a.heads * a.head_dim &&
+                    a.v_row >= a.heads * a.head_dim,
+                fn, " (CUDA): row strides (q ", a.q_row, ", k ", a.k_row, ", v ", a.v_row,
+                ") must be >= heads * head_dim = ", a.heads * a.head_dim);
+}
+
+template <class T>
+Dropout dropout_of(const FlashArgs<T>& a) {
+  return {float(a.dropout), float(a.dropout > 0 ? 1.0 / (1.0 - a.dropout) : 1.0), a.seed, a.stream};
+}
+
+// Calls f(std::integral_constant<int, HD>) for the runtime head dim: the one place it becomes a type.
+template <class F>
+void dispatch_head_dim(index_t head_dim, F&& f) {
+  switch (head_dim) {
+    case 32: f(std::integral_constant<int, 32>{}); break;
+    case 64: f(std::integral_constant<int, 64>{}); break;
+    case 128: f(std::integral_constant<int, 128>{}); break;
+    default: LONGSEQ_FAIL("flash attention (CUDA): head_dim ", head_dim, " is not supported; expected 32, 64 or 128");
+  }
+}
+
+inline dim3 grid_of(index_t len, int rows, index_t batch_heads) {
+  return dim3(unsigned((len + rows - 1) / rows), unsigned(batch_heads));
+}
+
+}  // namespace cuda_flash
+
+// The host flash_forward on the GPU. Every pointer (q, k, v in `a`, a.mask.key_padding, o, lse) is a device
+// pointer; lse (B, heads, len_q) is fp32 for every T (the host's T* for T = float). block_q/block_k are
+// ignored: the tiles are fixed per head dim (see cuda_flash::Tile). Launch: grid (ceil(len_q / rows),
+// batch * heads), 128 threads, static shared memory only.
+template <class T>
+void flash_forward(Context<device::cuda>& ctx, const FlashArgs<T>& a, T* o, index_t o_batch, index_t o_row,
+                   float* lse) {
+  cuda_flash::check_args(a, "flash_forward");
+  if (a.batch == 0 || a.len_q == 0) return;
+  const float scale = float(a.scale);
+  const auto drop = cuda_flash::dropout_of(a);
+  cuda_flash::dispatch_head_dim(a.head_dim, [&](auto hd) {
+    constexpr int HD = decltype(hd)::value;
+    using Tl = cuda_flash::Tile<HD>;
+    cuda_flash::forward_kernel<T, HD><<<cuda_flash::grid_of(a.len_q, Tl::rows, a.batch * a.heads), Tl::threads, 0,
+                                         ctx.stream()>>>(a, scale, drop, o, o_batch, o_row, lse);
+    LONGSEQ_CUDA_LAUNCH_CHECK("flash_forward");
+  });
+}
+
+// The host flash_backward on the GPU: writes dq, dk, dv (strides of q, k, v) from do (strides of o), o and
+// the forward's fp32 lse. Three launches: delta = rowsum(do * o) into fp32 scratch, then dQ over query tiles
+// and dK/dV over key tiles (each recomputes its probability tiles; no atomics, deterministic).
+template <class T>
+void flash_backward(Context<device::cuda>& ctx, const FlashArgs<T>& a, const T* o, index_t o_batch, index_t o_row,
+                    const float* lse, const T* dout, T* dq, T* dk, T* dv) {
+  cuda_flash::check_args(a, "flash_backward");
+  if (a.batch == 0) return;
+  const index_t BH = a.batch * a.heads;
+  auto delta = ctx.scratch<float>(std::size_t(BH * a.len_q));
+  cuda::for_each(ctx.stream(), BH * a.len_q,
+                 cuda_flash::RowDelta<T>{o, dout, a.heads, a.len_q, a.head_dim, o_batch, o_row, delta.data()},
+                 "flash_backward_delta");
+  const float scale = float(a.scale);
+  const auto drop = cuda_flash::dropout_of(a);
+  cuda_flash::dispatch_head_dim(a.head_dim, [&](auto hd) {
+    constexpr int HD = decltype(hd)::value;
+    using Tl = cuda_flash::Tile<HD>;
+    if (a.len_q > 0) {
+      cuda_flash::dq_kernel<T, HD><<<cuda_flash::grid_of(a.len_q, Tl::rows, BH), Tl::threads, 0, ctx.stream()>>>(
+          a, scale, drop, dout, o_batch, o_row, lse, delta.data(), dq);
+      LONGSEQ_CUDA_LAUNCH_CHECK("flash_backward_dq");
+    }
+    if (a.len_k > 0) {
+      cuda_flash::dkv_kernel<T, HD><<<cuda_flash::grid_of(a.len_k, Tl::rows, BH), Tl::threads, 0, ctx.stream()>>>(
+          a, scale, drop, dout, o_batch, o_row, lse, delta.data(), dk, dv);
+      LONGSEQ_CUDA_LAUNCH_CHECK("flash_backward_dkv");
+    }
+  });
+}
+
+}  // namespace longseq::attention

@@ -1,0 +1,308 @@
+// Host attention without an L x L matrix: blocked online softmax forward saving the log-sum-exp per
+// query, and a backward that recomputes each score block from it (FlashAttention-2 order of work).
+#pragma once
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "../core/context.hpp"
+#include "../core/rng.hpp"
+#include "../ops/gemm.hpp"
+#include "mask.hpp"
+
+namespace longseq::attention {
+
+// Strided views of q, k, v, o for all heads: element (b, pos, h, c) of X sits at
+// X + b * X_batch + pos * X_row + h * head_dim + c. The projections' (B, L, heads * head_dim) output
+// is used in place (X_row = heads * head_dim), so no per-head copies are needed.
+template <class T>
+struct FlashArgs {
+  index_t batch = 0, heads = 0, len_q = 0, len_k = 0, head_dim = 0;
+  const T* q = nullptr;
+  index_t q_batch = 0, q_row = 0;
+  const T* k = nullptr;
+  index_t k_batch = 0, k_row = 0;
+  const T* v = nullptr;
+  index_t v_batch = 0, v_row = 0;
+  double scale = 1.0;  // usually 1 / sqrt(head_dim)
+  MaskSpec mask;
+  // Dropout on the attention probabilities; the keep decision for element (b, h, i, j) is
+  // Philox(seed, stream, e / 4)[e % 4] >= p with e = ((b * heads + h) * len_q + i) * len_k + j.
+  double dropout = 0.0;
+  std::uint64_t seed = 0, stream = 0;
+  // Tile sizes. One layer (d 128, 4 heads, L 1024, B 16, float, fwd+bwd, 1 thread, shared 2-core host):
+  // 32: 2.5-2.7 s, 64: 2.0-2.2 s, 128: 1.8-2.0 s, 256: 1.5-1.9 s, 512: 1.3-1.5 s (noisy). Larger tiles
+  // amortize BLAS call overhead; 256 keeps one float tile at 256 KiB.
+  index_t block_q = 64, block_k = 64;
+};
+
+namespace detail {
+// Fork threads only when there are several heads and enough work to pay for the fork.
+template <class T>
+bool worth_parallel(const FlashArgs<T>& a) {
+  return a.batch * a.heads > 1 && a.batch * a.heads * a.len_q * a.len_k * a.head_dim >= (index_t(1) << 18);
+}
+template <class T>
+struct DropoutMask {
+  double p;
+  T scale;
+  std::uint64_t seed, stream;
+  bool active() const { return p > 0; }
+  // Multiplier (0 or 1/(1-p)) of element e.
+  T factor(std::uint64_t e) const {
+    const auto r = Philox::generate(seed, stream, e / 4);
+    return Philox::to_unit(r.v[e % 4]) >= float(p) ? scale : T(0);
+  }
+};
+template <class T>
+DropoutMask<T> dropout_of(const FlashArgs<T>& a) {
+  return {a.dropout, T(a.dropout > 0 ? 1.0 / (1.0 - a.dropout) : 1.0), a.seed, a.stream};
+}
+// exp(x - m) over a row, in place; entries at -inf become exactly 0. For float a branch-free
+// Cody-Waite + polynomial exp that the compiler vectorizes (libm's expf took ~18% of a layer's time).
+// The clamp and the zeroing work on the bits: with z <= 0, a larger unsigned bit pattern is a more
+// negative float, and GCC will not vectorize the float compare-and-select forms under trapping math.
+// double keeps std::exp, so the double-precision tests compare against the exact function.
+inline void exp_row(float* x, index_t n, float m) {
+  constexpr std::uint32_t minus87 = 0xC2AE0000u;  // bits of -87.0f; exp(-87) ~ 1.6e-38 is still normal
+  for (index_t c = 0; c < n; ++c) {
+    const float z = x[c] - m;
+    const std::uint32_t u = std::bit_cast<std::uint32_t>(z);
+    const float zc = std::bit_cast<float>(std::min(u, minus87));                // max(z, -87)
+    const float k = -float(int(0.5f - zc * 1.44269504088896341f));              // round(z / ln2), truncating
+    const float f = (zc - k * 0.693145751953125f) - k * 1.428606765330187e-6f;  // ln2 = hi + lo, |f| <= ln2/2
+    float p = 1.0f / 5040.0f;
+    p = p * f + 1.0f / 720.0f;
+    p = p * f + 1.0f / 120.0f;
+    p = p * f + 1.0f / 24.0f;
+    p = p * f + 1.0f / 6.0f;
+    p = p * f + 0.5f;
+    p = p * f + 1.0f;
+    p = p * f + 1.0f;
+    const float r = p * std::bit_cast<float>((int(k) + 127) << 23);
+    const std::uint32_t keep = 0u - std::uint32_t(u <= minus87);  // all ones unless z < -87 (or -inf)
+    x[c] = std::bit_cast<float>(std::bit_cast<std::uint32_t>(r) & keep);
+  }
+}
+inline void exp_row(double* x, index_t n, double m) {
+  for (index_t c = 0; c < n; ++c) x[c] = std::exp(x[c] - m);
+}
+template <class T>
+void exp_row(T* x, index_t n, T m) {
+  for (index_t c = 0; c < n; ++c) x[c] = T(std::exp(double(x[c]) - double(m)));
+}
+
+// Row reductions with 8 independent partial results: the compiler vectorizes the lanes without
+// reassociating (no -ffast-math needed) and the dependency chain is 8 times shorter.
+template <class T>
+T row_max(const T* x, index_t n) {
+  T part[8];
+  for (auto& v : part) v = -std::numeric_limits<T>::infinity();
+  index_t c = 0;
+  for (; c + 8 <= n; c += 8)
+    for (int j = 0; j < 8; ++j) part[j] = part[j] > x[c + j] ? part[j] : x[c + j];
+  T m = -std::numeric_limits<T>::infinity();
+  for (; c < n; ++c) m = m > x[c] ? m : x[c];
+  for (T v : part) m = m > v ? m : v;
+  return m;
+}
+template <class T>
+T row_dot(const T* x, const T* y, index_t n) {
+  T part[8] = {};
+  index_t c = 0;
+  for (; c + 8 <= n; c += 8)
+    for (int j = 0; j < 8; ++j) part[j] += x[c + j] * y[c + j];
+  T s = 0;
+  for (; c < n; ++c) s += x[c] * y[c];
+  for (T v : part) s += v;
+  return s;
+}
+template <class T>
+T row_sum(const T* x, index_t n) {
+  T part[8] = {};
+  index_t c = 0;
+  for (; c + 8 <= n; c += 8)
+    for (int j = 0; j < 8; ++j) part[j] += x[c + j];
+  T s = 0;
+  for (; c < n; ++c) s += x[c];
+  for (T v : part) s += v;
+  return s;
+}
+
+// Sets the entries of a score tile that the mask hides to -inf. Returns false when nothing was hidden.
+template <class T>
+bool mask_tile(const MaskSpec& mask, index_t b, index_t p0, index_t nq, index_t k0, index_t nk, T* s) {
+  bool any_pad = false;
+  if (mask.key_padding != nullptr)
+    for (index_t c = 0; c < nk && !any_pad; ++c) any_pad = mask.padded(b, k0 + c);
+  if (!any_pad && mask.tile_all_allowed(p0, p0 + nq - 1, k0, k0 + nk - 1)) return false;
+  constexpr T neg_inf = -std::numeric_limits<T>::infinity();
+  for (index_t r = 0; r < nq; ++r)
+    for (index_t c = 0; c < nk; ++c)
+      if (!mask.allowed(p0 + r, k0 + c) || mask.padded(b, k0 + c)) s[r * nk + c] = neg_inf;
+  return true;
+}
+}  // namespace detail
+
+// o (same strides as given) = softmax(scale q k^T + mask) v per head; lse (B, heads, len_q) gets
+// m + log(sum) per query, or -inf for a query that sees no key (its output row is 0).
+template <class T>
+void flash_forward(Context<device::host>& ctx, const FlashArgs<T>& a, T* o, index_t o_batch, index_t o_row, T* lse) {
+  const index_t H = a.heads, Lq = a.len_q, Lk = a.len_k, dh = a.head_dim;
+  const index_t bq = std::max<index_t>(1, a.block_q), bk = std::max<index_t>(1, a.block_k);
+  const auto drop = detail::dropout_of(a);
+  constexpr T neg_inf = -std::numeric_limits<T>::infinity();
+#pragma omp parallel num_threads(ctx.threads) if (detail::worth_parallel(a))
+  {
+    std::vector<T> s(static_cast<std::size_t>(bq * bk)), acc(static_cast<std::size_t>(bq * dh));
+    std::vector<T> m(static_cast<std::size_t>(bq)), l(static_cast<std::size_t>(bq));
+#pragma omp for schedule(dynamic)
+    for (index_t bh = 0; bh < a.batch * H; ++bh) {
+      const index_t b = bh / H, h = bh % H;
+      const T* q = a.q + b * a.q_batch + h * dh;
+      const T* k = a.k + b * a.k_batch + h * dh;
+      const T* v = a.v + b * a.v_batch + h * dh;
+      T* out = o + b * o_batch + h * dh;
+      for (index_t i0 = 0; i0 < Lq; i0 += bq) {
+        const index_t nq = std::min(bq, Lq - i0), p0 = i0 + a.mask.q_offset;
+        std::fill(m.begin(), m.end(), neg_inf);
+        std::fill(l.begin(), l.end(), T(0));
+        std::fill(acc.begin(), acc.end(), T(0));
+        const auto [klo, khi] = a.mask.key_range(p0, p0 + nq - 1, Lk);
+        for (index_t j0 = klo; j0 < khi; j0 += bk) {
+          const index_t nk = std::min(bk, khi - j0);
+          ops::gemm(ctx, ops::Trans::N, ops::Trans::T, nq, nk, dh, T(a.scale), q + i0 * a.q_row, a.q_row,
+                    k + j0 * a.k_row, a.k_row, T(0), s.data(), nk);
+          detail::mask_tile(a.mask, b, p0, nq, j0, nk, s.data());
+          for (index_t r = 0; r < nq; ++r) {
+            T* sr = s.data() + r * nk;
+            const T mx = detail::row_max(sr, nk);
+            const T m_new = std::max(m[r], mx);
+            if (m_new == neg_inf) {  // nothing visible yet in this row
+              std::fill(sr, sr + nk, T(0));
+              continue;
+            }
+            const T alpha = m[r] == neg_inf ? T(0) : T(std::exp(m[r] - m_new));
+            detail::exp_row(sr, nk, m_new);
+            const T sum = detail::row_sum(sr, nk);
+            if (drop.active()) {
+              const auto e0 = std::uint64_t((bh * Lq + i0 + r) * Lk + j0);
+              for (index_t c = 0; c < nk; ++c)
+                if (sr[c] != T(0)) sr[c] *= drop.factor(e0 + std::uint64_t(c));
+            }
+            l[r] = l[r] * alpha + sum;
+            m[r] = m_new;
+            if (alpha != T(1))
+              for (index_t c = 0; c < dh; ++c) acc[r * dh + c] *= alpha;
+          }
+          ops::gemm(ctx, ops::Trans::N, ops::Trans::N, nq, dh, nk, T(1), s.data(), nk, v + j0 * a.v_row, a.v_row, T(1),
+                    acc.data(), dh);
+        }
+        for (index_t r = 0; r < nq; ++r) {
+          const T inv = l[r] > T(0) ? T(1) / l[r] : T(0);
+          for (index_t c = 0; c < dh; ++c) out[(i0 + r) * o_row + c] = acc[r * dh + c] * inv;
+          lse[bh * Lq + i0 + r] = l[r] > T(0) ? m[r] + T(std::log(l[r])) : neg_inf;
+        }
+      }
+    }
+  }
+}
+
+// Given do (same strides as o), writes dq, dk, dv (strides of q, k, v respectively). Nothing of size
+// L x L is stored: each (query block, key block) score tile is recomputed from q, k and lse.
+template <class T>
+void flash_backward(Context<device::host>& ctx, const FlashArgs<T>& a, const T* o, index_t o_batch, index_t o_row,
+                    const T* lse, const T* dout, T* dq, T* dk, T* dv) {
+  const index_t H = a.heads, Lq = a.len_q, Lk = a.len_k, dh = a.head_dim;
+  const index_t bq = std::max<index_t>(1, a.block_q), bk = std::max<index_t>(1, a.block_k);
+  const auto drop = detail::dropout_of(a);
+  constexpr T neg_inf = -std::numeric_limits<T>::infinity();
+#pragma omp parallel num_threads(ctx.threads) if (detail::worth_parallel(a))
+  {
+    const auto tile = static_cast<std::size_t>(bq * bk), kd = static_cast<std::size_t>(bk * dh);
+    std::vector<T> p(tile), pd(drop.active() ? tile : 0), dp(tile), dkb(kd), dvb(kd),
+        delta(static_cast<std::size_t>(Lq));
+#pragma omp for schedule(dynamic)
+    for (index_t bh = 0; bh < a.batch * H; ++bh) {
+      const index_t b = bh / H, h = bh % H;
+      const T* q = a.q + b * a.q_batch + h * dh;
+      const T* k = a.k + b * a.k_batch + h * dh;
+      const T* v = a.v + b * a.v_batch + h * dh;
+      const T* out = o + b * o_batch + h * dh;
+      const T* gout = dout + b * o_batch + h * dh;
+      T* gq = dq + b * a.q_batch + h * dh;
+      T* gk = dk + b * a.k_batch + h * dh;
+      T* gv = dv + b * a.v_batch + h * dh;
+      const T* lrow = lse + bh * Lq;
+      // delta_i = sum_j P_ij dP_ij = do_i . o_i (dropout included in o).
+      for (index_t i = 0; i < Lq; ++i) {
+        delta[i] = detail::row_dot(gout + i * o_row, out + i * o_row, dh);
+        for (index_t c = 0; c < dh; ++c) gq[i * a.q_row + c] = T(0);
+      }
+      for (index_t j0 = 0; j0 < Lk; j0 += bk) {
+        const index_t nk = std::min(bk, Lk - j0);
+        std::fill(dkb.begin(), dkb.end(), T(0));
+        std::fill(dvb.begin(), dvb.end(), T(0));
+        for (index_t i0 = 0; i0 < Lq; i0 += bq) {
+          const index_t nq = std::min(bq, Lq - i0), p0 = i0 + a.mask.q_offset;
+          const auto [klo, khi] = a.mask.key_range(p0, p0 + nq - 1, Lk);
+          if (khi <= j0 || klo >= j0 + nk) continue;
+          // P = exp(scale q k^T - lse), zero where masked or where the query sees no key.
+          ops::gemm(ctx, ops::Trans::N, ops::Trans::T, nq, nk, dh, T(a.scale), q + i0 * a.q_row, a.q_row,
+                    k + j0 * a.k_row, a.k_row, T(0), p.data(), nk);
+          detail::mask_tile(a.mask, b, p0, nq, j0, nk, p.data());
+          for (index_t r = 0; r < nq; ++r) {
+            T* pr = p.data() + r * nk;
+            if (lrow[i0 + r] == neg_inf)
+              std::fill(pr, pr + nk, T(0));
+            else
+              detail::exp_row(pr, nk, lrow[i0 + r]);
+          }
+          // With dropout, Pd = P * Z (Z the 0 or 1/(1-p) multiplier) is what multiplied v.
+          const T* pz = p.data();
+          if (drop.active()) {
+            for (index_t r = 0; r < nq; ++r) {
+              const auto e0 = std::uint64_t((bh * Lq + i0 + r) * Lk + j0);
+              for (index_t c = 0; c < nk; ++c) {
+                const T x = p[r * nk + c];
+                pd[r * nk + c] = x != T(0) ? x * drop.factor(e0 + std::uint64_t(c)) : T(0);
+              }
+            }
+            pz = pd.data();
+          }
+          // dv_j += Pd^T do_i ; dPd = do_i v_j^T
+          ops::gemm(ctx, ops::Trans::T, ops::Trans::N, nk, dh, nq, T(1), pz, nk, gout + i0 * o_row, o_row, T(1),
+                    dvb.data(), dh);
+          ops::gemm(ctx, ops::Trans::N, ops::Trans::T, nq, nk, dh, T(1), gout + i0 * o_row, o_row, v + j0 * a.v_row,
+                    a.v_row, T(0), dp.data(), nk);
+          // dS = P * (Z * dPd - delta) = Pd * dPd - P * delta.
+          for (index_t r = 0; r < nq; ++r) {
+            const T d = delta[i0 + r];
+            T* dr = dp.data() + r * nk;
+            const T* pr = p.data() + r * nk;
+            const T* zr = pz + r * nk;
+            for (index_t c = 0; c < nk; ++c) dr[c] = zr[c] * dr[c] - pr[c] * d;
+          }
+          ops::gemm(ctx, ops::Trans::N, ops::Trans::N, nq, dh, nk, T(a.scale), dp.data(), nk, k + j0 * a.k_row, a.k_row,
+                    T(1), gq + i0 * a.q_row, a.q_row);
+          ops::gemm(ctx, ops::Trans::T, ops::Trans::N, nk, dh, nq, T(a.scale), dp.data(), nk, q + i0 * a.q_row, a.q_row,
+                    T(1), dkb.data(), dh);
+        }
+        for (index_t r = 0; r < nk; ++r)
+          for (index_t c = 0; c < dh; ++c) {
+            gk[(j0 + r) * a.k_row + c] = dkb[r * dh + c];
+            gv[(j0 + r) * a.v_row + c] = dvb[r * dh + c];
+          }
+      }
+    }
+  }
+}
+
+}  // namespace longseq::attention
+
+#if LONGSEQ_WITH_CUDA && defined(__CUDACC__)  // CUDA overloads, visible wherever the host kernel is
+#include "cuda/flash.cuh"
+#endif

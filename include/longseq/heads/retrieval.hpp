@@ -1,0 +1,88 @@
+// Retrieval pair head (LRA AAN): the two documents of each pair are encoded as one batch of 2B
+// sequences (first B, then B), mean-pooled over their lengths into u and v, and the features
+// [u, v, u - v, u * v] go through Linear(4H, H) - GELU - Linear(H, classes) with cross-entropy.
+#pragma once
+#include <cstdint>
+
+#include "../nn/pooling.hpp"
+#include "head.hpp"
+#include "mlp.hpp"
+
+namespace longseq::heads {
+
+template <class T>
+struct RetrievalHead {
+  using value_type = T;
+  struct Config {
+    index_t dim = 0, classes = 2;
+    index_t hidden = 0;  // 0: dim
+  };
+  struct Saved {
+    typename nn::Pool<T>::Saved pool;
+    typename Mlp<T>::Saved mlp;
+    Tensor<T> pooled, feats, logits, dlogits, dfeats, dpooled;
+    typename CrossEntropy<T>::Saved ce;
+  };
+
+  Config cfg;
+  nn::Pool<T> pool;
+  Mlp<T> decoder;
+
+  explicit RetrievalHead(Config c)
+      : cfg(c), pool({nn::PoolMode::mean}),
+        decoder({4 * c.dim, c.classes, c.hidden > 0 ? c.hidden : c.dim, nn::Activation::gelu}) {}
+  template <class F>
+  void parameters(F&& f) { decoder.parameters(prefixed("decoder", f)); }
+  void init(Rng& rng) { decoder.init(rng); }
+
+  // x: (2B, L, H); Targets::classes: (B) pair labels; Targets::lengths: (2B).
+  LossStats forward(HostContext& ctx, TensorView<const T> x, const Targets<T>& t, Saved& s) {
+    expect_rank(x, 3, "features");
+    const index_t b2 = x.size(0), h = cfg.dim;
+    LONGSEQ_CHECK(b2 % 2 == 0, "RetrievalHead: tensor 'features' has shape ", x.shape,
+                  ", expected an even batch (both documents of each pair stacked)");
+    const index_t b = b2 / 2;
+    s.pooled.resize(Shape{b2, h});
+    s.feats.resize(Shape{b, 4 * h});
+    s.logits.resize(Shape{b, cfg.classes});
+    pool.forward(ctx, x, s.pooled.view(), s.pool, t.lengths);
+    for (index_t i = 0; i < b; ++i) {
+      const T* u = s.pooled.data() + i * h;
+      const T* v = s.pooled.data() + (b + i) * h;
+      T* f = s.feats.data() + i * 4 * h;
+      for (index_t k = 0; k < h; ++k) {
+        f[k] = u[k];
+        f[h + k] = v[k];
+        f[2 * h + k] = u[k] - v[k];
+        f[3 * h + k] = u[k] * v[k];
+      }
+    }
+    decoder.forward(ctx, s.feats.view(), s.logits.view(), s.mlp);
+    expect_shape(t.classes, Shape{b}, "labels");
+    return CrossEntropy<T>::forward(s.logits.view(), t.classes, s.ce);
+  }
+  void backward(HostContext& ctx, Saved& s, TensorView<T> dx, double scale = 1.0) {
+    const index_t b = s.feats.size(0), h = cfg.dim;
+    s.dlogits.resize(s.logits.shape());
+    s.dfeats.resize(s.feats.shape());
+    s.dpooled.resize(s.pooled.shape());
+    CrossEntropy<T>::backward(s.ce, s.dlogits.view(), scale);
+    decoder.backward(ctx, s.mlp, s.dlogits.view(), s.dfeats.view());
+    for (index_t i = 0; i < b; ++i) {
+      const T* u = s.pooled.data() + i * h;
+      const T* v = s.pooled.data() + (b + i) * h;
+      const T* g = s.dfeats.data() + i * 4 * h;
+      T* du = s.dpooled.data() + i * h;
+      T* dv = s.dpooled.data() + (b + i) * h;
+      for (index_t k = 0; k < h; ++k) {
+        du[k] = g[k] + g[2 * h + k] + g[3 * h + k] * v[k];
+        dv[k] = g[h + k] - g[2 * h + k] + g[3 * h + k] * u[k];
+      }
+    }
+    pool.backward(ctx, s.pool, s.dpooled.view(), dx);
+  }
+};
+
+static_assert(assert_head<RetrievalHead<float>, float>());
+
+}  // namespace longseq::heads

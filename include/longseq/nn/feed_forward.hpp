@@ -1,0 +1,192 @@
+// Position-wise feed-forward blocks: Linear-act-Linear with an expansion factor, and the gated (GLU) variant.
+#pragma once
+#include <cmath>
+
+#include "linear.hpp"
+
+namespace longseq::nn {
+
+enum class Activation { gelu, gelu_tanh, relu, silu, sigmoid };
+
+namespace detail {
+// Pointwise activation value and derivative in double (host); GELU "exact" uses erf as PyTorch's default.
+inline double act_value(Activation a, double x) {
+  switch (a) {
+    case Activation::gelu:
+      return 0.5 * x * (1.0 + std::erf(x * 0.7071067811865476));
+    case Activation::gelu_tanh: {
+      const double u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+      return 0.5 * x * (1.0 + std::tanh(u));
+    }
+    case Activation::relu:
+      return x > 0 ? x : 0.0;
+    case Activation::silu:
+      return x / (1.0 + std::exp(-x));
+    case Activation::sigmoid:
+      return 1.0 / (1.0 + std::exp(-x));
+  }
+  return x;
+}
+inline double act_derivative(Activation a, double x) {
+  switch (a) {
+    case Activation::gelu: {
+      const double cdf = 0.5 * (1.0 + std::erf(x * 0.7071067811865476));
+      const double pdf = 0.3989422804014327 * std::exp(-0.5 * x * x);
+      return cdf + x * pdf;
+    }
+    case Activation::gelu_tanh: {
+      const double u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+      const double t = std::tanh(u);
+      const double du = 0.7978845608028654 * (1.0 + 3 * 0.044715 * x * x);
+      return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du;
+    }
+    case Activation::relu:
+      return x > 0 ? 1.0 : 0.0;
+    case Activation::silu: {
+      const double s = 1.0 / (1.0 + std::exp(-x));
+      return s * (1.0 + x * (1.0 - s));
+    }
+    case Activation::sigmoid: {
+      const double s = 1.0 / (1.0 + std::exp(-x));
+      return s * (1.0 - s);
+    }
+  }
+  return 1.0;
+}
+}  // namespace detail
+
+// y = W2 act(W1 x + b1) + b2 with hidden width expand * dim (or `hidden` when set).
+template <class T, class D = device::host>
+struct FeedForward {
+  using value_type = T;
+  using device_type = D;
+  struct Config {
+    index_t dim = 0;
+    index_t expand = 4;
+    index_t hidden = 0;  // overrides expand * dim when positive
+    Activation activation = Activation::gelu;
+    bool bias = true;
+    index_t width() const { return hidden > 0 ? hidden : expand * dim; }
+  };
+  struct Saved {
+    typename Linear<T, D>::Saved in;
+    Tensor<T, D> pre;   // W1 x + b1
+    Tensor<T, D> act;   // act(pre), the input of the second Linear
+    Tensor<T, D> dact;  // scratch for the backward
+  };
+
+  Config cfg;
+  Linear<T, D> linear1, linear2;
+
+  explicit FeedForward(Config c) : cfg(c), linear1({c.dim, c.width(), c.bias}), linear2({c.width(), c.dim, c.bias}) {}
+
+  template <class F>
+  void parameters(F&& f) {
+    linear1.parameters(prefixed("linear1", f));
+    linear2.parameters(prefixed("linear2", f));
+  }
+  void init(Rng& rng) {
+    linear1.init(rng);
+    linear2.init(rng);
+  }
+
+  void forward(Context<D>& ctx, TensorView<const T, D> x, TensorView<T, D> y, Saved& s) {
+    Shape hs = x.shape;
+    LONGSEQ_CHECK(x.rank() >= 1, "FeedForward: tensor 'x' must have rank >= 1, got ", x.shape);
+    hs[hs.rank - 1] = cfg.width();
+    s.pre.resize(hs);
+    s.act.resize(hs);
+    linear1.forward(ctx, x, s.pre.view(), s.in);
+    const index_t n = s.pre.numel();
+#pragma omp parallel for if (n > 65536)
+    for (index_t i = 0; i < n; ++i) s.act[i] = T(detail::act_value(cfg.activation, s.pre[i]));
+    linear2.apply(ctx, s.act.view(), y);
+  }
+
+  void backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx) {
+    s.dact.resize(s.act.shape());
+    linear2.backward_from(ctx, s.act.view(), dy, s.dact.view());
+    const index_t n = s.pre.numel();
+#pragma omp parallel for if (n > 65536)
+    for (index_t i = 0; i < n; ++i) s.dact[i] = T(s.dact[i] * detail::act_derivative(cfg.activation, s.pre[i]));
+    linear1.backward(ctx, s.in, s.dact.view(), dx);
+  }
+};
+
+// Gated variant: h = W1 x + b1 split in halves (a, g); y = W2 (a * gate(g)) + b2. gate = sigmoid gives GLU,
+// gelu gives GEGLU, silu gives SwiGLU. Hidden width is expand * dim per half.
+template <class T, class D = device::host>
+struct GluFeedForward {
+  using value_type = T;
+  using device_type = D;
+  struct Config {
+    index_t dim = 0;
+    index_t expand = 4;
+    index_t hidden = 0;
+    Activation gate = Activation::sigmoid;
+    bool bias = true;
+    index_t width() const { return hidden > 0 ? hidden : expand * dim; }
+  };
+  struct Saved {
+    typename Linear<T, D>::Saved in;
+    Tensor<T, D> pre;  // (..., 2 * width): [a | g]
+    Tensor<T, D> act;  // (..., width)
+    Tensor<T, D> dact, dpre;
+  };
+
+  Config cfg;
+  Linear<T, D> linear1, linear2;
+
+  explicit GluFeedForward(Config c)
+      : cfg(c), linear1({c.dim, 2 * c.width(), c.bias}), linear2({c.width(), c.dim, c.bias}) {}
+
+  template <class F>
+  void parameters(F&& f) {
+    linear1.parameters(prefixed("linear1", f));
+    linear2.parameters(prefixed("linear2", f));
+  }
+  void init(Rng& rng) {
+    linear1.init(rng);
+    linear2.init(rng);
+  }
+
+  void forward(Context<D>& ctx, TensorView<const T, D> x, TensorView<T, D> y, Saved& s) {
+    LONGSEQ_CHECK(x.rank() >= 1, "GluFeedForward: tensor 'x' must have rank >= 1, got ", x.shape);
+    const index_t w = cfg.width();
+    Shape ps = x.shape, as = x.shape;
+    ps[ps.rank - 1] = 2 * w;
+    as[as.rank - 1] = w;
+    s.pre.resize(ps);
+    s.act.resize(as);
+    linear1.forward(ctx, x, s.pre.view(), s.in);
+    const index_t rows = leading_rows(x);
+#pragma omp parallel for if (rows * w > 65536)
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t i = 0; i < w; ++i) {
+        const double a = s.pre[r * 2 * w + i], g = s.pre[r * 2 * w + w + i];
+        s.act[r * w + i] = T(a * detail::act_value(cfg.gate, g));
+      }
+    linear2.apply(ctx, s.act.view(), y);
+  }
+
+  void backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx) {
+    const index_t w = cfg.width();
+    s.dact.resize(s.act.shape());
+    s.dpre.resize(s.pre.shape());
+    linear2.backward_from(ctx, s.act.view(), dy, s.dact.view());
+    const index_t rows = leading_rows(s.act.view());
+#pragma omp parallel for if (rows * w > 65536)
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t i = 0; i < w; ++i) {
+        const double a = s.pre[r * 2 * w + i], g = s.pre[r * 2 * w + w + i], d = s.dact[r * w + i];
+        s.dpre[r * 2 * w + i] = T(d * detail::act_value(cfg.gate, g));
+        s.dpre[r * 2 * w + w + i] = T(d * a * detail::act_derivative(cfg.gate, g));
+      }
+    linear1.backward(ctx, s.in, s.dpre.view(), dx);
+  }
+};
+
+static_assert(assert_layer<FeedForward<float>, float>());
+static_assert(assert_layer<GluFeedForward<double>, double>());
+
+}  // namespace longseq::nn

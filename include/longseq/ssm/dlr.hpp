@@ -1,0 +1,100 @@
+// DLR, the diagonal linear RNN of the paper's Sec. 3.3: Lambda shared by all channels, no discretization,
+// K[c,h,l] = Re sum_n W[c,h,n] exp(Lambda_n l).
+#pragma once
+#include <cmath>
+#include <numbers>
+
+#include "kernel.hpp"
+#include "vandermonde.hpp"
+
+namespace longseq::ssm {
+
+template <class T>
+struct DLR {
+  using value_type = T;
+  struct Config {
+    index_t H = 0;                        // channels of the layer
+    index_t N = 1024;                     // complex modes (no conjugate pairing: the kernel takes Re)
+    index_t channels = 1;                 // kernels per channel (2 for a bidirectional layer)
+    double dt_min = 1e-4, dt_max = 1e-1;  // range of the "omega" init's decay rates
+    RandomInit random{};
+  };
+  struct Saved {
+    DiagonalForm<T> diag;
+  };
+
+  Config cfg;
+  // Lambda_n = -Lambda_r_n^2 + i Lambda_theta_n keeps Re Lambda <= 0.
+  Param<T> Lambda_r, Lambda_theta, W;
+
+  explicit DLR(Config c) : cfg(c) {
+    LONGSEQ_CHECK(cfg.H >= 1, "DLR: H = ", cfg.H, ", expected H >= 1");
+    LONGSEQ_CHECK(cfg.N >= 1, "DLR: N = ", cfg.N, ", expected N >= 1");
+    LONGSEQ_CHECK(cfg.channels == 1 || cfg.channels == 2, "DLR: channels = ", cfg.channels, ", expected 1 or 2");
+    detail::check_dt_range(cfg.dt_min, cfg.dt_max, "DLR");
+    Lambda_r = Param<T>(Shape{cfg.N}, ParamGroup::ssm);
+    Lambda_theta = Param<T>(Shape{cfg.N}, ParamGroup::ssm);
+    W = Param<T>(Shape{cfg.channels, cfg.H, cfg.N, 2}, ParamGroup::ssm);
+  }
+  index_t channels() const { return cfg.channels; }
+  index_t width() const { return cfg.H; }
+
+  template <class F>
+  void parameters(F&& f) {
+    f("Lambda_r", Lambda_r);
+    f("Lambda_theta", Lambda_theta);
+    f("W", W);
+  }
+
+  // "omega" init: Re Lambda_n = -dt_n / 2 with dt_n log-uniform in [dt_min, dt_max], Im Lambda_n = 2 pi n / N;
+  // W = (a + i b) / N with a, b ~ N(0, 1/2).
+  void init(Rng& rng) {
+    if (cfg.random.enabled) return detail::random_init_all(*this, rng, cfg.random.sigma);
+    for (index_t n = 0; n < cfg.N; ++n) {
+      double dt = std::exp(rng.uniform(std::log(cfg.dt_min), std::log(cfg.dt_max)));
+      Lambda_r.value[n] = T(std::sqrt(0.5 * dt));
+      Lambda_theta.value[n] = T(2 * std::numbers::pi * double(n) / double(cfg.N));
+    }
+    detail::fill_normal(W.value, rng, 0.0, std::sqrt(0.5) / double(cfg.N));
+  }
+
+  void diagonal(DiagonalForm<T>& d) const {
+    index_t H = cfg.H, N = cfg.N;
+    d.resize(cfg.channels, H, N);
+    d.scale = T(1);
+    for (index_t h = 0; h < H; ++h)
+      for (index_t n = 0; n < N; ++n)
+        d.log_z[h * N + n] = {-Lambda_r.value[n] * Lambda_r.value[n], Lambda_theta.value[n]};
+    const auto* Wc = detail::as_complex(W.value);
+    std::copy(Wc, Wc + cfg.channels * H * N, d.coef.begin());
+  }
+
+  DiagonalForm<T> diagonal_form([[maybe_unused]] index_t L) const {
+    DiagonalForm<T> d;
+    diagonal(d);
+    return d;
+  }
+
+  void kernel_forward(Context<device::host>&, index_t L, TensorView<T> K, Saved& s) {
+    detail::check_kernel_out(K, cfg.channels, cfg.H, L, "DLR");
+    diagonal(s.diag);
+    vandermonde_forward(s.diag, K);
+  }
+
+  void kernel_backward(Context<device::host>&, Saved& s, TensorView<const T> dK) {
+    expect_rank(dK, 3, "dK");
+    expect_shape(dK, Shape{cfg.channels, cfg.H, dK.size(2)}, "dK");
+    std::vector<std::complex<T>> g_coef, g_logz;
+    vandermonde_backward(s.diag, dK, g_coef, g_logz);
+    auto* gW = detail::as_complex(W.grad);
+    for (std::size_t i = 0; i < g_coef.size(); ++i) gW[i] += g_coef[i];
+    for (index_t h = 0; h < cfg.H; ++h)
+      for (index_t n = 0; n < cfg.N; ++n) {
+        std::complex<T> g = g_logz[h * cfg.N + n];
+        Lambda_r.grad[n] += T(-2) * Lambda_r.value[n] * g.real();
+        Lambda_theta.grad[n] += g.imag();
+      }
+  }
+};
+
+}  // namespace longseq::ssm

@@ -1,0 +1,116 @@
+// Diagonal SSM kernels as Vandermonde sums K[c,h,l] = scale * Re sum_m coef[c,h,m] z[h,m]^l, z = exp(log_z),
+// with the backward to coef and log_z. S4D, DSS, DLR and the recurrent mode share this form.
+#pragma once
+#include <complex>
+#include <vector>
+
+#include "../core/tensor.hpp"
+
+namespace longseq::ssm {
+
+// The discretized diagonal system of a layer: per channel h and mode m the state multiplier z = exp(log_z)
+// and the output coefficient coef (C row already multiplied by B and the discretization factor).
+template <class T>
+struct DiagonalForm {
+  index_t C = 0, H = 0, M = 0;
+  T scale = T(2);                      // 2 when each mode stands for a conjugate pair, else 1
+  std::vector<std::complex<T>> log_z;  // (H, M)
+  std::vector<std::complex<T>> coef;   // (C, H, M)
+  void resize(index_t c, index_t h, index_t m) {
+    C = c;
+    H = h;
+    M = m;
+    log_z.assign(static_cast<std::size_t>(H * M), {});
+    coef.assign(static_cast<std::size_t>(C * H * M), {});
+  }
+};
+
+namespace detail {
+
+// z^l for l = 0..L-1 in blocks of 8: p = z^l0 times the precomputed z^0..z^7, so the eight products are
+// independent (no serial multiply chain), then p *= z^8. Re-anchored with exp every 128 steps so rounding
+// does not grow with L. Products are written out: std::complex's operator* checks for NaN/inf through a
+// library call, several times slower in these inner loops.
+template <class T, class F>
+void for_powers(std::complex<T> log_z, index_t L, F&& f) {
+  constexpr int W = 8;
+  const std::complex<T> z = std::exp(log_z);
+  T zr[W], zi[W];
+  zr[0] = 1;
+  zi[0] = 0;
+  for (int k = 1; k < W; ++k) {
+    zr[k] = zr[k - 1] * z.real() - zi[k - 1] * z.imag();
+    zi[k] = zr[k - 1] * z.imag() + zi[k - 1] * z.real();
+  }
+  const T wr = zr[W - 1] * z.real() - zi[W - 1] * z.imag(), wi = zr[W - 1] * z.imag() + zi[W - 1] * z.real();
+  T pr = 1, pi = 0;
+  for (index_t l0 = 0; l0 < L; l0 += W) {
+    if (l0 > 0 && (l0 & 127) == 0) {
+      std::complex<T> a = std::exp(T(l0) * log_z);
+      pr = a.real();
+      pi = a.imag();
+    }
+    index_t n = L - l0 < W ? L - l0 : W;
+    for (index_t k = 0; k < n; ++k) f(l0 + k, std::complex<T>(pr * zr[k] - pi * zi[k], pr * zi[k] + pi * zr[k]));
+    T nr = pr * wr - pi * wi;
+    pi = pr * wi + pi * wr;
+    pr = nr;
+  }
+}
+
+}  // namespace detail
+
+// K (C, H, L) = scale * Re sum_m coef z^l.
+template <class T>
+void vandermonde_forward(const DiagonalForm<T>& d, TensorView<T> K) {
+  index_t L = K.size(2);
+#pragma omp parallel for schedule(static) if (d.H * d.M * L > (1 << 15))
+  for (index_t h = 0; h < d.H; ++h) {
+    for (index_t c = 0; c < d.C; ++c) {
+      T* k = K.data + (c * d.H + h) * L;
+      for (index_t l = 0; l < L; ++l) k[l] = T(0);
+    }
+    for (index_t m = 0; m < d.M; ++m) {
+      for (index_t c = 0; c < d.C; ++c) {
+        std::complex<T> co = d.scale * d.coef[(c * d.H + h) * d.M + m];
+        const T cr = co.real(), ci = co.imag();
+        T* k = K.data + (c * d.H + h) * L;
+        detail::for_powers(d.log_z[h * d.M + m], L,
+                           [&](index_t l, std::complex<T> p) { k[l] += cr * p.real() - ci * p.imag(); });
+      }
+    }
+  }
+}
+
+// Gradients (as dLoss/dRe + i dLoss/dIm) of coef (C, H, M) and log_z (H, M), written (not accumulated).
+template <class T>
+void vandermonde_backward(const DiagonalForm<T>& d, TensorView<const T> dK, std::vector<std::complex<T>>& g_coef,
+                          std::vector<std::complex<T>>& g_log_z) {
+  index_t L = dK.size(2);
+  g_coef.assign(d.coef.size(), {});
+  g_log_z.assign(d.log_z.size(), {});
+#pragma omp parallel for schedule(static) if (d.H * d.M * L > (1 << 15))
+  for (index_t h = 0; h < d.H; ++h) {
+    for (index_t m = 0; m < d.M; ++m) {
+      std::complex<T> gz(0);
+      for (index_t c = 0; c < d.C; ++c) {
+        const T* g = dK.data + (c * d.H + h) * L;
+        // s0 = sum_l dK conj(z^l), s1 = sum_l l dK conj(z^l)
+        T s0r = 0, s0i = 0, s1r = 0, s1i = 0;
+        detail::for_powers(d.log_z[h * d.M + m], L, [&](index_t l, std::complex<T> p) {
+          T qr = g[l] * p.real(), qi = -g[l] * p.imag();
+          s0r += qr;
+          s0i += qi;
+          s1r += T(l) * qr;
+          s1i += T(l) * qi;
+        });
+        std::complex<T> s0(s0r, s0i), s1(s1r, s1i);
+        g_coef[(c * d.H + h) * d.M + m] = d.scale * s0;
+        gz += d.scale * std::conj(d.coef[(c * d.H + h) * d.M + m]) * s1;
+      }
+      g_log_z[h * d.M + m] = gz;
+    }
+  }
+}
+
+}  // namespace longseq::ssm

@@ -1,0 +1,152 @@
+// Checkpoints as safetensors files: parameters ("model.<name>"), AdamW moments ("optim.exp_avg.<name>",
+// "optim.exp_avg_sq.<name>") and, as string metadata, the step, epoch, position in the epoch, early-
+// stopping state, RNG state and the model configuration. Written atomically; loading is strict.
+#pragma once
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "../core/rng.hpp"
+#include "../interop/safetensors.hpp"
+#include "adamw.hpp"
+
+namespace longseq::train {
+
+inline constexpr const char* checkpoint_format = "longseq-checkpoint-1";
+
+// Everything besides tensors that a resumed run needs to continue exactly where it stopped.
+struct TrainState {
+  index_t step = 0;         // optimizer updates done
+  index_t epoch = 0;        // current epoch
+  index_t batch = 0;        // next training batch within the epoch
+  double best_metric = -std::numeric_limits<double>::infinity();  // higher is better
+  index_t best_epoch = -1;
+  index_t bad_epochs = 0;   // epochs since the best (early stopping)
+  double best_val_loss = 0, best_val_acc = 0, best_test_loss = 0, best_test_acc = 0;  // at best_epoch
+  Rng rng;                  // the run's generator (restored exactly)
+};
+
+namespace detail {
+inline std::string fmt_double(double x) {
+  if (std::isnan(x)) return "nan";
+  std::ostringstream os;
+  os.precision(17);
+  os << x;
+  return os.str();
+}
+inline std::string meta(const interop::Safetensors& st, const std::string& path, const std::string& key) {
+  auto it = st.metadata.find(key);
+  LONGSEQ_CHECK(it != st.metadata.end(), "checkpoint '", path, "' lacks metadata entry '", key, "'");
+  return it->second;
+}
+template <class I>
+I meta_int(const interop::Safetensors& st, const std::string& path, const std::string& key) {
+  const std::string s = meta(st, path, key);
+  I v{};
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  LONGSEQ_CHECK(ec == std::errc() && p == s.data() + s.size(), "checkpoint '", path, "': metadata entry '", key,
+                "' = '", s, "' is not an integer");
+  return v;
+}
+inline double meta_double(const interop::Safetensors& st, const std::string& path, const std::string& key) {
+  const std::string s = meta(st, path, key);
+  if (s == "nan") return std::numeric_limits<double>::quiet_NaN();
+  if (s == "-inf") return -std::numeric_limits<double>::infinity();
+  if (s == "inf") return std::numeric_limits<double>::infinity();
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  LONGSEQ_CHECK(end && *end == '\0' && !s.empty(), "checkpoint '", path, "': metadata entry '", key, "' = '", s,
+                "' is not a number");
+  return v;
+}
+// Copies a stored tensor into a bound view, checking the shape; the error names file and tensor.
+template <class T>
+void restore(const interop::Safetensors& st, const std::string& path, const std::string& key, TensorView<T> dst) {
+  LONGSEQ_CHECK(st.contains(key), "checkpoint '", path, "' lacks tensor '", key, "'");
+  const auto& rec = st.record(key);
+  LONGSEQ_CHECK(rec.shape == dst.shape, "checkpoint '", path, "': tensor '", key, "' has shape ", rec.shape,
+                ", the model expects ", dst.shape);
+  Tensor<T> t = st.get<T>(key);
+  std::copy(t.data(), t.data() + t.numel(), dst.data);
+}
+}  // namespace detail
+
+// Writes parameters, optimizer state (when given) and the training state to `path` atomically.
+template <class T>
+void save_checkpoint(const std::string& path, ParamStore<T>& store, AdamW<T>* opt, const TrainState& state,
+                     const std::map<std::string, std::string>& extra_metadata = {}) {
+  interop::Safetensors st;
+  st.metadata = extra_metadata;
+  st.metadata["format"] = checkpoint_format;
+  st.metadata["dtype"] = std::string(dtype_name(dtype_v<T>));
+  st.metadata["step"] = std::to_string(state.step);
+  st.metadata["epoch"] = std::to_string(state.epoch);
+  st.metadata["batch"] = std::to_string(state.batch);
+  st.metadata["best_metric"] = std::isinf(state.best_metric) ? (state.best_metric < 0 ? "-inf" : "inf")
+                                                              : detail::fmt_double(state.best_metric);
+  st.metadata["best_epoch"] = std::to_string(state.best_epoch);
+  st.metadata["bad_epochs"] = std::to_string(state.bad_epochs);
+  st.metadata["best_val_loss"] = detail::fmt_double(state.best_val_loss);
+  st.metadata["best_val_acc"] = detail::fmt_double(state.best_val_acc);
+  st.metadata["best_test_loss"] = detail::fmt_double(state.best_test_loss);
+  st.metadata["best_test_acc"] = detail::fmt_double(state.best_test_acc);
+  st.metadata["rng.seed"] = std::to_string(state.rng.seed());
+  st.metadata["rng.stream"] = std::to_string(state.rng.stream());
+  st.metadata["rng.counter"] = std::to_string(state.rng.counter());
+  st.metadata["rng.index"] = std::to_string(state.rng.index());
+  for (const auto& e : store.entries()) st.put<T>("model." + e.name, TensorView<const T>(e.param->value));
+  if (opt) {
+    st.metadata["optim.steps"] = std::to_string(opt->steps());
+    for (const auto& e : store.entries()) {
+      st.put<T>("optim.exp_avg." + e.name, TensorView<const T>(opt->exp_avg(e)));
+      st.put<T>("optim.exp_avg_sq." + e.name, TensorView<const T>(opt->exp_avg_sq(e)));
+    }
+  }
+  st.save(path);
+}
+
+// Restores a checkpoint written by save_checkpoint into a model of the same architecture. Every model
+// tensor must be present with the same shape, and the file may not hold model tensors the model lacks.
+// Returns the file's metadata (e.g. "config").
+template <class T>
+std::map<std::string, std::string> load_checkpoint(const std::string& path, ParamStore<T>& store, AdamW<T>* opt,
+                                                   TrainState* state) {
+  const interop::Safetensors st = interop::Safetensors::load(path);
+  LONGSEQ_CHECK(detail::meta(st, path, "format") == checkpoint_format, "checkpoint '", path, "' has format '",
+                detail::meta(st, path, "format"), "', expected '", checkpoint_format, "'");
+  for (const auto& rec : st.tensors)
+    if (rec.name.rfind("model.", 0) == 0)
+      LONGSEQ_CHECK(store.find(rec.name.substr(6)) != nullptr, "checkpoint '", path, "' holds tensor '", rec.name,
+                    "' that the model does not have (a different architecture?)");
+  for (const auto& e : store.entries()) detail::restore<T>(st, path, "model." + e.name, e.param->value);
+  if (opt) {
+    opt->set_steps(detail::meta_int<index_t>(st, path, "optim.steps"));
+    for (const auto& e : store.entries()) {
+      detail::restore<T>(st, path, "optim.exp_avg." + e.name, opt->exp_avg(e));
+      detail::restore<T>(st, path, "optim.exp_avg_sq." + e.name, opt->exp_avg_sq(e));
+    }
+  }
+  if (state) {
+    state->step = detail::meta_int<index_t>(st, path, "step");
+    state->epoch = detail::meta_int<index_t>(st, path, "epoch");
+    state->batch = detail::meta_int<index_t>(st, path, "batch");
+    state->best_metric = detail::meta_double(st, path, "best_metric");
+    state->best_epoch = detail::meta_int<index_t>(st, path, "best_epoch");
+    state->bad_epochs = detail::meta_int<index_t>(st, path, "bad_epochs");
+    state->best_val_loss = detail::meta_double(st, path, "best_val_loss");
+    state->best_val_acc = detail::meta_double(st, path, "best_val_acc");
+    state->best_test_loss = detail::meta_double(st, path, "best_test_loss");
+    state->best_test_acc = detail::meta_double(st, path, "best_test_acc");
+    state->rng.restore(detail::meta_int<std::uint64_t>(st, path, "rng.seed"),
+                       detail::meta_int<std::uint64_t>(st, path, "rng.stream"),
+                       detail::meta_int<std::uint64_t>(st, path, "rng.counter"),
+                       detail::meta_int<int>(st, path, "rng.index"));
+  }
+  return st.metadata;
+}
+
+}  // namespace longseq::train

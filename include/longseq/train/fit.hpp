@@ -1,0 +1,294 @@
+// train::fit: the training loop. Each epoch trains on the task's batches (gradient accumulation,
+// clipping, AdamW with a schedule), then evaluates validation and test; the best validation epoch is
+// checkpointed, early stopping watches it, and `last.safetensors` lets an interrupted run resume to the
+// same numbers. A NaN/Inf loss or gradient stops with an error; checkpoints already written stay intact.
+#pragma once
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <concepts>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "../heads/head.hpp"
+#include "../nn/model.hpp"
+#include "adamw.hpp"
+#include "checkpoint.hpp"
+#include "clip.hpp"
+#include "metrics.hpp"
+#include "schedule.hpp"
+
+namespace longseq::train {
+
+enum class Split { train, val, test };
+inline const char* split_name(Split s) { return s == Split::train ? "train" : s == Split::val ? "val" : "test"; }
+
+// A task feeds the loop: how many batches a split has in an epoch, and for batch i the model inputs,
+// the targets and the number of tokens (for throughput). Batch contents must depend only on
+// (split, epoch, i) so that a resumed run sees the same data.
+template <class K, class T>
+concept Task = requires(K& k, Split s, index_t epoch, index_t i) {
+  { k.num_batches(s, epoch) } -> std::convertible_to<index_t>;
+  k.load(s, epoch, i);
+  { k.inputs() } -> std::convertible_to<nn::Inputs<T>>;
+  { k.targets() } -> std::convertible_to<heads::Targets<T>>;
+  { k.tokens() } -> std::convertible_to<index_t>;
+};
+
+// Which validation number picks the best checkpoint: accuracy (higher is better) or loss (lower).
+enum class Select { accuracy, loss };
+// When the test split is evaluated: every epoch, only in epochs that improve on validation (the number
+// reported is the test metric at the best validation epoch either way), or never.
+enum class TestEval { every_epoch, on_improvement, never };
+
+struct FitConfig {
+  std::string run = "run";
+  index_t epochs = 1;
+  index_t max_steps = 0;       // stop after this many updates in total (0: no limit)
+  index_t accum = 1;           // micro-batches per update
+  double clip = 0;             // global gradient-norm clipping (0: off)
+  Select select = Select::accuracy;
+  index_t patience = 0;        // stop after this many epochs without a better validation metric (0: off)
+  TestEval test_eval = TestEval::every_epoch;
+  std::string checkpoint_dir;  // empty: no checkpoints; otherwise last.safetensors and best.safetensors
+  index_t save_every = 0;      // also write last.safetensors every this many updates (0: at epoch ends only)
+  bool resume = false;         // continue from checkpoint_dir/last.safetensors when it exists
+  index_t stop_after = 0;      // return (as if interrupted) after this many updates in this call; 0: off
+  std::uint64_t seed = 0;      // keys dropout and the run's generator
+  index_t log_every = 50;
+  bool progress = true;
+  std::map<std::string, std::string> metadata;  // stored in every checkpoint (e.g. "config")
+  MetricsLog* log = nullptr;
+};
+
+struct EpochRecord {
+  index_t epoch = 0, step = 0;
+  heads::LossStats train, val, test;
+  bool tested = false;
+  double seconds = 0;
+};
+
+struct FitResult {
+  bool interrupted = false, early_stopped = false;
+  index_t steps = 0, best_epoch = -1;
+  index_t resumed_from = -1;  // step of the checkpoint a resumed run started from
+  double best_metric = 0;
+  double best_val_loss = 0, best_val_acc = 0, best_test_loss = 0, best_test_acc = 0;
+  std::vector<EpochRecord> history;
+  double seconds = 0;
+  double cpu_seconds = 0;  // process CPU time (all threads) spent in this call
+  std::string best_path, last_path;
+};
+
+template <class M, class K>
+heads::LossStats evaluate(M& model, K& task, Split split, index_t epoch, HostContext& ctx,
+                          typename M::Saved& saved) {
+  const bool was = ctx.training;
+  ctx.training = false;
+  heads::LossStats total;
+  const index_t nb = task.num_batches(split, epoch);
+  for (index_t i = 0; i < nb; ++i) {
+    task.load(split, epoch, i);
+    total.merge(model.forward(ctx, task.inputs(), task.targets(), saved));
+  }
+  ctx.training = was;
+  return total;
+}
+
+namespace detail {
+inline nlohmann::json stats_json(const heads::LossStats& s) {
+  return {{"loss", s.loss}, {"accuracy", s.accuracy()}, {"count", s.count}, {"r2", s.r2()}};
+}
+// Dropout key of one micro-batch: distinct per (seed, update, micro-batch), reproducible on resume.
+inline std::uint64_t step_seed(std::uint64_t seed, index_t step, index_t micro) {
+  std::uint64_t x = seed * 0x9E3779B97F4A7C15ull + std::uint64_t(step) * 0xBF58476D1CE4E5B9ull + std::uint64_t(micro);
+  x ^= x >> 31;
+  return x;
+}
+}  // namespace detail
+
+template <class M, class K>
+FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typename M::value_type>& opt,
+              const Schedule& schedule, K& task, const FitConfig& cfg) {
+  using T = typename M::value_type;
+  static_assert(Task<K, T>, "train::fit: the task must provide num_batches(Split, epoch), load(Split, epoch, i), "
+                            "inputs(), targets() and tokens() (see train::Task)");
+  LONGSEQ_CHECK(cfg.accum >= 1, "fit: accum must be >= 1, got ", cfg.accum);
+  using clock = std::chrono::steady_clock;
+  const auto t_start = clock::now();
+  const std::clock_t cpu_start = std::clock();
+  auto cpu_since = [&] { return double(std::clock() - cpu_start) / CLOCKS_PER_SEC; };
+  auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
+
+  FitResult res;
+  TrainState state;
+  state.rng = Rng(cfg.seed, 0x7472);
+  std::string last_path, best_path;
+  if (!cfg.checkpoint_dir.empty()) {
+    std::filesystem::create_directories(cfg.checkpoint_dir);
+    last_path = (std::filesystem::path(cfg.checkpoint_dir) / "last.safetensors").string();
+    best_path = (std::filesystem::path(cfg.checkpoint_dir) / "best.safetensors").string();
+  }
+  res.last_path = last_path;
+  index_t last_saved_step = -1;
+  if (cfg.resume && !last_path.empty() && std::filesystem::exists(last_path)) {
+    load_checkpoint(last_path, store, &opt, &state);
+    last_saved_step = state.step;
+    res.resumed_from = state.step;
+    if (cfg.progress) std::fprintf(stderr, "[%s] resumed from %s at step %ld (epoch %ld, batch %ld)\n", cfg.run.c_str(),
+                                   last_path.c_str(), long(state.step), long(state.epoch), long(state.batch));
+  }
+  auto save_last = [&] {
+    if (last_path.empty()) return;
+    save_checkpoint(last_path, store, &opt, state, cfg.metadata);
+    last_saved_step = state.step;
+  };
+  auto fail_nonfinite = [&](const std::string& what, index_t epoch, index_t batch) {
+    std::string keep = last_saved_step >= 0 ? "the last good checkpoint is '" + last_path + "' (step " +
+                                                  std::to_string(last_saved_step) + ")"
+                                            : std::string("no checkpoint was written");
+    LONGSEQ_FAIL("run '", cfg.run, "': ", what, " at step ", state.step, " (epoch ", epoch, ", batch ", batch,
+                 "); training stopped; ", keep);
+  };
+
+  HostContext ctx;
+  typename M::Saved saved;
+  Progress progress(cfg.progress);
+  const index_t nb0 = task.num_batches(Split::train, state.epoch);
+  index_t total_updates = cfg.epochs * ((nb0 + cfg.accum - 1) / cfg.accum);
+  if (cfg.max_steps > 0) total_updates = std::min(total_updates, cfg.max_steps);
+  const index_t first_step = state.step;
+  auto t_train = clock::now();
+  double tokens_window = 0, loss_window = 0, n_window = 0;
+  auto t_window = clock::now();
+  index_t updates_this_call = 0;
+  bool stop = false;
+  opt.zero_grad();
+
+  for (; state.epoch < cfg.epochs && !stop; ++state.epoch) {
+    const index_t epoch = state.epoch;
+    const auto t_epoch = clock::now();
+    const index_t nb = task.num_batches(Split::train, epoch);
+    heads::LossStats train_stats;
+    for (index_t i = state.batch; i < nb; ++i) {
+      const index_t group_start = (i / cfg.accum) * cfg.accum;
+      const index_t group = std::min(cfg.accum, nb - group_start);
+      ctx.training = true;
+      ctx.seed = detail::step_seed(cfg.seed, state.step, i - group_start);
+      task.load(Split::train, epoch, i);
+      const heads::LossStats st = model.forward(ctx, task.inputs(), task.targets(), saved);
+      if (!std::isfinite(st.loss)) fail_nonfinite("non-finite loss (" + std::to_string(st.loss) + ")", epoch, i);
+      model.backward(ctx, saved, 1.0 / double(group));
+      train_stats.merge(st);
+      tokens_window += double(task.tokens());
+      loss_window += st.loss;
+      n_window += 1;
+      if (i + 1 != group_start + group) continue;
+
+      const double norm = clip_grad_norm(store, cfg.clip);
+      if (!std::isfinite(norm))
+        fail_nonfinite("non-finite gradient (first in '" + first_nonfinite_grad(store) + "')", epoch, i);
+      const double factor = schedule.factor(state.step);
+      opt.step(factor);
+      opt.zero_grad();
+      ++state.step;
+      ++updates_this_call;
+      state.batch = i + 1;
+      if (cfg.log_every > 0 && (state.step % cfg.log_every == 0 || state.step == total_updates)) {
+        const double dt = std::max(1e-9, since(t_window));
+        const double done = double(state.step - first_step), left = double(total_updates - state.step);
+        const double eta = done > 0 ? since(t_train) / done * left : -1;
+        progress.line(cfg.run, long(state.step), long(total_updates), loss_window / n_window,
+                      opt.config().lr * factor, tokens_window / dt, eta);
+        if (cfg.log)
+          cfg.log->write({{"event", "step"}, {"run", cfg.run}, {"step", state.step}, {"epoch", epoch},
+                          {"loss", loss_window / n_window}, {"lr", opt.config().lr * factor},
+                          {"grad_norm", norm}, {"tokens_per_s", tokens_window / dt},
+                          {"elapsed_s", since(t_start)}});
+        tokens_window = loss_window = n_window = 0;
+        t_window = clock::now();
+      }
+      if (cfg.save_every > 0 && state.step % cfg.save_every == 0) save_last();
+      if (cfg.max_steps > 0 && state.step >= cfg.max_steps) { stop = true; break; }
+      if (cfg.stop_after > 0 && updates_this_call >= cfg.stop_after) {
+        save_last();
+        progress.flush();
+        res.interrupted = true;
+        res.steps = state.step;
+        res.seconds = since(t_start);
+        res.cpu_seconds = cpu_since();
+        return res;
+      }
+    }
+    progress.flush();
+    state.batch = 0;
+    EpochRecord rec;
+    rec.epoch = epoch;
+    rec.step = state.step;
+    rec.train = train_stats;
+    rec.val = evaluate(model, task, Split::val, epoch, ctx, saved);
+    const double metric = cfg.select == Select::accuracy ? rec.val.accuracy() : -rec.val.loss;
+    const bool better = metric > state.best_metric;
+    if (cfg.test_eval == TestEval::every_epoch || (better && cfg.test_eval == TestEval::on_improvement)) {
+      rec.test = evaluate(model, task, Split::test, epoch, ctx, saved);
+      rec.tested = true;
+    }
+    rec.seconds = since(t_epoch);
+    if (better) {
+      state.best_metric = metric;
+      state.best_epoch = epoch;
+      state.bad_epochs = 0;
+      state.best_val_loss = rec.val.loss;
+      state.best_val_acc = rec.val.accuracy();
+      state.best_test_loss = rec.test.loss;
+      state.best_test_acc = rec.test.accuracy();
+    } else {
+      ++state.bad_epochs;
+    }
+    if (cfg.progress) {
+      std::fprintf(stderr, "[%s] epoch %ld: train loss %.4f acc %.4f | val loss %.4f acc %.4f", cfg.run.c_str(),
+                   long(epoch), rec.train.loss, rec.train.accuracy(), rec.val.loss, rec.val.accuracy());
+      if (rec.tested) std::fprintf(stderr, " | test loss %.4f acc %.4f", rec.test.loss, rec.test.accuracy());
+      std::fprintf(stderr, "%s (%.0fs)\n", better ? "  (best)" : "", rec.seconds);
+    }
+    if (cfg.log) {
+      nlohmann::json j{{"event", "epoch"}, {"run", cfg.run}, {"epoch", epoch}, {"step", state.step},
+                       {"train", detail::stats_json(rec.train)}, {"val", detail::stats_json(rec.val)},
+                       {"best", better}, {"seconds", rec.seconds}, {"elapsed_s", since(t_start)}};
+      if (rec.tested) j["test"] = detail::stats_json(rec.test);
+      cfg.log->write(j);
+    }
+    res.history.push_back(rec);
+    const bool early = cfg.patience > 0 && state.bad_epochs >= cfg.patience;
+    // Checkpoints describe the state after this epoch: a resumed run starts the next one.
+    TrainState after = state;
+    after.epoch = epoch + 1;
+    if (better && !best_path.empty()) save_checkpoint(best_path, store, &opt, after, cfg.metadata);
+    if (!last_path.empty()) {
+      save_checkpoint(last_path, store, &opt, after, cfg.metadata);
+      last_saved_step = state.step;
+    }
+    if (early) {
+      res.early_stopped = true;
+      if (cfg.progress) std::fprintf(stderr, "[%s] early stop: no better validation metric for %ld epochs\n",
+                                     cfg.run.c_str(), long(cfg.patience));
+      stop = true;
+    }
+  }
+  res.steps = state.step;
+  res.best_epoch = state.best_epoch;
+  res.best_metric = state.best_metric;
+  res.best_val_loss = state.best_val_loss;
+  res.best_val_acc = state.best_val_acc;
+  res.best_test_loss = state.best_test_loss;
+  res.best_test_acc = state.best_test_acc;
+  res.best_path = best_path;
+  res.seconds = since(t_start);
+  res.cpu_seconds = cpu_since();
+  return res;
+}
+
+}  // namespace longseq::train

@@ -1,0 +1,162 @@
+// SSMConv: finite-difference gradients for every kernel type and direction, direct references, names.
+#include <doctest/doctest.h>
+
+#include <longseq/ssm/ssm.hpp>
+#include <set>
+#include <string>
+
+#include "grad_check.hpp"
+
+using namespace longseq;
+using namespace longseq::ssm;
+
+namespace {
+
+// Checks dx and every parameter gradient of layer(x) against central differences of <y, W>.
+template <class Layer>
+void check_layer(Layer& layer, index_t B, index_t L, std::uint64_t seed, bool training = false) {
+  index_t H = layer.width();
+  ParamStore<double> store;
+  store.bind(layer);
+  Rng rng(seed);
+  layer.init(rng);
+  HostContext ctx;
+  ctx.training = training;
+  ctx.seed = 1234;
+  auto xv = test::random_vec(B * L * H, seed + 1);
+  auto W = test::random_vec(B * L * H, seed + 2);
+  TensorView<double> x(xv.data(), Shape{B, L, H});
+  Tensor<double> y(Shape{B, L, H}), dx(Shape{B, L, H});
+  typename Layer::Saved s;
+  auto loss = [&] {
+    layer.forward(ctx, x, y.view(), s);
+    double acc = 0;
+    for (index_t i = 0; i < y.numel(); ++i) acc += y[i] * W[std::size_t(i)];
+    return acc;
+  };
+  loss();
+  layer.backward(ctx, s, TensorView<const double>(W.data(), Shape{B, L, H}), dx.view());
+  CHECK(test::check_param_grads(store, loss, 1e-6, 2e-6) == 0);
+  int bad = 0;
+  for (index_t i = 0; i < x.numel(); ++i) {
+    double keep = x[i];
+    x[i] = keep + 1e-6;
+    double p = loss();
+    x[i] = keep - 1e-6;
+    double m = loss();
+    x[i] = keep;
+    double num = (p - m) / 2e-6;
+    if (std::abs(num - dx[i]) > 2e-6 * (1 + std::abs(num))) {
+      ++bad;
+      MESSAGE("dx[", i, "]: analytic ", dx[i], ", numeric ", num);
+    }
+  }
+  CHECK(bad == 0);
+}
+
+}  // namespace
+
+TEST_CASE("SSMConv gradients match finite differences for every kernel type and direction") {
+  SSMConv<S4D<double>, Bidirectional> a({.kernel = {.H = 3, .N = 4, .dt_min = 0.05, .dt_max = 0.5}});
+  check_layer(a, 2, 7, 1);
+  SSMConv<S4D<double, Bilinear>, Causal> b({.kernel = {.H = 2, .N = 4}});
+  check_layer(b, 2, 6, 2);
+  SSMConv<DLR<double>, Causal> c({.kernel = {.H = 2, .N = 3}});
+  check_layer(c, 1, 8, 3);
+  SSMConv<DSS<double>, Bidirectional> d({.kernel = {.H = 2, .N = 3}});
+  check_layer(d, 1, 6, 4);
+  SSMConv<S4<double>, Bidirectional> e({.kernel = {.H = 2, .N = 4, .l_max = 8, .dt_min = 0.05, .dt_max = 0.5}});
+  check_layer(e, 2, 8, 5);
+  SSMConv<ConvKernel<double>, Bidirectional> f({.kernel = {.H = 2, .L_max = 8}, .dropout = 0.3});
+  check_layer(f, 2, 5, 6, /*training=*/true);
+}
+
+TEST_CASE("SSMConv pre-activation equals the direct causal + anti-causal convolution plus D u") {
+  index_t B = 2, L = 9, H = 3;
+  SSMConv<S4D<double>, Bidirectional> layer({.kernel = {.H = H, .N = 6}});
+  ParamStore<double> store;
+  store.bind(layer);
+  Rng rng(8);
+  layer.init(rng);
+  HostContext ctx;
+  auto xv = test::random_vec(B * L * H, 3);
+  TensorView<const double> x(xv.data(), Shape{B, L, H});
+  Tensor<double> y(Shape{B, L, H});
+  decltype(layer)::Saved s;
+  layer.forward(ctx, x, y.view(), s);
+  REQUIRE(s.K.shape() == Shape{2, H, L});
+  double err = 0;
+  for (index_t b = 0; b < B; ++b)
+    for (index_t l = 0; l < L; ++l)
+      for (index_t h = 0; h < H; ++h) {
+        double ref = layer.D.value[h] * x(b, l, h);
+        for (index_t j = 0; j <= l; ++j) ref += s.K(0, h, j) * x(b, l - j, h);
+        for (index_t t = 1; l + t < L; ++t) ref += s.K(1, h, t - 1) * x(b, l + t, h);
+        err = std::max(err, std::abs(ref - s.z(b, l, h)));
+      }
+  CHECK(err < 1e-12);
+  // Output = GLU(Linear(GELU(z))).
+  double e2 = 0;
+  for (index_t b = 0; b < B; ++b)
+    for (index_t l = 0; l < L; ++l)
+      for (index_t o = 0; o < H; ++o) {
+        double g[2];
+        for (int half = 0; half < 2; ++half) {
+          index_t row = o + half * H;
+          double acc = layer.out.bias.value[row];
+          for (index_t h = 0; h < H; ++h) {
+            double zz = s.z(b, l, h);
+            acc += layer.out.weight.value(row, h) * 0.5 * zz * (1 + std::erf(zz / std::sqrt(2.0)));
+          }
+          g[half] = acc;
+        }
+        e2 = std::max(e2, std::abs(g[0] / (1 + std::exp(-g[1])) - y(b, l, o)));
+      }
+  CHECK(e2 < 1e-12);
+}
+
+TEST_CASE("SSMConv names its parameters and groups the SSM dynamics") {
+  SSMConv<S4D<float>, Bidirectional> layer({.kernel = {.H = 4, .N = 8}});
+  std::set<std::string> names;
+  int ssm = 0;
+  layer.parameters([&](std::string_view n, Param<float>& p) {
+    names.insert(std::string(n));
+    ssm += p.group == ParamGroup::ssm;
+  });
+  CHECK(names == std::set<std::string>{"kernel.log_dt", "kernel.log_A_real", "kernel.A_imag", "kernel.B", "kernel.C",
+                                       "D", "out.weight", "out.bias"});
+  CHECK(ssm == 4);
+  CHECK(layer.kernel.C.shape == Shape{2, 4, 4, 2});
+  // The random-init ablation draws every parameter of the layer, not only the kernel's.
+  SSMConv<S4D<double>, Causal> r({.kernel = {.H = 8, .N = 8}, .random = {.enabled = true, .sigma = 0.1}});
+  ParamStore<double> store;
+  store.bind(r);
+  Rng rng(3);
+  r.init(rng);
+  double ss = 0;
+  index_t n = 0;
+  for (const auto& e : store.entries())
+    for (index_t i = 0; i < e.param->value.numel(); ++i, ++n) ss += e.param->value[i] * e.param->value[i];
+  CHECK(std::sqrt(ss / double(n)) == doctest::Approx(0.1).epsilon(0.15));
+  CHECK(r.out.weight.value[0] != 0.0);
+  static_assert(!KernelParameterization<int>);
+  static_assert(KernelParameterization<S4<float>> && KernelParameterization<ConvKernel<double>>);
+}
+
+TEST_CASE("SSMConv float forward runs and rejects bad shapes") {
+  SSMConv<DLR<float>, Causal> layer({.kernel = {.H = 4, .N = 8}});
+  ParamStore<float> store;
+  store.bind(layer);
+  Rng rng(2);
+  layer.init(rng);
+  HostContext ctx;
+  Tensor<float> x(Shape{2, 16, 4}, 0.5f), y(Shape{2, 16, 4});
+  decltype(layer)::Saved s;
+  layer.forward(ctx, x.view(), y.view(), s);
+  for (index_t i = 0; i < y.numel(); ++i) CHECK(std::isfinite(y[i]));
+  Tensor<float> bad(Shape{2, 16, 5});
+  CHECK_THROWS_WITH_AS(layer.forward(ctx, bad.view(), bad.view(), s),
+                       doctest::Contains("SSMConv: tensor 'x' has shape (2, 16, 5), expected (B, L, 4)"), Error);
+  CHECK_THROWS_WITH_AS((SSMConv<DLR<float>, Causal>({.kernel = {.H = 4}, .dropout = 1.0})),
+                       doctest::Contains("dropout = 1, expected [0, 1)"), Error);
+}
