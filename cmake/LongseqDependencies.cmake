@@ -31,11 +31,12 @@ if(NOT ZLIB_FOUND)
 endif()
 
 if(LONGSEQ_CUDA)
-  enable_language(CUDA)
-  find_package(CUDAToolkit REQUIRED)
+  # Hopper (H100/H200) unless the user says otherwise; must be set before CMake picks nvcc's default.
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "")
     set(CMAKE_CUDA_ARCHITECTURES 90)
   endif()
+  enable_language(CUDA)
+  find_package(CUDAToolkit REQUIRED)
   # CMake before 3.26 does not know nvcc's C++20 flag and refuses CUDA_STANDARD 20 without it.
   if(NOT CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
     set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
