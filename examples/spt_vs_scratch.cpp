@@ -24,6 +24,10 @@
 #include <longseq/train/fit.hpp>
 #include <longseq/train/transfer.hpp>
 
+#include <longseq/ssm/conv_kernel.hpp>
+#include <longseq/ssm/dlr.hpp>
+#include <longseq/ssm/dss.hpp>
+#include <longseq/ssm/s4.hpp>
 #include <longseq/ssm/s4d.hpp>
 #include <longseq/ssm/ssm_conv.hpp>
 
@@ -43,12 +47,24 @@ inline TransformerBlock::Config transformer_block(index_t d, index_t heads, doub
   c.dropout = dropout;
   return c;
 }
-using S4DMixer = ssm::SSMConv<ssm::S4D<float>, ssm::Bidirectional>;
-using S4DBlock = nn::PreNormResidual<nn::LayerNorm<float>, S4DMixer>;
-inline S4DBlock::Config s4d_block(index_t d, index_t state, double dropout) {
-  S4DBlock::Config c;
+// An SSM block: pre-LN residual around a bidirectional SSMConv whose kernel is the one template
+// argument that differs between S4, S4D, DSS, DLR and a directly learned convolution kernel.
+template <class Kernel>
+using SSMBlock = nn::PreNormResidual<nn::LayerNorm<float>, ssm::SSMConv<Kernel, ssm::Bidirectional>>;
+
+// `random` is the paper's ablation: every parameter of the mixer drawn from N(0, 0.1) instead of the
+// parameterization's structured initialization.
+template <class Kernel>
+typename SSMBlock<Kernel>::Config ssm_block(index_t d, index_t state, index_t length, bool random, double dropout) {
+  typename SSMBlock<Kernel>::Config c;
   c.norm = {.dim = d};
-  c.mixer.kernel = {.H = d, .N = state, .channels = 2};
+  auto& k = c.mixer.kernel;
+  k.H = d;
+  k.channels = 2;
+  if constexpr (requires { k.N; }) k.N = state;
+  if constexpr (requires { k.l_max; }) k.l_max = length;
+  if constexpr (requires { k.L_max; }) k.L_max = length;
+  c.mixer.random = {.enabled = random, .sigma = 0.1};
   c.dropout = dropout;
   return c;
 }
@@ -58,7 +74,9 @@ struct Options {
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
   std::string out_dir = "spt_vs_scratch_out";
   std::string device = "host";
-  std::vector<std::string> models{"s4d", "transformer"};
+  std::vector<std::string> models{"s4d"};
+  std::string init = "structured";
+  std::string mode = "both";
   index_t train_subset = 1000, val_subset = 500, test_subset = 1000;
   index_t d_model = 64, layers = 2, state = 64, heads = 4;
   index_t batch = 32;
@@ -284,13 +302,17 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", o.data_dir, "folder with the Fashion-MNIST IDX files (Debian: dataset-fashion-mnist)");
   app.add_option("--out-dir", o.out_dir, "where checkpoints, metrics.jsonl and results.json go");
   app.add_option("--device", o.device, "host or cuda")->check(CLI::IsMember({"host", "cuda"}));
-  app.add_option("--models", o.models, "models to compare: s4d, transformer")->delimiter(',');
+  app.add_option("--models", o.models, "models to compare: s4, s4d, dss, dlr, conv, transformer")->delimiter(',');
+  app.add_option("--init", o.init, "structured (each parameterization's own) or random (mixer parameters ~ N(0, 0.1))")
+      ->check(CLI::IsMember({"structured", "random"}));
+  app.add_option("--mode", o.mode, "both, scratch (only the baseline) or spt (only pretraining + fine-tuning)")
+      ->check(CLI::IsMember({"both", "scratch", "spt"}));
   app.add_option("--train-subset", o.train_subset, "training images used (0: all 54000)");
   app.add_option("--val-subset", o.val_subset, "validation images used (0: all 6000)");
   app.add_option("--test-subset", o.test_subset, "test images used (0: all 10000)");
   app.add_option("--d-model", o.d_model, "model width");
   app.add_option("--layers", o.layers, "residual blocks");
-  app.add_option("--state", o.state, "S4D state size N");
+  app.add_option("--state", o.state, "SSM state size N (S4, S4D, DSS, DLR)");
   app.add_option("--heads", o.heads, "attention heads");
   app.add_option("--batch", o.batch, "batch size");
   app.add_option("--pretrain-epochs", o.pretrain_epochs, "self-pretraining epochs");
@@ -336,21 +358,38 @@ int main(int argc, char** argv) {
     auto run = [&](auto pipeline) {
       Row r;
       r.model = pipeline.name;
-      r.scratch = pipeline.scratch();
-      std::tie(r.spt, r.ft) = pipeline.spt_then_finetune();
-      results["models"][r.model] = {{"scratch", r.scratch.json()}, {"spt", r.spt.json()}, {"finetune", r.ft.json()}};
+      if (o.mode != "spt") {
+        r.scratch = pipeline.scratch();
+        results["models"][r.model]["scratch"] = r.scratch.json();
+      }
+      if (o.mode != "scratch") {
+        std::tie(r.spt, r.ft) = pipeline.spt_then_finetune();
+        results["models"][r.model]["spt"] = r.spt.json();
+        results["models"][r.model]["finetune"] = r.ft.json();
+      }
       rows.push_back(r);
     };
+    const index_t length = d.train.info().max_length;
+    const bool random = o.init == "random";
     for (const auto& m : o.models) {
-      if (m == "transformer") {
-        using Block = spt::TransformerBlock;
-        run(Pipeline<Block>{o, "transformer", spt::transformer_block(o.d_model, o.heads, o.dropout), true, log, d});
-      } else if (m == "s4d") {
-        using Block = spt::S4DBlock;
-        run(Pipeline<Block>{o, "s4d", spt::s4d_block(o.d_model, o.state, o.dropout), false, log, d});
-      } else {
-        LONGSEQ_FAIL("unknown model '", m, "', expected s4d or transformer");
-      }
+      auto run_ssm = [&]<class Kernel>(std::type_identity<Kernel>) {
+        run(Pipeline<spt::SSMBlock<Kernel>>{o, m, spt::ssm_block<Kernel>(o.d_model, o.state, length, random, o.dropout), false,
+                                       log, d});
+      };
+      if (m == "transformer")
+        run(Pipeline<spt::TransformerBlock>{o, m, spt::transformer_block(o.d_model, o.heads, o.dropout), true, log, d});
+      else if (m == "s4")
+        run_ssm(std::type_identity<ssm::S4<float>>{});
+      else if (m == "s4d")
+        run_ssm(std::type_identity<ssm::S4D<float>>{});
+      else if (m == "dss")
+        run_ssm(std::type_identity<ssm::DSS<float>>{});
+      else if (m == "dlr")
+        run_ssm(std::type_identity<ssm::DLR<float>>{});
+      else if (m == "conv")
+        run_ssm(std::type_identity<ssm::ConvKernel<float>>{});
+      else
+        LONGSEQ_FAIL("unknown model '", m, "', expected s4, s4d, dss, dlr, conv or transformer");
     }
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     results["seconds"] = total;
@@ -361,10 +400,20 @@ int main(int argc, char** argv) {
                 long(d.train.size()), static_cast<unsigned long long>(o.seed));
     std::printf("| model       | scratch acc | SPT + FT acc |  gain  | scratch time | SPT time  | FT time   |\n");
     std::printf("|-------------|-------------|--------------|--------|--------------|-----------|-----------|\n");
+    // A stage that --mode skipped prints as "-".
+    const bool with_scratch = o.mode != "spt", with_spt = o.mode != "scratch";
+    auto cell = [](bool ran, const char* fmt, double v) {
+      char buf[32];
+      if (ran) std::snprintf(buf, sizeof buf, fmt, v); else std::snprintf(buf, sizeof buf, "-");
+      return std::string(buf);
+    };
     for (const auto& r : rows)
-      std::printf("| %-11s | %10.2f%% | %11.2f%% | %+6.2f | %11.0fs | %8.0fs | %8.0fs |\n", r.model.c_str(),
-                  100 * r.scratch.test_acc, 100 * r.ft.test_acc, 100 * (r.ft.test_acc - r.scratch.test_acc),
-                  r.scratch.seconds, r.spt.seconds, r.ft.seconds);
+      std::printf("| %-11s | %11s | %12s | %6s | %12s | %9s | %9s |\n", r.model.c_str(),
+                  cell(with_scratch, "%.2f%%", 100 * r.scratch.test_acc).c_str(),
+                  cell(with_spt, "%.2f%%", 100 * r.ft.test_acc).c_str(),
+                  cell(with_scratch && with_spt, "%+.2f", 100 * (r.ft.test_acc - r.scratch.test_acc)).c_str(),
+                  cell(with_scratch, "%.0fs", r.scratch.seconds).c_str(), cell(with_spt, "%.0fs", r.spt.seconds).c_str(),
+                  cell(with_spt, "%.0fs", r.ft.seconds).c_str());
     double cpu = 0;
     for (const auto& r : rows) cpu += r.scratch.cpu_seconds + r.spt.cpu_seconds + r.ft.cpu_seconds;
     std::printf("times are wall clock; CPU time of all stages: %.0fs. Same fine-tuning budget (%ld epochs) for "
