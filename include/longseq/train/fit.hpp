@@ -2,6 +2,8 @@
 // clipping, AdamW with a schedule), then evaluates validation and test; the best validation epoch is
 // checkpointed, early stopping watches it, and `last.safetensors` lets an interrupted run resume to the
 // same numbers. A NaN/Inf loss or gradient stops with an error; checkpoints already written stay intact.
+// Data parallel: given a Communicator, every rank computes its shard of each global batch, gradients and
+// metrics are summed over ranks, and only rank 0 writes checkpoints, logs and progress.
 #pragma once
 #include <chrono>
 #include <cmath>
@@ -18,6 +20,7 @@
 #include "adamw.hpp"
 #include "checkpoint.hpp"
 #include "clip.hpp"
+#include "distributed.hpp"
 #include "metrics.hpp"
 #include "schedule.hpp"
 
@@ -37,6 +40,22 @@ concept Task = requires(K& k, Split s, index_t epoch, index_t i) {
   { k.targets() } -> std::convertible_to<heads::Targets<T>>;
   { k.tokens() } -> std::convertible_to<index_t>;
 };
+
+// A task that can run data parallel: after set_shard(rank, ranks), load() fills only this rank's share
+// of each global batch (train::shard over examples; a retrieval pair stays on one rank, so its two
+// documents keep their [first B, second B] row layout). Batch counts stay those of the global batches.
+template <class K>
+concept ShardableTask = requires(K& k, int rank, int ranks) { k.set_shard(rank, ranks); };
+
+namespace detail {
+// A rank whose share of the loaded batch is empty (a global batch smaller than the number of ranks)
+// computes nothing for it but still joins the collectives. Tasks say so through an optional empty().
+template <class K>
+bool shard_empty(const K& task) {
+  if constexpr (requires { { task.empty() } -> std::convertible_to<bool>; }) return task.empty();
+  else return false;
+}
+}  // namespace detail
 
 // Which validation number picks the best checkpoint: accuracy (higher is better) or loss (lower).
 enum class Select { accuracy, loss };
@@ -92,6 +111,7 @@ heads::LossStats evaluate(M& model, K& task, Split split, index_t epoch, HostCon
   const index_t nb = task.num_batches(split, epoch);
   for (index_t i = 0; i < nb; ++i) {
     task.load(split, epoch, i);
+    if (detail::shard_empty(task)) continue;
     total.merge(model.forward(ctx, task.inputs(), task.targets(), saved));
   }
   ctx.training = was;
@@ -103,20 +123,36 @@ inline nlohmann::json stats_json(const heads::LossStats& s) {
   return {{"loss", s.loss}, {"accuracy", s.accuracy()}, {"count", s.count}, {"r2", s.r2()}};
 }
 // Dropout key of one micro-batch: distinct per (seed, update, micro-batch), reproducible on resume.
-inline std::uint64_t step_seed(std::uint64_t seed, index_t step, index_t micro) {
+inline std::uint64_t step_seed(std::uint64_t seed, index_t step, index_t micro, int rank = 0) {
   std::uint64_t x = seed * 0x9E3779B97F4A7C15ull + std::uint64_t(step) * 0xBF58476D1CE4E5B9ull + std::uint64_t(micro);
   x ^= x >> 31;
-  return x;
+  return x ^ (std::uint64_t(rank) * 0xD1B54A32D192ED03ull);  // rank 0 keeps the single-process key
 }
 }  // namespace detail
 
-template <class M, class K>
+// Data-parallel fit: every rank calls it with the same arguments (same seed, same global batches). The
+// result (metrics, steps, history) is the same on every rank.
+template <class M, class K, Communicator C>
 FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typename M::value_type>& opt,
-              const Schedule& schedule, K& task, const FitConfig& cfg) {
+              const Schedule& schedule, K& task, const FitConfig& cfg, C& comm) {
   using T = typename M::value_type;
   static_assert(Task<K, T>, "train::fit: the task must provide num_batches(Split, epoch), load(Split, epoch, i), "
                             "inputs(), targets() and tokens() (see train::Task)");
   LONGSEQ_CHECK(cfg.accum >= 1, "fit: accum must be >= 1, got ", cfg.accum);
+  const bool parallel = comm.size() > 1, root = is_root(comm);
+  if constexpr (ShardableTask<K>) {
+    task.set_shard(comm.rank(), comm.size());
+  } else {
+    LONGSEQ_CHECK(!parallel, "fit: running on ", comm.size(), " ranks needs a task with set_shard(rank, ranks) "
+                             "(train::ShardableTask) so each rank loads its own part of every batch");
+  }
+  // Reduces a split's statistics over ranks (every rank evaluated its shard of each batch).
+  auto reduce = [&](const heads::LossStats& s) { return parallel ? allreduce_stats(comm, s) : s; };
+  // Only rank 0 writes; the others wait until the file is complete (a resume may read it next).
+  auto write_checkpoint = [&](const std::string& path, const TrainState& st) {
+    if (root) save_checkpoint(path, store, &opt, st, cfg.metadata);
+    if (parallel) comm.barrier();
+  };
   using clock = std::chrono::steady_clock;
   const auto t_start = clock::now();
   const std::clock_t cpu_start = std::clock();
@@ -134,16 +170,20 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
   }
   res.last_path = last_path;
   index_t last_saved_step = -1;
+  if (!cfg.checkpoint_dir.empty() && parallel) comm.barrier();  // the folder exists before anyone reads it
   if (cfg.resume && !last_path.empty() && std::filesystem::exists(last_path)) {
+    // Every rank reads the same file: the state is global (step, epoch, global batch index), so a run
+    // may resume on a different number of ranks.
     load_checkpoint(last_path, store, &opt, &state);
     last_saved_step = state.step;
     res.resumed_from = state.step;
-    if (cfg.progress) std::fprintf(stderr, "[%s] resumed from %s at step %ld (epoch %ld, batch %ld)\n", cfg.run.c_str(),
+    if (cfg.progress && root) std::fprintf(stderr, "[%s] resumed from %s at step %ld (epoch %ld, batch %ld)\n", cfg.run.c_str(),
                                    last_path.c_str(), long(state.step), long(state.epoch), long(state.batch));
   }
+  if (parallel) broadcast_parameters(comm, store);  // every rank starts from rank 0's parameters
   auto save_last = [&] {
     if (last_path.empty()) return;
-    save_checkpoint(last_path, store, &opt, state, cfg.metadata);
+    write_checkpoint(last_path, state);
     last_saved_step = state.step;
   };
   auto fail_nonfinite = [&](const std::string& what, index_t epoch, index_t batch) {
@@ -156,7 +196,7 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
 
   HostContext ctx;
   typename M::Saved saved;
-  Progress progress(cfg.progress);
+  Progress progress(cfg.progress && root);
   const index_t nb0 = task.num_batches(Split::train, state.epoch);
   index_t total_updates = cfg.epochs * ((nb0 + cfg.accum - 1) / cfg.accum);
   if (cfg.max_steps > 0) total_updates = std::min(total_updates, cfg.max_steps);
@@ -177,17 +217,36 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
       const index_t group_start = (i / cfg.accum) * cfg.accum;
       const index_t group = std::min(cfg.accum, nb - group_start);
       ctx.training = true;
-      ctx.seed = detail::step_seed(cfg.seed, state.step, i - group_start);
+      ctx.seed = detail::step_seed(cfg.seed, state.step, i - group_start, comm.rank());
       task.load(Split::train, epoch, i);
-      const heads::LossStats st = model.forward(ctx, task.inputs(), task.targets(), saved);
-      if (!std::isfinite(st.loss)) fail_nonfinite("non-finite loss (" + std::to_string(st.loss) + ")", epoch, i);
-      model.backward(ctx, saved, 1.0 / double(group));
+      const bool idle = detail::shard_empty(task);
+      const heads::LossStats st = idle ? heads::LossStats{} : model.forward(ctx, task.inputs(), task.targets(), saved);
+      // The loss is a mean over the rows or positions this rank counted; weighting it by the rank's share
+      // of the counted items makes the summed gradient that of the global batch's mean. The non-finite
+      // flag travels with the count so that every rank stops together.
+      double weight = 1.0;
+      bool finite = std::isfinite(st.loss);
+      if (parallel) {
+        double v[2] = {finite ? st.count : 0.0, finite ? 0.0 : 1.0};
+        const double local = v[0];
+        comm.allreduce_sum(v, 2);
+        finite = v[1] == 0;
+        weight = v[0] > 0 ? local / v[0] : 0.0;
+      }
+      if (!finite)
+        fail_nonfinite(std::isfinite(st.loss) ? std::string("non-finite loss on another rank")
+                                              : "non-finite loss (" + std::to_string(st.loss) + ")",
+                       epoch, i);
+      if (!idle) model.backward(ctx, saved, weight / double(group));
       train_stats.merge(st);
-      tokens_window += double(task.tokens());
-      loss_window += st.loss;
-      n_window += 1;
+      if (!idle) {
+        tokens_window += double(task.tokens());
+        loss_window += st.loss;
+        n_window += 1;
+      }
       if (i + 1 != group_start + group) continue;
 
+      if (parallel) allreduce_gradients(comm, store);
       const double norm = clip_grad_norm(store, cfg.clip);
       if (!std::isfinite(norm))
         fail_nonfinite("non-finite gradient (first in '" + first_nonfinite_grad(store) + "')", epoch, i);
@@ -198,14 +257,21 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
       ++updates_this_call;
       state.batch = i + 1;
       if (cfg.log_every > 0 && (state.step % cfg.log_every == 0 || state.step == total_updates)) {
+        if (parallel) {  // the loss of the window over all ranks, tokens of all ranks
+          double v[3] = {loss_window, n_window, tokens_window};
+          comm.allreduce_sum(v, 3);
+          loss_window = v[0];
+          n_window = v[1];
+          tokens_window = v[2];
+        }
         const double dt = std::max(1e-9, since(t_window));
         const double done = double(state.step - first_step), left = double(total_updates - state.step);
         const double eta = done > 0 ? since(t_train) / done * left : -1;
-        progress.line(cfg.run, long(state.step), long(total_updates), loss_window / n_window,
+        progress.line(cfg.run, long(state.step), long(total_updates), loss_window / std::max(1.0, n_window),
                       opt.config().lr * factor, tokens_window / dt, eta);
-        if (cfg.log)
+        if (cfg.log && root)
           cfg.log->write({{"event", "step"}, {"run", cfg.run}, {"step", state.step}, {"epoch", epoch},
-                          {"loss", loss_window / n_window}, {"lr", opt.config().lr * factor},
+                          {"loss", loss_window / std::max(1.0, n_window)}, {"lr", opt.config().lr * factor},
                           {"grad_norm", norm}, {"tokens_per_s", tokens_window / dt},
                           {"elapsed_s", since(t_start)}});
         tokens_window = loss_window = n_window = 0;
@@ -228,12 +294,12 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
     EpochRecord rec;
     rec.epoch = epoch;
     rec.step = state.step;
-    rec.train = train_stats;
-    rec.val = evaluate(model, task, Split::val, epoch, ctx, saved);
+    rec.train = reduce(train_stats);
+    rec.val = reduce(evaluate(model, task, Split::val, epoch, ctx, saved));
     const double metric = cfg.select == Select::accuracy ? rec.val.accuracy() : -rec.val.loss;
     const bool better = metric > state.best_metric;
     if (cfg.test_eval == TestEval::every_epoch || (better && cfg.test_eval == TestEval::on_improvement)) {
-      rec.test = evaluate(model, task, Split::test, epoch, ctx, saved);
+      rec.test = reduce(evaluate(model, task, Split::test, epoch, ctx, saved));
       rec.tested = true;
     }
     rec.seconds = since(t_epoch);
@@ -248,13 +314,13 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
     } else {
       ++state.bad_epochs;
     }
-    if (cfg.progress) {
+    if (cfg.progress && root) {
       std::fprintf(stderr, "[%s] epoch %ld: train loss %.4f acc %.4f | val loss %.4f acc %.4f", cfg.run.c_str(),
                    long(epoch), rec.train.loss, rec.train.accuracy(), rec.val.loss, rec.val.accuracy());
       if (rec.tested) std::fprintf(stderr, " | test loss %.4f acc %.4f", rec.test.loss, rec.test.accuracy());
       std::fprintf(stderr, "%s (%.0fs)\n", better ? "  (best)" : "", rec.seconds);
     }
-    if (cfg.log) {
+    if (cfg.log && root) {
       nlohmann::json j{{"event", "epoch"}, {"run", cfg.run}, {"epoch", epoch}, {"step", state.step},
                        {"train", detail::stats_json(rec.train)}, {"val", detail::stats_json(rec.val)},
                        {"best", better}, {"seconds", rec.seconds}, {"elapsed_s", since(t_start)}};
@@ -266,14 +332,14 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
     // Checkpoints describe the state after this epoch: a resumed run starts the next one.
     TrainState after = state;
     after.epoch = epoch + 1;
-    if (better && !best_path.empty()) save_checkpoint(best_path, store, &opt, after, cfg.metadata);
+    if (better && !best_path.empty()) write_checkpoint(best_path, after);
     if (!last_path.empty()) {
-      save_checkpoint(last_path, store, &opt, after, cfg.metadata);
+      write_checkpoint(last_path, after);
       last_saved_step = state.step;
     }
     if (early) {
       res.early_stopped = true;
-      if (cfg.progress) std::fprintf(stderr, "[%s] early stop: no better validation metric for %ld epochs\n",
+      if (cfg.progress && root) std::fprintf(stderr, "[%s] early stop: no better validation metric for %ld epochs\n",
                                      cfg.run.c_str(), long(cfg.patience));
       stop = true;
     }
@@ -289,6 +355,14 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
   res.seconds = since(t_start);
   res.cpu_seconds = cpu_since();
   return res;
+}
+
+// One process (the default).
+template <class M, class K>
+FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typename M::value_type>& opt,
+              const Schedule& schedule, K& task, const FitConfig& cfg) {
+  SingleProcess one;
+  return fit(model, store, opt, schedule, task, cfg, one);
 }
 
 }  // namespace longseq::train
