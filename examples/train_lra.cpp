@@ -15,6 +15,8 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
+#include <sstream>
 #include <span>
 #include <type_traits>
 #include <string>
@@ -53,7 +55,12 @@ struct Options {
   double mask_p = -1;  // < 0: the paper's default for the task
   std::string spt_loss = "ce", pool = "mean", schedule = "cosine", out = "train_lra_out";
   index_t d_model = 64, layers = 2, state = 64, heads = 4, batch = 16, warmup = 10, epochs = 1, max_steps = 0;
+  index_t ff_expand = 2, n_ssm = 0, head_hidden = 0, l_max = 0, schedule_steps = 0;
   double lr = 1e-3, ssm_lr = 1e-3, wd = 0.05, dropout = 0.0, clip = 0.0, train_fraction = 1.0;
+  double dt_min = -1, dt_max = -1;  // < 0: the kernel's own default
+  std::string preset = "none", preset_row;
+  std::set<std::string> preset_filled;  // flags whose value came from the preset
+  bool print_config = false;
   std::uint64_t seed = 0;
   index_t log_every = 20, save_every = 0, patience = 0;
   bool resume = false;
@@ -66,6 +73,164 @@ inline double default_mask_p(const std::string& task) {
   if (task == "listops") return 0.1;
   if (task == "text" || task == "retrieval") return 0.15;
   return 0.5;
+}
+
+// ---- the paper's settings (--preset paper) --------------------------------------------------------
+
+// One row per (task, model family) of "Never Train from Scratch" (Amos, Berant, Gupta, ICLR 2024),
+// Appendix C.1 and the LRA experiment configurations of its code release: Transformer, S4 (also used
+// for S4D, DSS and the convolution kernel, which have no rows of their own) and DLR. Stage-dependent
+// values are {pretrain, finetune, scratch}; scratch trains the fine-tuning architecture with the
+// fine-tuning recipe except where the paper names other values (S4 on PathX-256). `pathx` and
+// `pathx256` are the pathfinder task at 128x128 and 256x256 pixels. Where the DLR table is silent
+// (retrieval, pathfinder, PathX-256, dropout and schedules) the paper says "same as S4, LayerNorm".
+// n_ssm 0 means one (A, B) copy per channel; pool "pair" is the retrieval head.
+struct PaperRow {
+  const char* task;
+  const char* family;
+  index_t l_max, layers, d_model, heads, ff_expand;
+  bool batch_norm, prenorm;
+  double dropout;
+  index_t state, n_ssm;
+  double dt_min, dt_max, ssm_lr;
+  index_t batch[3];
+  double lr[3];
+  double wd;
+  index_t cosine_steps[3];  // 0: constant learning rate after warmup; else cosine decay over this many updates
+  index_t warmup[3], epochs[3];
+  const char* pool;
+  bool mlp_head;   // Linear(d, d) - ReLU - Linear(d, classes) instead of one Linear
+  index_t window;  // local attention blocks (look back and forward one block); 0: full attention
+};
+
+// clang-format off
+inline constexpr PaperRow paper_rows[] = {
+  // Transformer: pre-LN, LayerNorm, no dropout, sinusoidal positions.
+  {"listops",    "transformer",  2048, 6, 512, 8, 4, false, true, 0.0,    0,   0,    0,    0,     0, {32, 32, 32}, {0.05, 0.05, 0.05},   0.0,  {0, 0, 0},           {2000, 2000, 2000},   {100, 100, 100}, "mean", false,    0},
+  {"text",       "transformer",  4096, 6, 512, 8, 4, false, true, 0.0,    0,   0,    0,    0,     0, {32, 32, 32}, {0.05, 0.05, 0.05},   0.1,  {0, 0, 0},           {5000, 2000, 2000},   {32, 65, 65},    "mean", true,     0},
+  {"retrieval",  "transformer",  4000, 4, 128, 4, 4, false, true, 0.0,    0,   0,    0,    0,     0, {32, 32, 32}, {0.05, 0.05, 0.05},   0.0,  {0, 0, 0},           {2000, 5000, 5000},   {32, 32, 32},    "pair", false,    0},
+  {"image",      "transformer",  1024, 3,  64, 4, 2, false, true, 0.0,    0,   0,    0,    0,     0, {32, 50, 50}, {1e-3, 1e-3, 1e-3},   0.0,  {0, 0, 0},           {2500, 2000, 2000},   {50, 200, 200},  "mean", true,     0},
+  {"pathfinder", "transformer",  1024, 4, 128, 8, 1, false, true, 0.0,    0,   0,    0,    0,     0, {32, 32, 32}, {5e-4, 5e-4, 5e-4},   0.0,  {0, 0, 0},           {2500, 5000, 5000},   {50, 200, 200},  "mean", false,    0},
+  {"pathx",      "transformer", 16384, 4, 128, 4, 1, false, true, 0.0,    0,   0,    0,    0,     0, {32, 32, 32}, {5e-4, 5e-4, 5e-4},   0.0,  {0, 0, 0},           {5000, 5000, 5000},   {200, 200, 200}, "max",  false, 4096},
+  // PathX-256: the released pretraining config has 8 layers, fine-tuning 4; 4 in both so the checkpoint transfers.
+  {"pathx256",   "transformer", 65536, 4, 128, 4, 4, false, true, 0.0,    0,   0,    0,    0,     0, {32, 32, 32}, {5e-4, 5e-4, 5e-4},   0.0,  {0, 0, 0},           {5000, 5000, 5000},   {200, 200, 200}, "max",  false, 8192},
+  // S4: bidirectional, GELU + GLU, HiPPO-LegS, state 64.
+  {"listops",    "s4",           2048, 8, 128, 0, 0, true, false, 0.0,   64,   0, 1e-3,  0.1,  1e-3, {50, 50, 50}, {0.01, 0.01, 0.01},   0.05, {0, 0, 0},           {2000, 2000, 2000},   {100, 40, 40},   "mean", false,    0},
+  {"text",       "s4",           4096, 6, 256, 0, 0, true, true,  0.0,   64,   0, 1e-3,  0.1,  1e-3, {16, 16, 16}, {0.01, 0.01, 0.01},   0.05, {0, 50000, 50000},   {1000, 5000, 5000},   {32, 32, 32},    "mean", false,    0},
+  {"retrieval",  "s4",           4000, 6, 256, 0, 0, true, true,  0.0,   64,   0, 1e-3,  0.1,  1e-3, {64, 64, 64}, {0.01, 0.01, 0.01},   0.05, {0, 0, 0},           {2500, 2500, 2500},   {20, 20, 20},    "pair", false,    0},
+  {"image",      "s4",           1024, 6, 512, 0, 0, false, false, 0.1,  64,   2, 1e-3,  0.1,  1e-3, {50, 50, 50}, {0.01, 0.01, 0.01},   0.05, {0, 200000, 200000}, {1000, 1000, 1000},   {200, 200, 200}, "mean", false,    0},
+  {"pathfinder", "s4",           1024, 6, 256, 0, 0, true, true,  0.0,   64,   0, 1e-3,  0.1,  1e-3, {64, 64, 64}, {4e-3, 4e-3, 4e-3},   0.03, {0, 0, 0},           {2500, 2500, 2500},   {200, 200, 200}, "last", false,    0},
+  {"pathx",      "s4",          16384, 6, 256, 0, 0, true, true,  0.0,   64,   0, 1e-4,  0.1,  5e-4, {32, 16, 16}, {5e-4, 5e-4, 5e-4},   0.05, {0, 500000, 500000}, {5000, 10000, 10000}, {50, 50, 50},    "mean", false,    0},
+  {"pathx256",   "s4",          65536, 6, 256, 0, 0, true, true,  0.0,   64,   0, 1e-4,  0.1,  5e-4, {8, 64, 16},  {1e-3, 1e-3, 1e-4},   0.05, {0, 500000, 500000}, {5000, 10000, 10000}, {50, 50, 50},    "max",  false,    0},
+  // DLR: LayerNorm always, 1024 complex modes, decay rates in [1e-4, 1e-3], Lambda and W at lr 1e-4.
+  {"listops",    "dlr",          2048, 8, 128, 0, 0, false, false, 0.0, 1024,  0, 1e-4, 1e-3,  1e-4, {50, 50, 50}, {0.01, 0.01, 0.01},   0.05, {0, 0, 0},           {2000, 2000, 2000},   {100, 40, 40},   "mean", false,    0},
+  {"text",       "dlr",          4096, 6, 256, 0, 0, false, true,  0.0, 1024,  0, 1e-4, 1e-3,  1e-4, {16, 16, 16}, {0.01, 0.01, 0.01},   0.05, {0, 50000, 50000},   {1000, 2000, 2000},   {32, 32, 32},    "mean", false,    0},
+  {"retrieval",  "dlr",          4000, 6, 256, 0, 0, false, true,  0.0, 1024,  0, 1e-4, 1e-3,  1e-4, {64, 64, 64}, {0.01, 0.01, 0.01},   0.05, {0, 0, 0},           {2500, 2500, 2500},   {20, 20, 20},    "pair", false,    0},
+  {"image",      "dlr",          1024, 6, 512, 0, 0, false, true,  0.1, 1024,  0, 1e-4, 1e-3,  1e-4, {50, 50, 50}, {0.01, 0.01, 0.01},   0.05, {0, 200000, 200000}, {1000, 1000, 1000},   {200, 200, 200}, "mean", false,    0},
+  {"pathfinder", "dlr",          1024, 6, 256, 0, 0, false, true,  0.0, 1024,  0, 1e-4, 1e-3,  1e-4, {64, 64, 64}, {4e-3, 4e-3, 4e-3},   0.03, {0, 0, 0},           {2500, 2500, 2500},   {200, 200, 200}, "last", false,    0},
+  {"pathx",      "dlr",         16384, 6, 256, 0, 0, false, true,  0.0, 1024,  0, 1e-4, 1e-3,  1e-4, {32, 32, 32}, {5e-4, 5e-4, 5e-4},   0.05, {0, 250000, 250000}, {5000, 5000, 5000},   {50, 50, 50},    "max",  false,    0},
+  {"pathx256",   "dlr",         65536, 6, 256, 0, 0, false, true,  0.0, 1024,  0, 1e-4, 1e-3,  1e-4, {8, 64, 16},  {1e-3, 1e-3, 1e-4},   0.05, {0, 250000, 250000}, {5000, 5000, 5000},   {50, 50, 50},    "max",  false,    0},
+};
+// clang-format on
+
+// The row for a run: the pathfinder task's resolution picks Pathfinder-32, PathX or PathX-256 from the
+// sequence length (--l-max, else the data's longest sequence).
+inline const PaperRow& paper_row(const Options& o, index_t length) {
+  std::string task = o.task;
+  if (task == "pathfinder") task = length > 16384 ? "pathx256" : length > 1024 ? "pathx" : "pathfinder";
+  const std::string family = o.model == "transformer" ? "transformer" : o.model == "dlr" ? "dlr" : "s4";
+  for (const auto& r : paper_rows)
+    if (task == r.task && family == r.family) return r;
+  LONGSEQ_FAIL("--preset paper has no settings for --task ", o.task,
+               " (the paper's LRA tasks: listops, text, retrieval, image, pathfinder)");
+}
+
+// Fills every setting of the paper's row that the command line left alone (CLI11 counts the flags
+// given), so an explicit flag always wins. Returns what the run cannot follow, for the log.
+inline std::vector<std::string> apply_paper_preset(Options& o, const CLI::App& app, index_t data_length) {
+  const bool user_l_max = app.count("--l-max") > 0;
+  const PaperRow& r = paper_row(o, user_l_max ? o.l_max : data_length);
+  const int s = o.stage == "pretrain" ? 0 : o.stage == "finetune" ? 1 : 2;
+  const bool transformer = o.model == "transformer", ssm = !transformer && o.model != "conv";
+  auto fill = [&](const char* flag, auto& field, auto value) {
+    if (app.count(flag) > 0) return;
+    field = static_cast<std::remove_reference_t<decltype(field)>>(value);
+    o.preset_filled.insert(flag);
+  };
+  fill("--l-max", o.l_max, r.l_max);
+  fill("--layers", o.layers, r.layers);
+  fill("--d-model", o.d_model, r.d_model);
+  if (transformer) {
+    fill("--heads", o.heads, r.heads);
+    fill("--ff-expand", o.ff_expand, r.ff_expand);
+  } else {
+    fill("--ssm-lr", o.ssm_lr, r.ssm_lr);
+  }
+  if (ssm) {
+    fill("--state", o.state, r.state);
+    fill("--n-ssm", o.n_ssm, r.n_ssm);
+    fill("--dt-min", o.dt_min, r.dt_min);
+    fill("--dt-max", o.dt_max, r.dt_max);
+  }
+  fill("--dropout", o.dropout, r.dropout);
+  fill("--batch", o.batch, r.batch[s]);
+  fill("--lr", o.lr, r.lr[s]);
+  fill("--wd", o.wd, r.wd);
+  fill("--warmup", o.warmup, r.warmup[s]);
+  fill("--epochs", o.epochs, r.epochs[s]);
+  fill("--schedule", o.schedule, std::string(r.cosine_steps[s] > 0 ? "cosine" : "constant"));
+  fill("--schedule-steps", o.schedule_steps, r.cosine_steps[s]);
+  if (std::string(r.pool) != "pair") fill("--pool", o.pool, std::string(r.pool));
+  fill("--head-hidden", o.head_hidden, r.mlp_head ? o.d_model : 0);
+  fill("--mask-p", o.mask_p, default_mask_p(o.task));
+  fill("--spt-loss", o.spt_loss, std::string(o.task == "image" ? "l1" : "ce"));
+
+  std::vector<std::string> ignored;
+  if (r.batch_norm) ignored.push_back("BatchNorm (the blocks use LayerNorm)");
+  if (!r.prenorm) ignored.push_back("post-norm blocks (the blocks are pre-norm)");
+  if (r.window > 0)
+    ignored.push_back("local attention with window " + std::to_string(r.window) + " (attention is full)");
+  if (o.model == "conv" || o.model == "dss")
+    ignored.push_back("no row for --model " + o.model + " (the S4 row is used)");
+  o.preset_row = std::string(r.task) + "/" + r.family;
+  return ignored;
+}
+
+// --print-config: the resolved settings, one `name = value  (source)` line each.
+inline void print_config(const Options& o, const CLI::App& app, const std::vector<std::string>& notes) {
+  auto line = [&](const char* name, const char* flag, const auto& value) {
+    std::ostringstream v;
+    v << value;
+    const char* from = app.count(flag) ? "command line" : o.preset_filled.count(flag) ? "preset" : "default";
+    std::printf("%s = %s  (%s)\n", name, v.str().c_str(), from);
+  };
+  std::printf("task = %s\nmodel = %s\nstage = %s\npreset = %s\n", o.task.c_str(), o.model.c_str(),
+              o.stage.c_str(), o.preset.c_str());
+  if (!o.preset_row.empty()) std::printf("preset_row = %s\n", o.preset_row.c_str());
+  line("objective", "--objective", o.objective);
+  line("l_max", "--l-max", o.l_max);
+  line("layers", "--layers", o.layers);
+  line("d_model", "--d-model", o.d_model);
+  line("heads", "--heads", o.heads);
+  line("ff_expand", "--ff-expand", o.ff_expand);
+  line("state", "--state", o.state);
+  line("n_ssm", "--n-ssm", o.n_ssm);
+  line("dt_min", "--dt-min", o.dt_min);
+  line("dt_max", "--dt-max", o.dt_max);
+  line("dropout", "--dropout", o.dropout);
+  line("batch", "--batch", o.batch);
+  line("lr", "--lr", o.lr);
+  line("ssm_lr", "--ssm-lr", o.ssm_lr);
+  line("wd", "--wd", o.wd);
+  line("warmup", "--warmup", o.warmup);
+  line("schedule", "--schedule", o.schedule);
+  line("schedule_steps", "--schedule-steps", o.schedule_steps);
+  line("epochs", "--epochs", o.epochs);
+  line("pool", "--pool", o.pool);
+  line("head_hidden", "--head-hidden", o.head_hidden);
+  line("mask_p", "--mask-p", o.mask_p);
+  line("spt_loss", "--spt-loss", o.spt_loss);
+  for (const auto& n : notes) std::printf("not applied: %s\n", n.c_str());
 }
 
 // ---- ranks ----------------------------------------------------------------------------------------
@@ -147,6 +312,9 @@ struct SsmModel {
       k.L_max = length;
     } else {
       k.N = o.state;
+      if (o.dt_min > 0) k.dt_min = o.dt_min;
+      if (o.dt_max > 0) k.dt_max = o.dt_max;
+      if constexpr (requires { k.n_ssm; }) k.n_ssm = o.n_ssm;
       if constexpr (std::is_same_v<Kernel, ssm::S4<F>>) k.l_max = length;
     }
     return k;
@@ -161,7 +329,7 @@ struct TransformerModel {
     Block::Config c;
     c.dim = o.d_model;
     c.heads = o.heads;
-    c.ff_hidden = 2 * o.d_model;
+    c.ff_hidden = o.ff_expand * o.d_model;
     c.activation = nn::Activation::gelu;
     c.causal = o.causal();
     c.dropout = o.dropout;
@@ -296,7 +464,7 @@ struct Stage {
   index_t length() const {
     index_t l = 0;
     for (const auto* s : {&d.train, &d.val, &d.test}) l = std::max(l, s->info().max_length);
-    return l;
+    return std::max(l, o.l_max);
   }
   index_t vocab() const { return pixels() ? 256 : std::max<index_t>(d.vocab.size(), d.train.info().vocab_size); }
 
@@ -344,7 +512,7 @@ struct Stage {
     }
     using Net = nn::Model<Enc, Backbone, nn::LayerNorm<F>, heads::ClassificationHead<F>>;
     train_model<Net>({encoder<Spec, Enc>(false), backbone, norm,
-                      {.dim = o.d_model, .classes = classes, .pool = nn::parse_pool(o.pool)}},
+                      {.dim = o.d_model, .classes = classes, .pool = nn::parse_pool(o.pool), .hidden = o.head_hidden}},
                      LraTask::Mode::classify, train::Select::accuracy);
   }
 
@@ -373,7 +541,9 @@ struct Stage {
     const index_t per_epoch = task.num_batches(train::Split::train, 0);
     index_t total = o.epochs * per_epoch;
     if (o.max_steps > 0) total = std::min(total, o.max_steps);
-    const train::Schedule sched{train::Schedule::parse(o.schedule), o.warmup, total, 0.0};
+    // The paper's cosine schedules decay over a fixed number of updates, not over the run's length.
+    const train::Schedule sched{train::Schedule::parse(o.schedule), o.warmup,
+                                o.schedule_steps > 0 ? o.schedule_steps : total, 0.0};
 
     std::unique_ptr<train::MetricsLog> log;
     if (root()) {
@@ -399,6 +569,8 @@ struct Stage {
     fc.metadata["config"] = nlohmann::json{{"task", o.task}, {"model", o.model}, {"stage", o.stage},
                                            {"objective", o.objective}, {"d_model", o.d_model}, {"layers", o.layers},
                                            {"state", o.state}, {"heads", o.heads}, {"mask_p", o.mask_p},
+                                           {"ff_expand", o.ff_expand}, {"n_ssm", o.n_ssm}, {"l_max", o.l_max},
+                                           {"head_hidden", o.head_hidden}, {"preset", o.preset},
                                            {"spt_loss", o.spt_loss}, {"seed", o.seed}}.dump();
     const train::FitResult r = train::fit(model, store, opt, sched, task, fc, comm);
     if (!root()) return;
@@ -429,7 +601,13 @@ int main(int argc, char** argv) {
   CLI::App app{"Self-pretraining, fine-tuning or training from scratch on an LRA task"};
   app.add_option("--task", o.task, data::task_names)->required()->check(
       CLI::IsMember({"listops", "text", "retrieval", "image", "pathfinder", "fashion-mnist", "mnist"}));
-  app.add_option("--data", o.data, "the task's folder as its release unpacks it (see data::load_task)")->required();
+  app.add_option("--data", o.data, "the task's folder as its release unpacks it (see data::load_task); "
+                                   "required unless --print-config");
+  app.add_option("--preset", o.preset, "paper: the paper's settings for (task, model, stage); flags given "
+                                       "override them. Not covered: BatchNorm/post-norm blocks and local "
+                                       "attention (the blocks are pre-LN LayerNorm, attention is full)")
+      ->check(CLI::IsMember({"none", "paper"}));
+  app.add_flag("--print-config", o.print_config, "print the resolved settings and exit (no data needed)");
   app.add_option("--model", o.model, "s4, s4d, dss, dlr, conv or transformer")
       ->check(CLI::IsMember({"s4", "s4d", "dss", "dlr", "conv", "transformer"}));
   app.add_option("--stage", o.stage, "pretrain (SPT), finetune (from --pretrained) or scratch")
@@ -445,6 +623,13 @@ int main(int argc, char** argv) {
   app.add_option("--layers", o.layers, "residual blocks");
   app.add_option("--state", o.state, "SSM state size N");
   app.add_option("--heads", o.heads, "attention heads");
+  app.add_option("--ff-expand", o.ff_expand, "Transformer feed-forward width as a multiple of --d-model");
+  app.add_option("--n-ssm", o.n_ssm, "S4/S4D: independent (A, B) copies shared across channels (0: one per channel)");
+  app.add_option("--dt-min", o.dt_min, "SSM: smallest initial step / decay rate (default: the kernel's)");
+  app.add_option("--dt-max", o.dt_max, "SSM: largest initial step / decay rate (default: the kernel's)");
+  app.add_option("--l-max", o.l_max, "sequence length the kernels are built for (0: longest in the data); "
+                                     "selects PathX (16384) or PathX-256 (65536) rows of --preset paper");
+  app.add_option("--head-hidden", o.head_hidden, "classifier: hidden width of a two-layer MLP head (0: linear)");
   app.add_option("--batch", o.batch, "global batch size (split over the ranks)");
   app.add_option("--lr", o.lr, "learning rate");
   app.add_option("--ssm-lr", o.ssm_lr, "learning rate of the SSM dynamics (no weight decay)");
@@ -453,6 +638,7 @@ int main(int argc, char** argv) {
   app.add_option("--clip", o.clip, "gradient clipping by global norm (0: off)");
   app.add_option("--warmup", o.warmup, "linear warmup updates");
   app.add_option("--schedule", o.schedule, "after warmup")->check(CLI::IsMember({"constant", "cosine"}));
+  app.add_option("--schedule-steps", o.schedule_steps, "cosine: updates to decay over (0: the run's length)");
   app.add_option("--epochs", o.epochs, "epochs");
   app.add_option("--max-steps", o.max_steps, "stop after this many updates (0: no limit)");
   app.add_option("--patience", o.patience, "early stopping after this many epochs without improvement (0: off)");
@@ -465,11 +651,27 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    Comm comm;
-    if (o.mask_p < 0) o.mask_p = default_mask_p(o.task);
+    std::vector<std::string> not_applied;
+    if (o.print_config) {
+      if (o.preset == "paper") not_applied = apply_paper_preset(o, app, 0);
+      if (o.mask_p < 0) o.mask_p = default_mask_p(o.task);
+      print_config(o, app, not_applied);
+      return 0;
+    }
+    LONGSEQ_CHECK(!o.data.empty(), "--data is required (the task's folder)");
     LONGSEQ_CHECK(o.stage != "finetune" || !o.pretrained.empty(), "--stage finetune needs --pretrained CHECKPOINT");
-    LONGSEQ_CHECK(o.batch >= comm.size(), "--batch ", o.batch, " is smaller than the number of ranks ", comm.size());
+    Comm comm;
     data::Splits d = data::load_task(o.task, o.data);
+    if (o.preset == "paper") {
+      index_t longest = 0;
+      for (const auto* s : {&d.train, &d.val, &d.test}) longest = std::max(longest, s->info().max_length);
+      not_applied = apply_paper_preset(o, app, longest);
+      train::root_printf(comm, "[train_lra] preset paper: row %s, batch %ld, lr %g, %ld epochs\n",
+                         o.preset_row.c_str(), long(o.batch), o.lr, long(o.epochs));
+      for (const auto& n : not_applied) train::root_printf(comm, "[train_lra] preset paper: not applied: %s\n", n.c_str());
+    }
+    if (o.mask_p < 0) o.mask_p = default_mask_p(o.task);
+    LONGSEQ_CHECK(o.batch >= comm.size(), "--batch ", o.batch, " is smaller than the number of ranks ", comm.size());
     d.train = fraction_of(d.train, o.train_fraction, o.seed);
     train::root_printf(comm, "[train_lra] %s: %ld train / %ld val / %ld test, longest %ld, mask p %.2f\n",
                        o.task.c_str(), long(d.train.size()), long(d.val.size()), long(d.test.size()),

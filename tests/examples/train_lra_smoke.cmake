@@ -1,6 +1,7 @@
-# Smoke run of examples/train_lra (cmake -P): a tiny generated ListOps set, self-pretraining for a few
-# steps then fine-tuning from its checkpoint, for an S4D and a Transformer model; with MPIRUN set, the
-# fine-tuning also runs on two ranks. Prints SKIPPED when the example programs were not built.
+# Smoke run of examples/train_lra (cmake -P): the resolved settings of --preset paper (--print-config),
+# then a tiny generated ListOps set, self-pretraining for a few steps then fine-tuning from its
+# checkpoint, for an S4D and a Transformer model, and a shortened run with the preset; with MPIRUN set,
+# the fine-tuning also runs on two ranks. Prints SKIPPED when the example programs were not built.
 # Variables: BIN (folder of train_lra and lra_data), WORK (scratch folder), MPIRUN (optional launcher).
 foreach(exe train_lra lra_data)
   if(NOT EXISTS ${BIN}/${exe})
@@ -20,6 +21,54 @@ function(run_checked name)
   set(LAST_OUTPUT "${out}${err}" PARENT_SCOPE)
 endfunction()
 
+# --preset paper fills the paper's settings for (task, model, stage); flags on the command line win.
+# --print-config shows the resolved settings (no data, no training). EXPECT items are regular expressions
+# that must each start a line of the output.
+function(expect_config name)
+  cmake_parse_arguments(A "" "" "ARGS;EXPECT" ${ARGN})
+  execute_process(COMMAND ${BIN}/train_lra ${A_ARGS} --print-config
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  message("== config ${name}\n${out}${err}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "config ${name}: exit code ${rc}")
+  endif()
+  foreach(e IN LISTS A_EXPECT)
+    if(NOT out MATCHES "(^|\n)${e}")
+      message(FATAL_ERROR "config ${name}: no line matching '${e}'")
+    endif()
+  endforeach()
+endfunction()
+expect_config(listops-s4-pretrain ARGS --task listops --model s4 --stage pretrain --preset paper
+              EXPECT "preset_row = listops/s4\n" "layers = 8  \\(preset\\)" "d_model = 128 " "lr = 0\\.01 "
+                     "ssm_lr = 0\\.001 " "wd = 0\\.05 " "batch = 50 " "warmup = 2000 " "epochs = 100 "
+                     "schedule = constant " "mask_p = 0\\.1 " "spt_loss = ce " "l_max = 2048 "
+                     "not applied: BatchNorm" "not applied: post-norm")
+expect_config(listops-s4-override ARGS --task listops --model s4 --stage pretrain --preset paper --lr 0.002 --layers 3
+              EXPECT "lr = 0\\.002  \\(command line\\)" "layers = 3  \\(command line\\)" "d_model = 128  \\(preset\\)")
+expect_config(listops-s4-finetune ARGS --task listops --model s4 --stage finetune --preset paper
+              EXPECT "epochs = 40 " "pool = mean ")
+expect_config(text-transformer-finetune ARGS --task text --model transformer --stage finetune --preset paper
+              EXPECT "layers = 6 " "d_model = 512 " "heads = 8 " "ff_expand = 4 " "head_hidden = 512 " "wd = 0\\.1 "
+                     "warmup = 2000 " "epochs = 65 " "mask_p = 0\\.15 " "lr = 0\\.05 ")
+expect_config(image-s4-pretrain ARGS --task image --model s4 --stage pretrain --preset paper
+              EXPECT "spt_loss = l1 " "mask_p = 0\\.5 " "dropout = 0\\.1 " "n_ssm = 2 " "d_model = 512 ")
+expect_config(image-s4-finetune ARGS --task image --model s4 --stage finetune --preset paper
+              EXPECT "schedule = cosine " "schedule_steps = 200000 ")
+expect_config(pathx256-s4-scratch ARGS --task pathfinder --model s4 --stage scratch --preset paper --l-max 65536
+              EXPECT "preset_row = pathx256/s4\n" "lr = 0\\.0001 " "batch = 16 " "pool = max " "dt_min = 0\\.0001 ")
+expect_config(pathx-transformer-pretrain ARGS --task pathfinder --model transformer --stage pretrain --preset paper
+                                              --l-max 16384
+              EXPECT "preset_row = pathx/transformer\n" "not applied: local attention with window 4096")
+expect_config(listops-dlr-pretrain ARGS --task listops --model dlr --stage pretrain --preset paper
+              EXPECT "state = 1024 " "dt_min = 0\\.0001 " "dt_max = 0\\.001 " "ssm_lr = 0\\.0001 ")
+expect_config(no-preset ARGS --task listops --model s4 --stage pretrain
+              EXPECT "preset = none\n" "layers = 2  \\(default\\)" "mask_p = 0\\.1 ")
+execute_process(COMMAND ${BIN}/train_lra --task mnist --model s4 --preset paper --print-config
+                RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
+if(rc EQUAL 0 OR NOT err MATCHES "no settings for --task mnist")
+  message(FATAL_ERROR "--preset paper for mnist was not refused (rc ${rc}): ${err}")
+endif()
+
 run_checked(generate ${BIN}/lra_data generate --task listops --out ${WORK}/listops --n 48 --n-val 16 --n-test 16
             --min-length 16 --max-length 48 --max-depth 3 --seed 3)
 set(small --task listops --data ${WORK}/listops --d-model 16 --layers 1 --state 8 --heads 2 --batch 8
@@ -38,6 +87,20 @@ foreach(model s4d transformer)
     message(FATAL_ERROR "${model}-finetune: no test accuracy reported")
   endif()
 endforeach()
+
+# The preset in a real (shortened) run: the paper's ListOps S4 recipe with a tiny model, then the
+# from-scratch stage with a two-layer MLP classifier.
+run_checked(preset-pretrain ${BIN}/train_lra --task listops --data ${WORK}/listops --model s4d --stage pretrain
+            --preset paper --d-model 16 --layers 1 --state 8 --batch 8 --max-steps 2 --log-every 1 --out ${WORK}/preset-spt)
+if(NOT LAST_OUTPUT MATCHES "preset paper: row listops/s4")
+  message(FATAL_ERROR "preset-pretrain: the log does not name the preset row")
+endif()
+run_checked(preset-scratch ${BIN}/train_lra --task listops --data ${WORK}/listops --model s4d --stage scratch
+            --preset paper --d-model 16 --layers 1 --state 8 --batch 8 --max-steps 2 --head-hidden 8 --log-every 1
+            --out ${WORK}/preset-scratch)
+if(NOT LAST_OUTPUT MATCHES "test acc")
+  message(FATAL_ERROR "preset-scratch: no test accuracy reported")
+endif()
 
 # A wrong checkpoint is refused with a message naming it.
 execute_process(COMMAND ${BIN}/train_lra ${small} --model s4d --stage finetune
