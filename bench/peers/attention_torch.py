@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""PyTorch peer of bench_attention: forward + backward of torch.nn.TransformerEncoderLayer (pre-LN,
+GELU, no dropout, batch first; attention through scaled_dot_product_attention), float32 on the CPU,
+same shapes, names and thread count.
+
+Prints one JSON object: {"torch": version, "threads": n, "results": {name: seconds per fwd+bwd}}.
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+# Keep in step with bench/bench_attention.cpp: (B, L, D, heads, FF).
+SHAPES = [(16, 1024, 128, 4, 256), (8, 4096, 128, 4, 256)]
+
+
+def timed(fn, min_time):
+    """Median seconds per call over repeats filling min_time (at least 3), after one warm-up call."""
+    fn()
+    times = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < min_time or len(times) < 3:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--min-time", type=float, default=0.5)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    results = {}
+    for B, L, D, H, F in SHAPES:
+        layer = torch.nn.TransformerEncoderLayer(D, H, F, dropout=0.0, activation="gelu", batch_first=True,
+                                                 norm_first=True)
+        x = torch.randn(B, L, D, requires_grad=True)
+        dy = torch.randn(B, L, D)
+
+        def step():
+            layer.zero_grad(set_to_none=True)
+            x.grad = None
+            layer(x).backward(dy)
+
+        results[f"encoder_layer_fwd_bwd/B={B}/L={L}/D={D}"] = timed(step, a.min_time)
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}))
+
+
+if __name__ == "__main__":
+    main()
