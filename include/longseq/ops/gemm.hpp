@@ -93,7 +93,7 @@ void gemm(Context<device::host>& ctx, Trans ta, Trans tb, index_t m, index_t n, 
     // Small products run one per OpenMP thread (BLAS would use one thread for each anyway); large ones
     // run in sequence and let the BLAS library thread each product.
     bool small = m * n * std::max<index_t>(k, 1) <= 32 * 32 * 32;
-    int nt = small && batch > 1 ? ctx.threads : 1;
+    [[maybe_unused]] int nt = small && batch > 1 ? ctx.threads : 1;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (index_t i = 0; i < batch; ++i)
       detail::cblas_gemm(ta, tb, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,

@@ -1,7 +1,9 @@
 // Launch helpers shared by the CUDA kernels: grid sizing, a grid-stride element-wise kernel over a functor,
-// and warp/block reductions.
+// warp reductions (shuffles); block reductions are in block_reduce.cuh.
 #pragma once
 #include <cuda_runtime.h>
+
+#include <type_traits>
 
 #include "../shape.hpp"
 #include "check.cuh"
@@ -47,31 +49,6 @@ __device__ inline A warp_max(A v) {
   return v;
 }
 
-// Block-wide reductions for blockDim.x a multiple of 32 (at most 1024); every thread gets the result.
-// `shared` must hold 32 values; the trailing barrier makes it safe to reuse right after.
-template <class A>
-__device__ inline A block_sum(A v, A* shared) {
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  v = warp_sum(v);
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  A t = lane < warps ? shared[lane] : A(0);
-  t = warp_sum(t);
-  __syncthreads();
-  return t;
-}
-template <class A>
-__device__ inline A block_max(A v, A* shared) {
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  v = warp_max(v);
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  A t = lane < warps ? shared[lane] : shared[0];
-  t = warp_max(t);
-  __syncthreads();
-  return t;
-}
-
 // Threads per block for a row of `cols` elements: a power of two between 32 and 1024.
 inline int row_threads(index_t cols) {
   int t = 32;
@@ -88,6 +65,18 @@ inline RowLaunch row_launch(index_t rows, index_t cols) {
   index_t blocks = rows < (index_t(1) << 20) ? rows : (index_t(1) << 20);
   int threads = row_threads(cols);
   return {unsigned(blocks), threads < 256 ? threads : 256};
+}
+
+// Calls f(std::integral_constant<int, threads>{}) for a row_launch thread count (32, 64, 128 or 256), so
+// that row kernels can be instantiated for the block size their block reductions are built for.
+template <class F>
+void with_row_threads(int threads, F&& f) {
+  switch (threads) {
+    case 32: f(std::integral_constant<int, 32>{}); break;
+    case 64: f(std::integral_constant<int, 64>{}); break;
+    case 128: f(std::integral_constant<int, 128>{}); break;
+    default: f(std::integral_constant<int, 256>{}); break;
+  }
 }
 
 }  // namespace longseq::cuda

@@ -1,8 +1,10 @@
 // Layer normalization and RMS normalization over the last axis on the GPU: one block per row for the
-// statistics and dx, a two-stage column reduction (deterministic, no atomics) for dgamma and dbeta.
+// statistics and dx (cub::BlockReduce), a two-stage column reduction (deterministic, no atomics) for dgamma
+// and dbeta.
 #pragma once
 #include <algorithm>
 
+#include "../../core/cuda/block_reduce.cuh"
 #include "../../core/cuda/context.cuh"
 #include "../../core/cuda/launch.cuh"
 #include "../norm.hpp"
@@ -14,28 +16,29 @@ namespace cuda_detail {
 
 // Per row r of x (rows, H): layernorm y = (x - mean) rstd gamma + beta with the two-pass variance;
 // rmsnorm (Rms) y = x rstd gamma with rstd = 1 / sqrt(mean(x^2) + eps). beta and mean are unused for Rms.
-template <class T, bool Rms>
-__global__ void norm_forward_kernel(const T* x, const T* gamma, const T* beta, T* y, accum_t<T>* mean,
-                                    accum_t<T>* rstd, index_t rows, index_t H, accum_t<T> eps) {
+template <class T, bool Rms, int Threads>
+__global__ void __launch_bounds__(Threads)
+    norm_forward_kernel(const T* x, const T* gamma, const T* beta, T* y, accum_t<T>* mean, accum_t<T>* rstd,
+                        index_t rows, index_t H, accum_t<T> eps) {
   using W = accum_t<T>;
-  __shared__ W shared[32];
+  __shared__ cuda::BlockReduceStorage<W, Threads> shared;
   for (index_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* xr = x + r * H;
     T* yr = y + r * H;
     W m = 0;
     if constexpr (!Rms) {
-      for (index_t h = threadIdx.x; h < H; h += blockDim.x) m += W(xr[h]);
+      for (index_t h = threadIdx.x; h < H; h += Threads) m += W(xr[h]);
       m = cuda::block_sum(m, shared) / W(H);
     }
     W v = 0;
-    for (index_t h = threadIdx.x; h < H; h += blockDim.x) v += (W(xr[h]) - m) * (W(xr[h]) - m);
+    for (index_t h = threadIdx.x; h < H; h += Threads) v += (W(xr[h]) - m) * (W(xr[h]) - m);
     v = cuda::block_sum(v, shared);
     W rs = W(1) / dsqrt(v / W(H) + eps);
     if (threadIdx.x == 0) {
       if constexpr (!Rms) mean[r] = m;
       rstd[r] = rs;
     }
-    for (index_t h = threadIdx.x; h < H; h += blockDim.x) {
+    for (index_t h = threadIdx.x; h < H; h += Threads) {
       W out = (W(xr[h]) - m) * rs * W(gamma[h]);
       if constexpr (!Rms) out += W(beta[h]);
       yr[h] = T(out);
@@ -45,24 +48,25 @@ __global__ void norm_forward_kernel(const T* x, const T* gamma, const T* beta, T
 
 // dx = rstd (g - mean(g) - xhat mean(g xhat)) with g = dy gamma; rmsnorm drops the mean(g) term and has
 // xhat = x rstd. The row sums finish before any write, so dx may alias dy.
-template <class T, bool Rms>
-__global__ void norm_backward_dx_kernel(const T* x, const T* gamma, const accum_t<T>* mean,
-                                        const accum_t<T>* rstd, const T* dy, T* dx, index_t rows, index_t H) {
+template <class T, bool Rms, int Threads>
+__global__ void __launch_bounds__(Threads)
+    norm_backward_dx_kernel(const T* x, const T* gamma, const accum_t<T>* mean, const accum_t<T>* rstd,
+                            const T* dy, T* dx, index_t rows, index_t H) {
   using W = accum_t<T>;
-  __shared__ W shared[32];
+  __shared__ cuda::BlockReduceStorage<W, Threads> shared;
   for (index_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* xr = x + r * H;
     const T* gr = dy + r * H;
     T* dr = dx + r * H;
     W m = Rms ? W(0) : mean[r], rs = rstd[r], sg = 0, sgx = 0;
-    for (index_t h = threadIdx.x; h < H; h += blockDim.x) {
+    for (index_t h = threadIdx.x; h < H; h += Threads) {
       W g = W(gr[h]) * W(gamma[h]);
       sg += g;
       sgx += g * (W(xr[h]) - m) * rs;
     }
     if constexpr (!Rms) sg = cuda::block_sum(sg, shared) / W(H);
     sgx = cuda::block_sum(sgx, shared) / W(H);
-    for (index_t h = threadIdx.x; h < H; h += blockDim.x) {
+    for (index_t h = threadIdx.x; h < H; h += Threads) {
       W g = W(gr[h]) * W(gamma[h]), xh = (W(xr[h]) - m) * rs;
       dr[h] = T(rs * (Rms ? g - xh * sgx : g - sg - xh * sgx));
     }
@@ -142,7 +146,10 @@ void norm_backward_impl(Context<device::cuda>& ctx, const T* x, const T* gamma, 
   LONGSEQ_CUDA_LAUNCH_CHECK("norm_param_partial");
   cuda::for_each(ctx.stream(), H, NormParamFinish<T>{partial.data(), dgamma, dbeta, chunks, H}, "norm_param_finish");
   auto l = cuda::row_launch(rows, H);
-  norm_backward_dx_kernel<T, Rms><<<l.blocks, l.threads, 0, ctx.stream()>>>(x, gamma, mean, rstd, dy, dx, rows, H);
+  cuda::with_row_threads(l.threads, [&](auto threads) {
+    constexpr int N = decltype(threads)::value;
+    norm_backward_dx_kernel<T, Rms, N><<<l.blocks, N, 0, ctx.stream()>>>(x, gamma, mean, rstd, dy, dx, rows, H);
+  });
   LONGSEQ_CUDA_LAUNCH_CHECK(Rms ? "rmsnorm_backward" : "layernorm_backward");
 }
 
@@ -164,8 +171,11 @@ void layernorm_forward(Context<device::cuda>& ctx, cuda_detail::CudaIn<T> x, cud
   LONGSEQ_CHECK(eps >= accum_t<T>(0), "layernorm: eps ", eps, " must be non-negative");
   if (rows * H == 0) return;
   auto l = cuda::row_launch(rows, H);
-  cuda_detail::norm_forward_kernel<T, false><<<l.blocks, l.threads, 0, ctx.stream()>>>(
-      x.data, gamma.data, beta.data, y.data, mean.data, rstd.data, rows, H, eps);
+  cuda::with_row_threads(l.threads, [&](auto threads) {
+    constexpr int N = decltype(threads)::value;
+    cuda_detail::norm_forward_kernel<T, false, N><<<l.blocks, N, 0, ctx.stream()>>>(
+        x.data, gamma.data, beta.data, y.data, mean.data, rstd.data, rows, H, eps);
+  });
   LONGSEQ_CUDA_LAUNCH_CHECK("layernorm_forward");
 }
 
@@ -198,8 +208,11 @@ void rmsnorm_forward(Context<device::cuda>& ctx, cuda_detail::CudaIn<T> x, cuda_
   LONGSEQ_CHECK(eps >= accum_t<T>(0), "rmsnorm: eps ", eps, " must be non-negative");
   if (rows * H == 0) return;
   auto l = cuda::row_launch(rows, H);
-  cuda_detail::norm_forward_kernel<T, true><<<l.blocks, l.threads, 0, ctx.stream()>>>(
-      x.data, gamma.data, nullptr, y.data, nullptr, rstd.data, rows, H, eps);
+  cuda::with_row_threads(l.threads, [&](auto threads) {
+    constexpr int N = decltype(threads)::value;
+    cuda_detail::norm_forward_kernel<T, true, N><<<l.blocks, N, 0, ctx.stream()>>>(
+        x.data, gamma.data, nullptr, y.data, nullptr, rstd.data, rows, H, eps);
+  });
   LONGSEQ_CUDA_LAUNCH_CHECK("rmsnorm_forward");
 }
 

@@ -1,9 +1,10 @@
-// Softmax and log-softmax over the last axis on the GPU: one block per row, block reductions in the
-// accumulator type (float for half/bf16).
+// Softmax and log-softmax over the last axis on the GPU: one block per row, block reductions
+// (cub::BlockReduce) in the accumulator type (float for half/bf16).
 #pragma once
 #include <algorithm>
 #include <cmath>
 
+#include "../../core/cuda/block_reduce.cuh"
 #include "../../core/cuda/context.cuh"
 #include "../../core/cuda/launch.cuh"
 #include "../softmax.hpp"
@@ -14,47 +15,49 @@ namespace longseq::ops {
 namespace cuda_detail {
 
 // Rows are strided over the grid so that any row count fits the grid limits.
-template <class T, bool Log>
-__global__ void softmax_forward_kernel(const T* x, T* y, index_t rows, index_t C) {
+template <class T, bool Log, int Threads>
+__global__ void __launch_bounds__(Threads)
+    softmax_forward_kernel(const T* x, T* y, index_t rows, index_t C) {
   using W = accum_t<T>;
-  __shared__ W shared[32];
+  __shared__ cuda::BlockReduceStorage<W, Threads> shared;
   for (index_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* xr = x + r * C;
     T* yr = y + r * C;
     W mx = W(-INFINITY);
-    for (index_t c = threadIdx.x; c < C; c += blockDim.x) {
+    for (index_t c = threadIdx.x; c < C; c += Threads) {
       W v = W(xr[c]);
       mx = v > mx ? v : mx;
     }
     mx = cuda::block_max(mx, shared);
     W s = 0;
-    for (index_t c = threadIdx.x; c < C; c += blockDim.x) s += dexp(W(xr[c]) - mx);
+    for (index_t c = threadIdx.x; c < C; c += Threads) s += dexp(W(xr[c]) - mx);
     s = cuda::block_sum(s, shared);
     if constexpr (Log) {
       // (x - max) - log(sum) keeps the digits that x - logsumexp would lose for large |x|.
       W ls = dlog(s);
-      for (index_t c = threadIdx.x; c < C; c += blockDim.x) yr[c] = T((W(xr[c]) - mx) - ls);
+      for (index_t c = threadIdx.x; c < C; c += Threads) yr[c] = T((W(xr[c]) - mx) - ls);
     } else {
       W inv = W(1) / s;
-      for (index_t c = threadIdx.x; c < C; c += blockDim.x) yr[c] = T(dexp(W(xr[c]) - mx) * inv);
+      for (index_t c = threadIdx.x; c < C; c += Threads) yr[c] = T(dexp(W(xr[c]) - mx) * inv);
     }
   }
 }
 
 // softmax: dx = y (dy - sum(dy y)); log_softmax: dx = dy - exp(y) sum(dy). The row sum is complete before
 // any thread writes, so dx may alias dy.
-template <class T, bool Log>
-__global__ void softmax_backward_kernel(const T* y, const T* dy, T* dx, index_t rows, index_t C) {
+template <class T, bool Log, int Threads>
+__global__ void __launch_bounds__(Threads)
+    softmax_backward_kernel(const T* y, const T* dy, T* dx, index_t rows, index_t C) {
   using W = accum_t<T>;
-  __shared__ W shared[32];
+  __shared__ cuda::BlockReduceStorage<W, Threads> shared;
   for (index_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* yr = y + r * C;
     const T* gr = dy + r * C;
     T* dr = dx + r * C;
     W s = 0;
-    for (index_t c = threadIdx.x; c < C; c += blockDim.x) s += Log ? W(gr[c]) : W(gr[c]) * W(yr[c]);
+    for (index_t c = threadIdx.x; c < C; c += Threads) s += Log ? W(gr[c]) : W(gr[c]) * W(yr[c]);
     s = cuda::block_sum(s, shared);
-    for (index_t c = threadIdx.x; c < C; c += blockDim.x) {
+    for (index_t c = threadIdx.x; c < C; c += Threads) {
       if constexpr (Log)
         dr[c] = T(W(gr[c]) - dexp(W(yr[c])) * s);
       else
@@ -79,7 +82,10 @@ void softmax_forward_impl(Context<device::cuda>& ctx, const TensorView<const T, 
   index_t C = check_rows(x, y, "x", "y"), rows = leading_rows(x.shape);
   if (rows * C == 0) return;
   auto l = cuda::row_launch(rows, C);
-  softmax_forward_kernel<T, Log><<<l.blocks, l.threads, 0, ctx.stream()>>>(x.data, y.data, rows, C);
+  cuda::with_row_threads(l.threads, [&](auto threads) {
+    constexpr int N = decltype(threads)::value;
+    softmax_forward_kernel<T, Log, N><<<l.blocks, N, 0, ctx.stream()>>>(x.data, y.data, rows, C);
+  });
   LONGSEQ_CUDA_LAUNCH_CHECK(Log ? "log_softmax_forward" : "softmax_forward");
 }
 
@@ -91,7 +97,10 @@ void softmax_backward_impl(Context<device::cuda>& ctx, const TensorView<const T,
   expect_same_shape_as(dy, y, "dy", "y");
   if (rows * C == 0) return;
   auto l = cuda::row_launch(rows, C);
-  softmax_backward_kernel<T, Log><<<l.blocks, l.threads, 0, ctx.stream()>>>(y.data, dy.data, dx.data, rows, C);
+  cuda::with_row_threads(l.threads, [&](auto threads) {
+    constexpr int N = decltype(threads)::value;
+    softmax_backward_kernel<T, Log, N><<<l.blocks, N, 0, ctx.stream()>>>(y.data, dy.data, dx.data, rows, C);
+  });
   LONGSEQ_CUDA_LAUNCH_CHECK(Log ? "log_softmax_backward" : "softmax_backward");
 }
 
