@@ -74,10 +74,10 @@ struct Options {
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
   std::string out_dir = "spt_vs_scratch_out";
   std::string device = "host";
-  std::vector<std::string> models{"s4d"};
+  std::vector<std::string> models{"s4d", "transformer"};
   std::string init = "structured";
   std::string mode = "both";
-  index_t train_subset = 1000, val_subset = 500, test_subset = 1000;
+  index_t train_subset = 1000, val_subset = 200, test_subset = 500;
   index_t d_model = 64, layers = 2, state = 64, heads = 4;
   index_t batch = 32;
   index_t pretrain_epochs = 3, finetune_epochs = 3;

@@ -1,22 +1,88 @@
 #!/usr/bin/env bash
-# The main job: installs the dependencies, builds the example in Release, compares self-pretraining
-# then fine-tuning with training from scratch on sequential Fashion-MNIST, and plots the curves to PNG.
-# Usage: scripts/main.sh [spt_vs_scratch flags...]   (e.g. --models s4d,transformer --train-subset 5000)
-# The output folder is results/spt_vs_scratch unless OUT_DIR is set.
+# The main job: installs the dependencies, builds the examples in Release and compares self-pretraining
+# (SPT) then fine-tuning with training from scratch, for an S4D and a Transformer model, on
+#   1. sequential Fashion-MNIST (examples/spt_vs_scratch, images from the Debian package), and
+#   2. a generated ListOps set (examples/lra_data generate, then examples/train_lra: masked SPT with
+#      p = 0.1, fine-tuning from its checkpoint, and scratch with the same fine-tuning budget).
+# It prints one table of test accuracies (both numbers per model and data set) and writes
+# $OUT_DIR/{table.md,results.json,results.png}, the Fashion-MNIST curves (fashion-mnist/curves.png) and
+# $OUT_DIR/timings.txt (wall and CPU seconds of every process). The defaults take about 15 minutes
+# on an idle 2-core machine, building aside.
+#
+# Usage: scripts/main.sh [spt_vs_scratch flags...]
+#   Flags go to spt_vs_scratch (the Fashion-MNIST part), e.g. --train-subset 5000 --finetune-epochs 10,
+#   --models s4d,transformer,s4, or larger runs (--train-subset 0 --d-model 128 --layers 4 ...).
+# Environment:
+#   OUT_DIR               output folder (default results/main)
+#   SKIP_FASHION=1, SKIP_LISTOPS=1   leave out one of the two data sets
+#   LISTOPS_MODELS        models of the ListOps part (default "s4d transformer")
+#   LISTOPS_N, LISTOPS_N_VAL, LISTOPS_N_TEST   sizes of the generated ListOps set (2000/200/500)
+#   LISTOPS_MIN_LENGTH, LISTOPS_MAX_LENGTH, LISTOPS_MAX_DEPTH   its expressions (32/256 tokens, depth 6)
+#   LISTOPS_PRETRAIN_EPOCHS, LISTOPS_EPOCHS   SPT epochs; fine-tuning = scratch epochs (default 3 / 3)
+#   LISTOPS_BATCH         batch size of the ListOps stages (default 32)
+#   LISTOPS_ARGS          extra train_lra flags for all three stages (other than those set here: --batch,
+#                         --epochs, --seed, --model, --stage), e.g. "--d-model 128 --layers 4 --lr 0.01"
+#   BUILD_DIR             CMake build folder (default build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DLONGSEQ_BUILD_EXAMPLES=ON
-cmake --build build --target spt_vs_scratch -j "$(nproc)"
+build=${BUILD_DIR:-build}
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLONGSEQ_BUILD_EXAMPLES=ON
+cmake --build "$build" --target spt_vs_scratch train_lra lra_data -j "$(nproc)"
+bin=$build/examples
 
-data_dir=/usr/share/datasets/fashion-mnist
-if [[ ! -d "$data_dir" ]]; then
-  # Wherever the Debian package put its IDX files.
-  data_dir=$(dirname "$(dpkg -L dataset-fashion-mnist | grep -m1 'train-images-idx3-ubyte')")
-fi
-out=${OUT_DIR:-results/spt_vs_scratch}
+# The trainers parallelize with OpenMP; a threaded BLAS inside those loops would oversubscribe the cores.
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+
+out=${OUT_DIR:-results/main}
 mkdir -p "$out"
-./build/examples/spt_vs_scratch --data-dir "$data_dir" --out-dir "$out" "$@" | tee "$out/table.md"
-python3 scripts/plot_metrics.py "$out/metrics.jsonl" -o "$out/curves.png"
-echo "plot: $out/curves.png"
+timings=$out/timings.txt
+: >"$timings"
+# timed DATASET MODEL STAGE command...: runs the command and appends "DATASET MODEL STAGE wall user sys".
+timed() {
+  local label="$1 $2 $3"
+  shift 3
+  local TIMEFORMAT="$label %R %U %S"
+  { time "$@" 2>&3; } 3>&2 2>>"$timings"
+}
+start=$SECONDS
+
+table_args=()
+if [[ "${SKIP_FASHION:-0}" != 1 ]]; then
+  data_dir=/usr/share/datasets/fashion-mnist
+  if [[ ! -d "$data_dir" ]]; then
+    # Wherever the Debian package put its IDX files.
+    data_dir=$(dirname "$(dpkg -L dataset-fashion-mnist | grep -m1 'train-images-idx3-ubyte')")
+  fi
+  fm=$out/fashion-mnist
+  mkdir -p "$fm"
+  timed fashion-mnist all spt_vs_scratch "$bin/spt_vs_scratch" --data-dir "$data_dir" --out-dir "$fm" "$@" |
+    tee "$fm/table.md"
+  python3 scripts/plot_metrics.py "$fm/metrics.jsonl" -o "$fm/curves.png"
+  table_args+=(--fashion "$fm/results.json")
+fi
+
+if [[ "${SKIP_LISTOPS:-0}" != 1 ]]; then
+  lo=$out/listops
+  data=$lo/data
+  "$bin/lra_data" generate --task listops --out "$data" --n "${LISTOPS_N:-2000}" --n-val "${LISTOPS_N_VAL:-200}" \
+    --n-test "${LISTOPS_N_TEST:-500}" --min-length "${LISTOPS_MIN_LENGTH:-32}" \
+    --max-length "${LISTOPS_MAX_LENGTH:-256}" --max-depth "${LISTOPS_MAX_DEPTH:-6}" --seed 1
+  read -r -a extra <<<"${LISTOPS_ARGS:-}"
+  common=(--task listops --data "$data" --seed 1 --batch "${LISTOPS_BATCH:-32}" --log-every 50 "${extra[@]}")
+  for model in ${LISTOPS_MODELS:-s4d transformer}; do
+    timed listops "$model" spt "$bin/train_lra" "${common[@]}" --model "$model" --stage pretrain \
+      --epochs "${LISTOPS_PRETRAIN_EPOCHS:-3}" --out "$lo/$model/spt"
+    timed listops "$model" finetune "$bin/train_lra" "${common[@]}" --model "$model" --stage finetune \
+      --pretrained "$lo/$model/spt/best.safetensors" --epochs "${LISTOPS_EPOCHS:-3}" --out "$lo/$model/finetune"
+    timed listops "$model" scratch "$bin/train_lra" "${common[@]}" --model "$model" --stage scratch \
+      --epochs "${LISTOPS_EPOCHS:-3}" --out "$lo/$model/scratch"
+  done
+  table_args+=(--listops "$lo")
+fi
+
+echo
+python3 scripts/main_table.py "${table_args[@]}" --timings "$timings" --table "$out/table.md" \
+  --json "$out/results.json" --plot "$out/results.png"
+echo "main job: $((SECONDS - start)) s after the build; results in $out"
