@@ -34,8 +34,9 @@ struct AxisSplit {
   index_t outer = 1, n = 1, inner = 1;
 };
 
-template <class T, class U>
-AxisSplit split_axis(const TensorView<T>& x, const TensorView<U>& y, int axis, std::string_view xname,
+// Shared by the host and CUDA reductions: only shapes are read.
+template <class T, class U, class D>
+AxisSplit split_axis(const TensorView<T, D>& x, const TensorView<U, D>& y, int axis, std::string_view xname,
                      std::string_view yname) {
   expect_contiguous(x, xname);
   expect_contiguous(y, yname);

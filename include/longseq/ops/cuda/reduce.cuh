@@ -42,39 +42,12 @@ struct ColumnFinish {
   }
 };
 
-struct AxisSplit {
-  index_t outer = 1, n = 1, inner = 1;
-};
-
-template <class T, class U>
-AxisSplit split_axis(const TensorView<T, device::cuda>& x, const TensorView<U, device::cuda>& y, int axis,
-                     std::string_view xname, std::string_view yname) {
-  expect_contiguous(x, xname);
-  expect_contiguous(y, yname);
-  int a = axis < 0 ? axis + x.rank() : axis;
-  LONGSEQ_CHECK(a >= 0 && a < x.rank(), "reduce: axis ", axis, " is out of range for tensor '", xname,
-                "' of shape ", x.shape);
-  AxisSplit s;
-  Shape dropped, kept = x.shape;
-  for (int i = 0; i < x.rank(); ++i) {
-    if (i < a) s.outer *= x.shape[i];
-    if (i > a) s.inner *= x.shape[i];
-    if (i != a) dropped.dims[dropped.rank++] = x.shape[i];
-  }
-  s.n = x.shape[a];
-  kept.dims[a] = 1;
-  LONGSEQ_CHECK(y.shape == dropped || y.shape == kept, "reduce: tensor '", yname, "' has shape ", y.shape,
-                ", expected ", dropped, " or ", kept, " (tensor '", xname, "' ", x.shape, " reduced over axis ",
-                axis, ")");
-  return s;
-}
-
 // One thread per output (o, i), walking the n elements of its axis.
 template <class T>
 struct MeanOp {
   const T* x;
   T* y;
-  AxisSplit s;
+  detail::AxisSplit s;
   __device__ void operator()(index_t k) const {
     using W = accum_t<T>;
     index_t o = k / s.inner, i = k % s.inner;
@@ -88,7 +61,7 @@ template <class T>
 struct MeanBackwardOp {
   const T* dy;
   T* dx;
-  AxisSplit s;
+  detail::AxisSplit s;
   __device__ void operator()(index_t e) const {
     using W = accum_t<T>;
     index_t i = e % s.inner, o = e / (s.inner * s.n);
@@ -102,7 +75,7 @@ struct MaxOp {
   const T* x;
   T* y;
   std::int64_t* argmax;
-  AxisSplit s;
+  detail::AxisSplit s;
   __device__ void operator()(index_t k) const {
     using W = accum_t<T>;
     index_t o = k / s.inner, i = k % s.inner, best = 0;
@@ -126,7 +99,7 @@ struct MaxBackwardOp {
   const std::int64_t* argmax;
   const T* dy;
   T* dx;
-  AxisSplit s;
+  detail::AxisSplit s;
   __device__ void operator()(index_t e) const {
     index_t i = e % s.inner, j = (e / s.inner) % s.n, o = e / (s.inner * s.n);
     index_t k = o * s.inner + i;
@@ -162,7 +135,7 @@ void sum_rows(Context<device::cuda>& ctx, cuda_detail::CudaIn<T> x, TensorView<T
 // y = mean of x over `axis` (negative counts from the back).
 template <class T>
 void mean_forward(Context<device::cuda>& ctx, cuda_detail::CudaIn<T> x, TensorView<T, device::cuda> y, int axis) {
-  auto s = cuda_detail::split_axis(x, y, axis, "x", "y");
+  auto s = detail::split_axis(x, y, axis, "x", "y");
   LONGSEQ_CHECK(s.n > 0, "mean: tensor 'x' has shape ", x.shape, "; axis ", axis, " is empty");
   cuda::for_each(ctx.stream(), s.outer * s.inner, cuda_detail::MeanOp<T>{x.data, y.data, s}, "mean_forward");
 }
@@ -170,7 +143,7 @@ void mean_forward(Context<device::cuda>& ctx, cuda_detail::CudaIn<T> x, TensorVi
 // dx = dy / n broadcast along `axis` (written).
 template <class T>
 void mean_backward(Context<device::cuda>& ctx, cuda_detail::CudaIn<T> dy, TensorView<T, device::cuda> dx, int axis) {
-  auto s = cuda_detail::split_axis(dx, dy, axis, "dx", "dy");
+  auto s = detail::split_axis(dx, dy, axis, "dx", "dy");
   cuda::for_each(ctx.stream(), dx.numel(), cuda_detail::MeanBackwardOp<T>{dy.data, dx.data, s}, "mean_backward");
 }
 
@@ -178,7 +151,7 @@ void mean_backward(Context<device::cuda>& ctx, cuda_detail::CudaIn<T> dy, Tensor
 template <class T>
 void max_forward(Context<device::cuda>& ctx, cuda_detail::CudaIn<T> x, TensorView<T, device::cuda> y,
                  TensorView<std::int64_t, device::cuda> argmax, int axis) {
-  auto s = cuda_detail::split_axis(x, y, axis, "x", "y");
+  auto s = detail::split_axis(x, y, axis, "x", "y");
   expect_contiguous(argmax, "argmax");
   cuda_detail::expect_same_shape_as(argmax, y, "argmax", "y");
   LONGSEQ_CHECK(s.n > 0, "max: tensor 'x' has shape ", x.shape, "; axis ", axis, " is empty");
@@ -190,7 +163,7 @@ void max_forward(Context<device::cuda>& ctx, cuda_detail::CudaIn<T> x, TensorVie
 template <class T>
 void max_backward(Context<device::cuda>& ctx, TensorView<const std::int64_t, device::cuda> argmax,
                   cuda_detail::CudaIn<T> dy, TensorView<T, device::cuda> dx, int axis) {
-  auto s = cuda_detail::split_axis(dx, dy, axis, "dx", "dy");
+  auto s = detail::split_axis(dx, dy, axis, "dx", "dy");
   expect_contiguous(argmax, "argmax");
   cuda_detail::expect_same_shape_as(argmax, dy, "argmax", "dy");
   cuda::for_each(ctx.stream(), dx.numel(), cuda_detail::MaxBackwardOp<T>{argmax.data, dy.data, dx.data, s},
