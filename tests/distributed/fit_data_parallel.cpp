@@ -203,3 +203,62 @@ TEST_CASE("fit data parallel: a task without set_shard is refused on several ran
   CHECK_THROWS_WITH_AS(train::fit(net, store, opt, train::Schedule{}, task, quiet_config(), comm),
                        doctest::Contains("needs a task with set_shard(rank, ranks)"), longseq::Error);
 }
+
+// Forwards to an MpiCommunicator and records the offsets fit starts buckets from (-1 marks finish()).
+struct RecordingComm {
+  train::MpiCommunicator& c;
+  std::vector<index_t> log;
+  int rank() const { return c.rank(); }
+  int size() const { return c.size(); }
+  template <class T>
+  void allreduce_sum(T* x, index_t n) { c.allreduce_sum(x, n); }
+  template <class T>
+  void broadcast(T* x, index_t n, int root = 0) { c.broadcast(x, n, root); }
+  void barrier() { c.barrier(); }
+  template <class T>
+  void attach_gradients(ParamStore<T>& s) { c.attach_gradients(s); }
+  void start_buckets_from(index_t o) {
+    log.push_back(o);
+    c.start_buckets_from(o);
+  }
+  void poll() { c.poll(); }
+  void finish() {
+    log.push_back(-1);
+    c.finish();
+  }
+  void detach_gradients() { c.detach_gradients(); }
+};
+
+TEST_CASE("fit data parallel: gradient buckets start during the backward, with the same result") {
+  auto& w = world();
+  // Own communicator with 256-byte buckets (32 doubles): the toy model spans many of them.
+  train::MpiCommunicator mpi({.timeout_s = w.options().timeout_s, .bucket_bytes = 256});
+  RecordingComm comm{mpi, {}};
+  static_assert(train::BucketedCommunicator<RecordingComm, double>);
+  train::SingleProcess one;
+  using Head = heads::ClassificationHead<double>;
+  Head::Config hc{.dim = 8, .classes = 2};
+  auto cfg = quiet_config();
+  cfg.accum = 2;
+  const Outcome ref = run_fit<Head>(one, false, cfg, hc);
+  const Outcome dp = run_fit<Head>(comm, false, cfg, hc);
+  CHECK(max_rel_diff(dp.params, ref.params) < 1e-10);
+  // Per update, on the last micro-batch only: head, norm, block 1, block 0, encoder, each starting from
+  // a smaller offset (the encoder's is 0), then finish().
+  REQUIRE(comm.log.size() == std::size_t(6 * dp.res.steps));
+  for (std::size_t k = 0; k < comm.log.size(); k += 6) {
+    CHECK(comm.log[k] > 0);
+    for (std::size_t j = 1; j < 5; ++j) CHECK(comm.log[k + j] < comm.log[k + j - 1]);
+    CHECK(comm.log[k + 4] == 0);
+    CHECK(comm.log[k + 5] == -1);
+  }
+  // Every bucket was started from the backward, none was left for finish().
+  const auto st = mpi.bucket_stats();
+  CHECK(st.steps == dp.res.steps);
+  REQUIRE(st.buckets > 2 * st.steps);
+  CHECK(st.early == st.buckets);
+  // fit leaves nothing attached: a plain collective works right away.
+  double x = 1;
+  mpi.allreduce_sum(&x, 1);
+  CHECK(x == double(mpi.size()));
+}

@@ -175,12 +175,29 @@ struct Model {
   }
   // Accumulates d(scale * loss)/d parameters into the bound gradient buffers.
   void backward(HostContext& ctx, Saved& s, double scale = 1.0) {
+    backward(ctx, s, scale, [](auto&) {});
+  }
+  // The same, calling done(part) right after the backward of each part, in backward order: head, norm,
+  // each backbone block from the top (the whole backbone when it is not a Stack), encoder. Parameters
+  // are laid out in parameters() order (encoder first), so when done(part) runs, every gradient from
+  // the part's first parameter to the end of the flat buffer is final; train::fit starts the all-reduce
+  // of those gradient buckets there, while the rest of the backward runs.
+  template <class F>
+  void backward(HostContext& ctx, Saved& s, double scale, F&& done) {
     s.g0.resize(s.h2.shape());
     s.g1.resize(s.h2.shape());
     head.backward(ctx, s.head, s.g0.view(), scale);
+    done(head);
     norm.backward(ctx, s.norm, s.g0.view(), s.g1.view());
-    backbone.backward(ctx, s.backbone, s.g1.view(), s.g0.view());
+    done(norm);
+    if constexpr (requires { backbone.backward(ctx, s.backbone, s.g1.view(), s.g0.view(), done); }) {
+      backbone.backward(ctx, s.backbone, s.g1.view(), s.g0.view(), done);
+    } else {
+      backbone.backward(ctx, s.backbone, s.g1.view(), s.g0.view());
+      done(backbone);
+    }
     encoder.backward(ctx, s.enc, s.g0.view());
+    done(encoder);
   }
 };
 

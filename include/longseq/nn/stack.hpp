@@ -72,6 +72,12 @@ struct Stack {
   }
 
   void backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx) {
+    backward(ctx, s, dy, dx, [](Block&) {});
+  }
+  // Calls done(block) right after each block's backward, top block first: from then on that block's
+  // parameter gradients (and those of the blocks above it) are final (see nn::Model::backward).
+  template <class F>
+  void backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx, F&& done) {
     expect_shape(dx, dy.shape, "dx");
     const std::size_t n = layers.size();
     LONGSEQ_CHECK(s.blocks.size() == n, "Stack::backward called without a matching forward");
@@ -81,6 +87,7 @@ struct Stack {
     for (std::size_t k = n; k-- > 0;) {
       TensorView<T, D> out = k == 0 ? dx : ((n - 1 - k) % 2 == 0 ? s.g0.view() : s.g1.view());
       layers[k].backward(ctx, s.blocks[k], g, out);
+      done(layers[k]);
       g = out;
     }
   }

@@ -7,6 +7,7 @@
 #include <concepts>
 #include <cstdarg>
 #include <cstdio>
+#include <string_view>
 
 #include "../core/parameters.hpp"
 #include "../heads/losses.hpp"
@@ -41,6 +42,30 @@ struct SingleProcess {
   void barrier() {}
 };
 static_assert(Communicator<SingleProcess>, "SingleProcess must satisfy train::Communicator");
+
+// A communicator that can reduce the gradients in buckets while the backward still runs (see
+// MpiCommunicator::attach_gradients for the protocol). train::fit uses it when available.
+template <class C, class T>
+concept BucketedCommunicator = Communicator<C> && requires(C& c, ParamStore<T>& store, index_t offset) {
+  c.attach_gradients(store);
+  c.start_buckets_from(offset);
+  c.poll();
+  c.finish();
+  c.detach_gradients();
+};
+
+// Flat offset of the first gradient element of `part` in `store` (the store's size when the part has
+// no parameters). After part's backward, every element from there on is final when parts run their
+// backward in reverse parameters() order (nn::Model::backward's done hook).
+template <class L, class T>
+index_t first_grad_offset(L& part, ParamStore<T>& store) {
+  const T* base = store.grads().data;
+  index_t first = store.grads().numel();
+  part.parameters([&](std::string_view, auto& p) {
+    if (p.grad.data != nullptr) first = std::min(first, index_t(p.grad.data - base));
+  });
+  return first;
+}
 
 template <Communicator C>
 bool is_root(const C& c) {

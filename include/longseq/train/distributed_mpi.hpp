@@ -81,13 +81,7 @@ class MpiCommunicator {
     int fin = 0;
     MPI_Finalized(&fin);
     if (fin) return;
-    // Buckets still in flight (an exception left a step early) point into the gradient buffer; they
-    // must complete before their communicator goes away.
-    if (in_flight_ > 0) {
-      for (index_t i = num_buckets() - 1; i >= 0; --i)
-        if (!started_[std::size_t(i)]) start_bucket(i);
-      wait(requests_.data(), int(requests_.size()), "bucketed gradient allreduce (in destructor)");
-    }
+    detach_gradients();
     if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
     if (owns_mpi_) MPI_Finalize();
   }
@@ -219,12 +213,36 @@ class MpiCommunicator {
   // Starts the buckets not started yet (last to first) and waits for every bucket.
   void finish() {
     LONGSEQ_CHECK(attached_, "MpiCommunicator::finish: call attach_gradients first");
+    stats_.early += in_flight_;
+    stats_.buckets += num_buckets();
+    ++stats_.steps;
     for (index_t i = num_buckets() - 1; i >= 0; --i)
       if (!started_[std::size_t(i)]) start_bucket(i);
     wait(requests_.data(), int(requests_.size()), "bucketed gradient allreduce");
     std::fill(started_.begin(), started_.end(), 0);
     in_flight_ = 0;
   }
+  // Forgets the attached buffer. Buckets still in flight (an exception left a step early) point into
+  // it, so they are completed first.
+  void detach_gradients() {
+    if (in_flight_ > 0) {
+      for (index_t i = num_buckets() - 1; i >= 0; --i)
+        if (!started_[std::size_t(i)]) start_bucket(i);
+      wait(requests_.data(), int(requests_.size()), "bucketed gradient allreduce (left unfinished)");
+    }
+    attached_ = false;
+    grad_ = nullptr;
+    grad_n_ = 0;
+    requests_.clear();
+    started_.clear();
+    in_flight_ = 0;
+  }
+  // Counts since construction: finished steps, buckets reduced, and how many of those were started
+  // before finish(), i.e. overlapped with the backward.
+  struct BucketStats {
+    index_t steps = 0, buckets = 0, early = 0;
+  };
+  const BucketStats& bucket_stats() const { return stats_; }
 
  private:
   static constexpr index_t chunk_limit = index_t(1) << 30;  // MPI counts are int
@@ -290,6 +308,7 @@ class MpiCommunicator {
   std::vector<MPI_Request> requests_;
   std::vector<char> started_;
   index_t in_flight_ = 0;
+  BucketStats stats_;
 };
 
 static_assert(Communicator<MpiCommunicator>, "MpiCommunicator must satisfy train::Communicator");

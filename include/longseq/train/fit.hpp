@@ -181,6 +181,25 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
                                    last_path.c_str(), long(state.step), long(state.epoch), long(state.batch));
   }
   if (parallel) broadcast_parameters(comm, store);  // every rank starts from rank 0's parameters
+  // With a bucketed communicator the gradient all-reduce overlaps the backward: on the last micro-batch
+  // of an update, each finished part of the model starts the buckets that became final.
+  constexpr bool bucketed = BucketedCommunicator<C, T>;
+  constexpr bool hooked = requires(M& m, HostContext& c, typename M::Saved& sv) {
+    m.backward(c, sv, 1.0, [](auto&) {});
+  };
+  struct Detach {  // leaves the communicator as it was found, also when an exception ends the loop
+    C& c;
+    bool on;
+    ~Detach() {
+      if constexpr (BucketedCommunicator<C, T>)
+        if (on) c.detach_gradients();
+    }
+  } detach{comm, false};
+  if constexpr (bucketed)
+    if (parallel) {
+      comm.attach_gradients(store);
+      detach.on = true;
+    }
   auto save_last = [&] {
     if (last_path.empty()) return;
     write_checkpoint(last_path, state);
@@ -237,16 +256,33 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
         fail_nonfinite(std::isfinite(st.loss) ? std::string("non-finite loss on another rank")
                                               : "non-finite loss (" + std::to_string(st.loss) + ")",
                        epoch, i);
-      if (!idle) model.backward(ctx, saved, weight / double(group));
+      const bool last_micro = i + 1 == group_start + group;
+      if (!idle) {
+        if constexpr (bucketed && hooked) {
+          if (parallel && last_micro) {
+            model.backward(ctx, saved, weight / double(group), [&](auto& part) {
+              comm.start_buckets_from(first_grad_offset(part, store));
+              comm.poll();
+            });
+          } else {
+            model.backward(ctx, saved, weight / double(group));
+          }
+        } else {
+          model.backward(ctx, saved, weight / double(group));
+        }
+      }
       train_stats.merge(st);
       if (!idle) {
         tokens_window += double(task.tokens());
         loss_window += st.loss;
         n_window += 1;
       }
-      if (i + 1 != group_start + group) continue;
+      if (!last_micro) continue;
 
-      if (parallel) allreduce_gradients(comm, store);
+      if (parallel) {
+        if constexpr (bucketed) comm.finish();  // starts what the backward did not, waits for all
+        else allreduce_gradients(comm, store);
+      }
       const double norm = clip_grad_norm(store, cfg.clip);
       if (!std::isfinite(norm))
         fail_nonfinite("non-finite gradient (first in '" + first_nonfinite_grad(store) + "')", epoch, i);
