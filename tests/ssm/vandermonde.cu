@@ -6,6 +6,8 @@
 #include <longseq/ssm/vandermonde.cuh>
 #include <longseq/ssm/vandermonde.hpp>
 
+#include "cuda_test_util.cuh"
+
 using namespace longseq;
 
 namespace {
@@ -64,4 +66,31 @@ TEST_CASE("CUDA Vandermonde kernel and backward match the host") {
   compare<float>(1, 4, 64, 1024, 2e-3);
   CHECK_THROWS_WITH_AS(ssm::cuda::vandermonde_forward<float>(nullptr, nullptr, nullptr, 3, 1, 1, 1, 1.f, nullptr),
                        doctest::Contains("C = 3, expected 1 or 2"), Error);
+}
+
+TEST_CASE("CUDA Vandermonde kernel and backward with bf16 storage match the float path") {
+  index_t C = 2, H = 3, M = 40, L = 500;
+  Rng rng(19);
+  Tensor<float> coef(Shape{C, H, M, 2}), lz(Shape{H, M, 2}), dK(Shape{C, H, L});
+  for (index_t i = 0; i < coef.numel(); ++i) coef[i] = float(rng.normal());
+  for (index_t i = 0; i < H * M; ++i) {
+    lz[2 * i] = float(-std::exp(rng.normal() - 3));
+    lz[2 * i + 1] = float(rng.normal());
+  }
+  for (index_t i = 0; i < dK.numel(); ++i) dK[i] = float(rng.normal());
+  // The float run sees the bf16-rounded inputs, so the two differ only by the rounding of the outputs.
+  auto fc = to_device(test::bf16_rounded(coef)), fz = to_device(test::bf16_rounded(lz)),
+       fd = to_device(test::bf16_rounded(dK));
+  auto bc = to_device(test::to_bf16(coef)), bz = to_device(test::to_bf16(lz)), bd = to_device(test::to_bf16(dK));
+  Tensor<float, device::cuda> fK(Shape{C, H, L}), fgc(Shape{C, H, M, 2}), fgz(Shape{H, M, 2});
+  Tensor<bf16, device::cuda> bK(Shape{C, H, L}), bgc(Shape{C, H, M, 2}), bgz(Shape{H, M, 2});
+  ssm::cuda::vandermonde_forward<float>(nullptr, fc.data(), fz.data(), C, H, M, L, 2.f, fK.data());
+  ssm::cuda::vandermonde_backward<float>(nullptr, fc.data(), fz.data(), fd.data(), C, H, M, L, 2.f, fgc.data(),
+                                         fgz.data());
+  ssm::cuda::vandermonde_forward<bf16>(nullptr, bc.data(), bz.data(), C, H, M, L, 2.f, bK.data());
+  ssm::cuda::vandermonde_backward<bf16>(nullptr, bc.data(), bz.data(), bd.data(), C, H, M, L, 2.f, bgc.data(),
+                                        bgz.data());
+  CHECK(test::rel_diff(fK, bK) <= 1e-2);
+  CHECK(test::rel_diff(fgc, bgc) <= 1e-2);
+  CHECK(test::rel_diff(fgz, bgz) <= 1e-2);
 }
