@@ -48,7 +48,9 @@ void write_kmax_rows(std::ofstream& f, const analysis::KernelLayer& l, index_t i
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"Learned SSM kernels of a checkpoint vs. a HiPPO-initialized layer: K_max(l) and decay lengths"};
-  app.add_option("--checkpoint", o.checkpoint, "safetensors file (a longseq checkpoint or imported parameters)")
+  app.add_option("--checkpoint", o.checkpoint,
+                 "safetensors file: a longseq checkpoint, or parameters saved by the reference S4 code "
+                 "(S4DKernel, SSMKernelDiag or SSMKernelDPLR state_dicts, alone or within a model's)")
       ->required();
   app.add_option("--length", o.length, "kernel length L: the sequence length the model was trained at")->required();
   app.add_option("--out-dir", o.out_dir, "where kmax.csv, layers.csv (and kernels.safetensors) go");
@@ -62,14 +64,14 @@ int main(int argc, char** argv) {
 
   try {
     const auto st = interop::Safetensors::load(o.checkpoint);
-    auto layers = analysis::find_kernel_layers(st, o.checkpoint);
+    auto layers = analysis::find_kernel_layers(st, o.checkpoint, o.length);
     LONGSEQ_CHECK(!layers.empty(), "checkpoint '", o.checkpoint,
                   "' holds no SSM kernel parameters (tensors named '...kernel.<param>')");
     fs::create_directories(o.out_dir);
     std::ofstream kf(fs::path(o.out_dir) / "kmax.csv"), lf(fs::path(o.out_dir) / "layers.csv");
     kf << "id,layer,source,l,kmax,kmax_dir0,kmax_dir1\n";
     lf << "id,layer,prefix,kind,H,N,channels,L,fraction,decay_trained,decay_hippo,decay_trained_dir0,"
-          "decay_trained_dir1,kmax0_trained,kmax0_hippo,mean_kmax_trained,mean_kmax_hippo\n";
+          "decay_trained_dir1,kmax0_trained,kmax0_hippo,mean_kmax_trained,mean_kmax_hippo,origin\n";
     interop::Safetensors dump;
     std::printf("%-4s %-6s %-12s %5s %5s %3s | decay length (%g%% of sum K_max): trained  HiPPO | K_max(0) trained  "
                 "HiPPO\n",
@@ -95,7 +97,7 @@ int main(int argc, char** argv) {
         if (c < size.channels) lf << analysis::decay_length(analysis::kmax(K.view(), c), o.fraction);
         lf << ',';
       }
-      lf << km[0] << ',' << km0[0] << ',' << mean(km) << ',' << mean(km0) << '\n';
+      lf << km[0] << ',' << km0[0] << ',' << mean(km) << ',' << mean(km0) << ',' << l.origin << '\n';
       write_kmax_rows(kf, l, id, "trained", K);
       write_kmax_rows(kf, l, id, "hippo", K0);
       if (o.dump) {
@@ -105,6 +107,7 @@ int main(int argc, char** argv) {
       std::printf("%-4ld %-6ld %-12s %5ld %5ld %3ld | %40ld %6ld | %16.4g %6.4g\n", long(id), long(l.layer),
                   analysis::kind_name(l.kind), long(size.H), long(size.N), long(size.channels), long(d), long(d0),
                   km[0], km0[0]);
+      if (l.origin != "longseq") std::printf("     (read as %s from '%s*')\n", l.origin.c_str(), l.prefix.c_str());
       ++analyzed;
     }
     LONGSEQ_CHECK(analyzed > 0, "none of the requested --layers is in checkpoint '", o.checkpoint, "'");

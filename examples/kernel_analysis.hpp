@@ -1,6 +1,8 @@
 // Kernel analysis of SSM checkpoints: finds every layer's kernel parameterization in a safetensors file,
 // rebuilds it from the stored parameters, evaluates its kernel K (C, H, L), K_max(l) = max_{c,h} |K[c,h,l]|
-// and the effective decay length, next to a freshly HiPPO-initialized layer of the same size.
+// and the effective decay length, next to a freshly HiPPO-initialized layer of the same size. Parameters
+// saved by the reference PyTorch S4 code (S4DKernel, SSMKernelDiag, SSMKernelDPLR state_dicts, alone or
+// inside a model's state_dict) are read directly, through interop/reference_s4.hpp.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -13,6 +15,7 @@
 #include <longseq/core/context.hpp>
 #include <longseq/core/parameters.hpp>
 #include <longseq/core/rng.hpp>
+#include <longseq/interop/reference_s4.hpp>
 #include <longseq/interop/safetensors.hpp>
 #include <longseq/ssm/conv_kernel.hpp>
 #include <longseq/ssm/dlr.hpp>
@@ -36,12 +39,15 @@ inline const char* kind_name(KernelKind k) {
   return "?";
 }
 
-// One kernel parameterization found in a checkpoint: the tensors under "<prefix>kernel.<param>".
+// One kernel parameterization found in a checkpoint: the tensors under "<prefix>kernel.<param>" (or
+// the bare names of a file that holds a single kernel's state_dict, prefix "").
 struct KernelLayer {
   std::string prefix;  // up to and including "kernel.", e.g. "model.backbone.layers.3.mixer.kernel."
   index_t layer = -1;  // the i of the last "layers.<i>" in the prefix (-1: none)
   KernelKind kind = KernelKind::s4d;
-  std::map<std::string, Tensor<double>> params;  // parameter name inside the kernel -> value
+  std::map<std::string, Tensor<double>> params;  // longseq parameter name inside the kernel -> value
+  std::string origin = "longseq";  // or the reference module whose layout the file used
+  index_t l_max = 0;               // S4: the length the stored C is prepared for (0: the analysis length)
 };
 
 // Sizes read off the parameter shapes.
@@ -52,6 +58,58 @@ struct KernelSize {
 namespace detail {
 
 inline bool has(const KernelLayer& l, const char* name) { return l.params.count(name) != 0; }
+
+// Layouts of the reference code (see interop/reference_s4.hpp for the name and layout mapping).
+enum class RefLayout { none, s4d_kernel, diag, dplr };
+
+inline RefLayout reference_layout(const KernelLayer& l) {
+  if (has(l, "inv_dt") && has(l, "A_real")) return has(l, "P") ? RefLayout::dplr : RefLayout::diag;
+  if (has(l, "log_dt") && has(l, "log_A_real") && has(l, "A_imag") && has(l, "C") &&
+      l.params.at("C").shape().rank == 3)  // longseq's own C is (channels, H, N/2, 2)
+    return RefLayout::s4d_kernel;
+  return RefLayout::none;
+}
+
+// Loads a reference layer into a longseq kernel and keeps its parameters under longseq's names.
+template <class Kern, class Load>
+void adopt(KernelLayer& l, Kern& k, Load&& load) {
+  ParamStore<double> store;
+  store.bind(k);
+  load(k);
+  l.params.clear();
+  for (const auto& e : store.entries()) {
+    Tensor<double> t(e.param->shape);
+    std::copy(e.param->value.data, e.param->value.data + t.numel(), t.data());
+    l.params.emplace(e.name, std::move(t));
+  }
+}
+
+// A reference layer becomes the equivalent S4 / S4D (ZOH) layer. `length` is the analysis length: a
+// DPLR kernel's C is prepared for it as the reference would (l_kernel doubled until it covers it).
+inline void import_reference(KernelLayer& l, const interop::Safetensors& st, index_t length) {
+  const RefLayout layout = reference_layout(l);
+  if (layout == RefLayout::none) return;
+  interop::Safetensors sub;  // the layer's records under their bare names, dtypes kept (l_kernel is an integer)
+  for (const auto& rec : st.tensors)
+    if (rec.name.size() > l.prefix.size() && rec.name.compare(0, l.prefix.size(), l.prefix) == 0 &&
+        rec.name.find('.', l.prefix.size()) == std::string::npos) {
+      auto r = rec;
+      r.name = rec.name.substr(l.prefix.size());
+      sub.tensors.push_back(std::move(r));
+    }
+  if (layout == RefLayout::dplr) {
+    ssm::S4<double> k(interop::s4_kernel_config<double>(sub, length));
+    adopt(l, k, [&](ssm::S4<double>& kk) { interop::load_s4_kernel<double>(sub, kk); });
+    l.kind = KernelKind::s4;
+    l.l_max = k.cfg.l_max;
+    l.origin = "reference SSMKernelDPLR";
+    return;
+  }
+  ssm::S4D<double, ssm::ZOH> k(interop::s4d_kernel_config<double>(sub));
+  adopt(l, k, [&](ssm::S4D<double, ssm::ZOH>& kk) { interop::load_s4d_kernel<double>(sub, kk); });
+  l.kind = KernelKind::s4d;
+  l.origin = layout == RefLayout::diag ? "reference SSMKernelDiag" : "reference S4DKernel";
+}
 
 inline KernelKind classify(const KernelLayer& l, const std::string& file) {
   if (has(l, "P") && has(l, "log_A_real")) return KernelKind::s4;
@@ -107,8 +165,11 @@ Tensor<double> evaluate(Kern& k, const KernelLayer* from, index_t L, Rng* rng) {
 
 // Every kernel parameterization in the file, ordered by layer index then prefix. Optimizer state of a
 // longseq checkpoint ("optim.*": AdamW moments under the same names) is not a kernel and is skipped.
-inline std::vector<KernelLayer> find_kernel_layers(const interop::Safetensors& st, const std::string& file) {
+// `length` is only used for reference DPLR layers (see detail::import_reference); 0 keeps their l_kernel.
+inline std::vector<KernelLayer> find_kernel_layers(const interop::Safetensors& st, const std::string& file,
+                                                   index_t length = 0) {
   static const std::regex pat(R"(^(.*\bkernel\.)([A-Za-z_][A-Za-z0-9_]*)$)");
+  static const std::regex bare(R"(^[A-Za-z_][A-Za-z0-9_]*$)");
   static const std::regex layer_pat(R"(layers\.([0-9]+)\.)");
   std::map<std::string, KernelLayer> found;
   for (const auto& rec : st.tensors) {
@@ -119,11 +180,20 @@ inline std::vector<KernelLayer> find_kernel_layers(const interop::Safetensors& s
     l.prefix = m[1].str();
     l.params.emplace(m[2].str(), st.get<double>(rec.name));
   }
+  if (found.empty()) {  // a single kernel's own state_dict: bare parameter names
+    KernelLayer l;
+    for (const auto& rec : st.tensors)
+      if (std::regex_match(rec.name, bare)) l.params.emplace(rec.name, st.get<double>(rec.name));
+    if (!l.params.empty()) found.emplace("", std::move(l));
+  }
   std::vector<KernelLayer> out;
   for (auto& [p, l] : found) {
     for (auto it = std::sregex_iterator(p.begin(), p.end(), layer_pat); it != std::sregex_iterator(); ++it)
       l.layer = std::stol((*it)[1].str());
-    l.kind = detail::classify(l, file);
+    if (detail::reference_layout(l) != detail::RefLayout::none)
+      detail::import_reference(l, st, length);
+    else
+      l.kind = detail::classify(l, file);
     out.push_back(std::move(l));
   }
   std::stable_sort(out.begin(), out.end(), [](const KernelLayer& a, const KernelLayer& b) {
@@ -160,13 +230,15 @@ inline KernelSize kernel_size(const KernelLayer& l) {
 }
 
 // The learned kernel K (C, H, L) of a layer, rebuilt from its parameters. For S4 the stored C is corrected
-// for its l_max, so L must be the length the model was trained at.
+// for its l_max, so L must be the length the model was trained at (a reference layer carries its own
+// l_max, and K is its kernel truncated to L).
 inline Tensor<double> learned_kernel(const KernelLayer& l, index_t L) {
   LONGSEQ_CHECK(L >= 1, "kernel analysis: length L = ", L, ", expected L >= 1");
   const KernelSize s = kernel_size(l);
   switch (l.kind) {
     case KernelKind::s4: {
-      ssm::S4<double> k({.H = s.H, .N = s.N, .l_max = L, .channels = s.channels, .n_ssm = s.n_ssm});
+      ssm::S4<double> k(
+          {.H = s.H, .N = s.N, .l_max = l.l_max > 0 ? l.l_max : L, .channels = s.channels, .n_ssm = s.n_ssm});
       return detail::evaluate(k, &l, L, nullptr);
     }
     case KernelKind::s4d: {

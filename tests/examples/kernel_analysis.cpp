@@ -161,3 +161,55 @@ TEST_CASE("kernel analysis rejects tensors that are no known parameterization") 
   CHECK_THROWS_WITH_AS(analysis::learned_kernel(layers[0], 8),
                        doctest::Contains("tensor 'C' has shape (4, 2, 2), expected rank 4"), Error);
 }
+
+TEST_CASE("reference state_dicts are analyzed directly: the reference code's kernels, alone or in a model") {
+  // Fixtures written from the state-spaces/s4 PyTorch code (tests/fixtures/ssm/make_reference_fixtures.py):
+  // each .in file is a kernel module's state_dict, each .expected file holds its kernel k (channels, H, L).
+  const std::string dir = std::string(LONGSEQ_TEST_DATA_DIR) + "/../fixtures/ssm/";
+  struct Case {
+    const char* name;
+    analysis::KernelKind kind;
+    const char* origin;
+  };
+  const Case cases[] = {{"s4d_kernel", analysis::KernelKind::s4d, "reference S4DKernel"},
+                        {"s4d_kernel_diag", analysis::KernelKind::s4d, "reference SSMKernelDiag"},
+                        {"s4_kernel", analysis::KernelKind::s4, "reference SSMKernelDPLR"},
+                        {"s4_kernel_fresh", analysis::KernelKind::s4, "reference SSMKernelDPLR"},
+                        {"s4_kernel_double", analysis::KernelKind::s4, "reference SSMKernelDPLR"}};
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    const auto in = interop::Safetensors::load(dir + c.name + ".in.safetensors");
+    const auto k_ref = interop::Safetensors::load(dir + c.name + ".expected.safetensors").get<double>("k");
+    const index_t L = k_ref.size(2);
+    auto rel_err = [&](const Tensor<double>& K) {
+      REQUIRE(K.shape() == k_ref.shape());
+      double num = 0, den = 0;
+      for (index_t i = 0; i < K.numel(); ++i) {
+        num = std::max(num, std::abs(K[i] - k_ref[i]));
+        den = std::max(den, std::abs(k_ref[i]));
+      }
+      return num / den;
+    };
+    // The kernel's own state_dict (bare names).
+    const auto alone = analysis::find_kernel_layers(in, c.name, L);
+    REQUIRE(alone.size() == 1);
+    CHECK(alone[0].kind == c.kind);
+    CHECK(alone[0].origin == c.origin);
+    CHECK(rel_err(analysis::learned_kernel(alone[0], L)) < 1e-9);
+    // The same tensors inside a model's state_dict, next to a tensor that is not the kernel's.
+    interop::Safetensors model;
+    for (auto rec : in.tensors) {
+      rec.name = "model.layers.2.layer.kernel." + rec.name;
+      model.tensors.push_back(std::move(rec));
+    }
+    Tensor<double> D(Shape{k_ref.size(1)}, 1.0);
+    model.put<double>("model.layers.2.layer.D", D.view());
+    const auto inside = analysis::find_kernel_layers(model, c.name, L);
+    REQUIRE(inside.size() == 1);
+    CHECK(inside[0].layer == 2);
+    CHECK(inside[0].prefix == "model.layers.2.layer.kernel.");
+    CHECK(rel_err(analysis::learned_kernel(inside[0], L)) < 1e-9);
+    // The HiPPO baseline of the same size exists for it.
+    CHECK(analysis::hippo_kernel(inside[0], L, 1).shape() == k_ref.shape());
+  }
+}
