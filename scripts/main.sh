@@ -2,8 +2,9 @@
 # The main job: installs the dependencies, builds the examples in Release and compares self-pretraining
 # (SPT) then fine-tuning with training from scratch, for an S4D and a Transformer model, on
 #   1. sequential Fashion-MNIST (examples/spt_vs_scratch, images from the Debian package), and
-#   2. a generated ListOps set (examples/lra_data generate, then examples/train_lra: masked SPT with
-#      p = 0.1, fine-tuning from its checkpoint, and scratch with the same fine-tuning budget).
+#   2. a generated ListOps set (examples/lra_data generate: 5000 / 500 / 1000 expressions of nesting
+#      depth <= 4, at most 5 arguments per operator, 32-160 tokens; then examples/train_lra: 8 epochs of
+#      masked SPT with p = 0.1, 8 of fine-tuning from its checkpoint, and 8 of scratch training).
 # It prints one table of test accuracies (both numbers per model and data set) and writes
 # $OUT_DIR/{table.md,results.json,results.png}, the Fashion-MNIST curves (fashion-mnist/curves.png) and
 # $OUT_DIR/timings.txt (wall and CPU seconds of every process). The defaults take about 15 minutes
@@ -16,12 +17,14 @@
 #   OUT_DIR               output folder (default results/main)
 #   SKIP_FASHION=1, SKIP_LISTOPS=1   leave out one of the two data sets
 #   LISTOPS_MODELS        models of the ListOps part (default "s4d transformer")
-#   LISTOPS_N, LISTOPS_N_VAL, LISTOPS_N_TEST   sizes of the generated ListOps set (2000/200/500)
-#   LISTOPS_MIN_LENGTH, LISTOPS_MAX_LENGTH, LISTOPS_MAX_DEPTH   its expressions (32/256 tokens, depth 6)
-#   LISTOPS_PRETRAIN_EPOCHS, LISTOPS_EPOCHS   SPT epochs; fine-tuning = scratch epochs (default 3 / 3)
-#   LISTOPS_BATCH         batch size of the ListOps stages (default 32)
+#   LISTOPS_N, LISTOPS_N_VAL, LISTOPS_N_TEST   sizes of the generated ListOps set (5000/500/1000)
+#   LISTOPS_MIN_LENGTH, LISTOPS_MAX_LENGTH   its expressions' lengths in tokens (32/160)
+#   LISTOPS_MAX_DEPTH, LISTOPS_MAX_ARGS      nesting depth and arguments per operator (4/5)
+#   LISTOPS_PRETRAIN_EPOCHS, LISTOPS_EPOCHS   SPT epochs; fine-tuning = scratch epochs (default 8 / 8)
+#   LISTOPS_BATCH, LISTOPS_LR                 batch size and learning rate of all stages (32, 5e-3)
+#   LISTOPS_SEED          seed of initialization, data order and masks (default 1)
 #   LISTOPS_ARGS          extra train_lra flags for all three stages (other than those set here: --batch,
-#                         --epochs, --seed, --model, --stage), e.g. "--d-model 128 --layers 4 --lr 0.01"
+#                         --lr, --epochs, --seed, --model, --stage), e.g. "--d-model 128 --layers 4"
 #   BUILD_DIR             CMake build folder (default build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,18 +69,20 @@ fi
 if [[ "${SKIP_LISTOPS:-0}" != 1 ]]; then
   lo=$out/listops
   data=$lo/data
-  "$bin/lra_data" generate --task listops --out "$data" --n "${LISTOPS_N:-2000}" --n-val "${LISTOPS_N_VAL:-200}" \
-    --n-test "${LISTOPS_N_TEST:-500}" --min-length "${LISTOPS_MIN_LENGTH:-32}" \
-    --max-length "${LISTOPS_MAX_LENGTH:-256}" --max-depth "${LISTOPS_MAX_DEPTH:-6}" --seed 1
+  "$bin/lra_data" generate --task listops --out "$data" --n "${LISTOPS_N:-5000}" --n-val "${LISTOPS_N_VAL:-500}" \
+    --n-test "${LISTOPS_N_TEST:-1000}" --min-length "${LISTOPS_MIN_LENGTH:-32}" \
+    --max-length "${LISTOPS_MAX_LENGTH:-160}" --max-depth "${LISTOPS_MAX_DEPTH:-4}" \
+    --max-args "${LISTOPS_MAX_ARGS:-5}" --seed 1
   read -r -a extra <<<"${LISTOPS_ARGS:-}"
-  common=(--task listops --data "$data" --seed 1 --batch "${LISTOPS_BATCH:-32}" --log-every 50 "${extra[@]}")
+  common=(--task listops --data "$data" --seed "${LISTOPS_SEED:-1}" --batch "${LISTOPS_BATCH:-32}"
+          --lr "${LISTOPS_LR:-5e-3}" --log-every 50 "${extra[@]}")
   for model in ${LISTOPS_MODELS:-s4d transformer}; do
     timed listops "$model" spt "$bin/train_lra" "${common[@]}" --model "$model" --stage pretrain \
-      --epochs "${LISTOPS_PRETRAIN_EPOCHS:-3}" --out "$lo/$model/spt"
+      --epochs "${LISTOPS_PRETRAIN_EPOCHS:-8}" --out "$lo/$model/spt"
     timed listops "$model" finetune "$bin/train_lra" "${common[@]}" --model "$model" --stage finetune \
-      --pretrained "$lo/$model/spt/best.safetensors" --epochs "${LISTOPS_EPOCHS:-3}" --out "$lo/$model/finetune"
+      --pretrained "$lo/$model/spt/best.safetensors" --epochs "${LISTOPS_EPOCHS:-8}" --out "$lo/$model/finetune"
     timed listops "$model" scratch "$bin/train_lra" "${common[@]}" --model "$model" --stage scratch \
-      --epochs "${LISTOPS_EPOCHS:-3}" --out "$lo/$model/scratch"
+      --epochs "${LISTOPS_EPOCHS:-8}" --out "$lo/$model/scratch"
   done
   table_args+=(--listops "$lo")
 fi
