@@ -1,5 +1,6 @@
 // The Transformer encoder layer (self-attention block then feed-forward block, pre- or post-norm), the
-// same computation as torch.nn.TransformerEncoderLayer with batch_first and its norm_first flag.
+// same computation as torch.nn.TransformerEncoderLayer with batch_first and its norm_first flag. Runs on
+// either device policy D (on the GPU: float, head_dim 32, 64 or 128; see cuda/flash.cuh).
 #pragma once
 #include <type_traits>
 
@@ -11,13 +12,13 @@
 namespace longseq::attention {
 
 // NormFirst: x + Attn(LN1(x)) then h + FF(LN2(h)); otherwise LN1(x + Attn(x)) then LN2(h + FF(h)).
-template <class T, bool NormFirst, class Position = NoRotation>
+template <class T, bool NormFirst, class Position = NoRotation, class D = device::host>
 struct TransformerEncoderLayer {
   using value_type = T;
-  using device_type = device::host;
-  using Norm = nn::LayerNorm<T>;
-  using Attention = MultiHeadAttention<T, device::host, Position>;
-  using FF = nn::FeedForward<T>;
+  using device_type = D;
+  using Norm = nn::LayerNorm<T, D>;
+  using Attention = MultiHeadAttention<T, D, Position>;
+  using FF = nn::FeedForward<T, D>;
   template <class N, class M>
   using Residual = std::conditional_t<NormFirst, nn::PreNormResidual<N, M>, nn::PostNormResidual<N, M>>;
   using AttnBlock = Residual<Norm, Attention>;
@@ -35,7 +36,7 @@ struct TransformerEncoderLayer {
   struct Saved {
     typename AttnBlock::Saved attn;
     typename FFBlock::Saved ff;
-    Tensor<T> h, dh;  // output of the attention block and its gradient
+    Tensor<T, D> h, dh;  // output of the attention block and its gradient
   };
 
   Config cfg;
@@ -54,15 +55,15 @@ struct TransformerEncoderLayer {
     attn.init(rng);
     ff.init(rng);
   }
-  // Key padding (B, L), nonzero = padded, used by the following forward calls.
-  void set_key_padding(TensorView<const std::uint8_t> m) { attn.set_key_padding(m); }
+  // Key padding (B, L) in D's memory, nonzero = padded, used by the following forward calls.
+  void set_key_padding(TensorView<const std::uint8_t, D> m) { attn.set_key_padding(m); }
 
-  void forward(Context<device::host>& ctx, TensorView<const T> x, TensorView<T> y, Saved& s) {
+  void forward(Context<D>& ctx, TensorView<const T, D> x, TensorView<T, D> y, Saved& s) {
     s.h.resize(x.shape);
     attn.forward(ctx, x, s.h.view(), s.attn);
     ff.forward(ctx, s.h.view(), y, s.ff);
   }
-  void backward(Context<device::host>& ctx, Saved& s, TensorView<const T> dy, TensorView<T> dx) {
+  void backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx) {
     s.dh.resize(dy.shape);
     ff.backward(ctx, s.ff, dy, s.dh.view());
     attn.backward(ctx, s.attn, s.dh.view(), dx);
@@ -83,7 +84,9 @@ struct TransformerEncoderLayer {
   static typename FFBlock::Config ff_config(const Config& c) {
     typename FFBlock::Config f;
     f.norm = {.dim = c.dim, .eps = c.eps};
-    f.mixer = {.dim = c.dim, .hidden = c.ff_hidden, .activation = c.activation};
+    f.mixer.dim = c.dim;  // field by field: nvcc rejects designated initializers that skip a member
+    f.mixer.hidden = c.ff_hidden;
+    f.mixer.activation = c.activation;
     f.dropout = c.dropout;
     f.stream = 2 * c.stream + 2;
     return f;

@@ -1,12 +1,15 @@
 // Multi-head attention mixer: q, k, v, out projections with bias; full, causal or block-local masks,
-// key padding, attention dropout and a q/k position policy (NoRotation or Rotary). Host path is flash.hpp.
+// key padding, attention dropout and a q/k position policy (NoRotation or Rotary). The host path runs
+// flash.hpp; the CUDA policy (in .cu translation units) runs cuda/flash.cuh and cuda/rotary.cuh, with the
+// same saved tensors on the device.
 #pragma once
 #include <cmath>
 #include <cstdint>
-#include <vector>
+#include <type_traits>
 
 #include "../nn/layer.hpp"
 #include "../nn/linear.hpp"
+#include "../ops/elementwise.hpp"
 #include "flash.hpp"
 #include "rotary.hpp"
 
@@ -17,9 +20,12 @@ struct MultiHeadAttention {
   static_assert(QKPosition<Position, T>,
                 "MultiHeadAttention: Position must be a q/k position policy "
                 "(NoRotation, Rotary) with apply/apply_backward");
-  static_assert(!D::is_gpu, "MultiHeadAttention: only the host path exists so far");
+  static_assert(!D::is_gpu || !std::is_same_v<T, double>,
+                "MultiHeadAttention: the CUDA flash kernels take float, half or bf16, not double");
   using value_type = T;
   using device_type = D;
+  // The log-sum-exp per query: T on the host, fp32 for every T in the CUDA kernels.
+  using lse_type = std::conditional_t<D::is_gpu, float, T>;
   struct Config {
     index_t dim = 0;  // model width = heads * head_dim
     index_t heads = 1;
@@ -36,8 +42,9 @@ struct MultiHeadAttention {
     Tensor<T, D> x;                 // input
     Tensor<T, D> q, k, v;           // projections after the position policy, (B, L, dim)
     Tensor<T, D> o;                 // attention output before out_proj
-    Tensor<T, D> lse;               // (B, heads, L)
-    std::vector<std::uint8_t> pad;  // key padding copy (empty: none)
+    Tensor<lse_type, D> lse;        // (B, heads, L)
+    Tensor<std::uint8_t, D> pad;    // key padding copy, (B, L); meaningful only when has_pad
+    bool has_pad = false;
     double dropout_used = 0.0;
     std::uint64_t seed = 0;
     Tensor<T, D> d_o, dq, dk, dv, tmp;  // backward scratch
@@ -47,8 +54,8 @@ struct MultiHeadAttention {
   index_t head_dim;
   nn::Linear<T, D> q_proj, k_proj, v_proj, out_proj;
   Position position;
-  // Optional (B, L) key padding, nonzero = padded key; read by the next forward calls.
-  TensorView<const std::uint8_t> key_padding;
+  // Optional (B, L) key padding, nonzero = padded key, in D's memory; read by the next forward calls.
+  TensorView<const std::uint8_t, D> key_padding;
 
   explicit MultiHeadAttention(Config c)
       : cfg(c),
@@ -61,6 +68,10 @@ struct MultiHeadAttention {
     LONGSEQ_CHECK(c.dropout >= 0 && c.dropout < 1, "attention dropout must be in [0, 1), got ", c.dropout);
     LONGSEQ_CHECK(c.window >= 0 && c.look_back >= 0 && c.look_forward >= 0,
                   "attention window and look_back/look_forward must be >= 0");
+    if constexpr (D::is_gpu)
+      LONGSEQ_CHECK(head_dim == 32 || head_dim == 64 || head_dim == 128, "MultiHeadAttention (CUDA): head_dim ",
+                    head_dim, " (dim ", c.dim, " / heads ", c.heads,
+                    ") is not supported by the CUDA flash kernels; expected 32, 64 or 128");
   }
 
   template <class F>
@@ -80,7 +91,7 @@ struct MultiHeadAttention {
   }
 
   // Key padding (B, L), nonzero = padded; the view must stay valid through the next forward.
-  void set_key_padding(TensorView<const std::uint8_t> m) { key_padding = m; }
+  void set_key_padding(TensorView<const std::uint8_t, D> m) { key_padding = m; }
 
   MaskSpec mask_spec() const {
     MaskSpec m;
@@ -97,22 +108,23 @@ struct MultiHeadAttention {
                   cfg.dim, ")");
     expect_shape(y, x.shape, "y");
     const index_t B = x.size(0), L = x.size(1);
-    s.pad.clear();
-    if (key_padding.data != nullptr) {
+    s.has_pad = key_padding.data != nullptr;
+    if (s.has_pad) {
       LONGSEQ_CHECK(key_padding.shape == Shape({B, L}), "MultiHeadAttention: tensor 'key_padding' has shape ",
                     key_padding.shape, ", expected ", Shape({B, L}));
       expect_contiguous(key_padding, "key_padding");
-      s.pad.assign(key_padding.data, key_padding.data + B * L);
+      s.pad.resize(Shape{B, L});
+      ops::copy<std::uint8_t, std::uint8_t>(ctx, key_padding, s.pad.view());
     }
     s.x.resize(x.shape);
-    std::copy(x.data, x.data + x.numel(), s.x.data());
+    ops::copy<T, T>(ctx, x, s.x.view());
     for (auto* t : {&s.q, &s.k, &s.v, &s.o}) t->resize(x.shape);
     s.lse.resize(Shape{B, cfg.heads, L});
     q_proj.apply(ctx, x, s.q.view());
     k_proj.apply(ctx, x, s.k.view());
     v_proj.apply(ctx, x, s.v.view());
-    position.apply(s.q.data(), B, L, cfg.heads, 0, cfg.dim);
-    position.apply(s.k.data(), B, L, cfg.heads, 0, cfg.dim);
+    rotate(ctx, s.q.data(), B, L, false);
+    rotate(ctx, s.k.data(), B, L, false);
     s.dropout_used = ctx.training ? cfg.dropout : 0.0;
     s.seed = ctx.seed;
     const auto a = args(s, B, L);
@@ -129,13 +141,13 @@ struct MultiHeadAttention {
     const auto a = args(s, B, L);
     flash_backward(ctx, a, s.o.data(), L * cfg.dim, cfg.dim, s.lse.data(), s.d_o.data(), s.dq.data(), s.dk.data(),
                    s.dv.data());
-    position.apply_backward(s.dq.data(), B, L, cfg.heads, 0, cfg.dim);
-    position.apply_backward(s.dk.data(), B, L, cfg.heads, 0, cfg.dim);
+    rotate(ctx, s.dq.data(), B, L, true);
+    rotate(ctx, s.dk.data(), B, L, true);
     q_proj.backward_from(ctx, s.x.view(), s.dq.view(), dx);
     k_proj.backward_from(ctx, s.x.view(), s.dk.view(), s.tmp.view());
-    for (index_t i = 0; i < dx.numel(); ++i) dx.data[i] += s.tmp[i];
+    ops::add_inplace(ctx, dx, TensorView<const T, D>(s.tmp.view()));
     v_proj.backward_from(ctx, s.x.view(), s.dv.view(), s.tmp.view());
-    for (index_t i = 0; i < dx.numel(); ++i) dx.data[i] += s.tmp[i];
+    ops::add_inplace(ctx, dx, TensorView<const T, D>(s.tmp.view()));
   }
 
  private:
@@ -143,6 +155,19 @@ struct MultiHeadAttention {
     LONGSEQ_CHECK(c.dim > 0 && c.heads > 0 && c.dim % c.heads == 0, "MultiHeadAttention: dim ", c.dim,
                   " must be a positive multiple of heads ", c.heads);
     return c.dim / c.heads;
+  }
+  // The position policy on q, k (forward) or their gradients (backward), (B, L, dim) in D's memory. The
+  // device overloads position_apply (NoRotation, Rotary) live in cuda/rotary.cuh and are found by ADL.
+  void rotate(Context<D>& ctx, T* p, index_t B, index_t L, bool backward) const {
+    if constexpr (D::is_gpu) {
+      position_apply(ctx, position, p, B, L, cfg.heads, index_t(0), cfg.dim, backward);
+    } else {
+      (void)ctx;
+      if (backward)
+        position.apply_backward(p, B, L, cfg.heads, 0, cfg.dim);
+      else
+        position.apply(p, B, L, cfg.heads, 0, cfg.dim);
+    }
   }
   FlashArgs<T> args(const Saved& s, index_t B, index_t L) const {
     FlashArgs<T> a;
@@ -157,7 +182,7 @@ struct MultiHeadAttention {
     a.q_row = a.k_row = a.v_row = cfg.dim;
     a.scale = 1.0 / std::sqrt(double(head_dim));
     a.mask = mask_spec();
-    if (!s.pad.empty()) {
+    if (s.has_pad) {
       a.mask.key_padding = s.pad.data();
       a.mask.key_padding_stride = L;
     }

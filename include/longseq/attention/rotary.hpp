@@ -91,3 +91,7 @@ static_assert(QKPosition<NoRotation, float>);
 static_assert(QKPosition<Rotary, double>);
 
 }  // namespace longseq::attention
+
+#if LONGSEQ_WITH_CUDA && defined(__CUDACC__)  // CUDA overloads, visible wherever the host policies are
+#include "cuda/rotary.cuh"
+#endif

@@ -1,7 +1,9 @@
 // Position-wise feed-forward blocks: Linear-act-Linear with an expansion factor, and the gated (GLU) variant.
+// FeedForward runs on either device policy; GluFeedForward is host-only.
 #pragma once
 #include <cmath>
 
+#include "../ops/activation.hpp"
 #include "linear.hpp"
 
 namespace longseq::nn {
@@ -97,19 +99,51 @@ struct FeedForward {
     s.pre.resize(hs);
     s.act.resize(hs);
     linear1.forward(ctx, x, s.pre.view(), s.in);
-    const index_t n = s.pre.numel();
+    if constexpr (D::is_gpu) {
+      device_activation(ctx, s.pre.view(), s.act.view());
+    } else {
+      // The host evaluates the activation in double.
+      const index_t n = s.pre.numel();
 #pragma omp parallel for if (n > 65536)
-    for (index_t i = 0; i < n; ++i) s.act[i] = T(detail::act_value(cfg.activation, s.pre[i]));
+      for (index_t i = 0; i < n; ++i) s.act[i] = T(detail::act_value(cfg.activation, s.pre[i]));
+    }
     linear2.apply(ctx, s.act.view(), y);
   }
 
   void backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx) {
     s.dact.resize(s.act.shape());
     linear2.backward_from(ctx, s.act.view(), dy, s.dact.view());
-    const index_t n = s.pre.numel();
+    if constexpr (D::is_gpu) {
+      device_activation_backward(ctx, s.pre.view(), s.dact.view());
+    } else {
+      const index_t n = s.pre.numel();
 #pragma omp parallel for if (n > 65536)
-    for (index_t i = 0; i < n; ++i) s.dact[i] = T(s.dact[i] * detail::act_derivative(cfg.activation, s.pre[i]));
+      for (index_t i = 0; i < n; ++i) s.dact[i] = T(s.dact[i] * detail::act_derivative(cfg.activation, s.pre[i]));
+    }
     linear1.backward(ctx, s.in, s.dact.view(), dx);
+  }
+
+ private:
+  // The device path: the activation ops, evaluated in accum_t<T> (the host loops above use double).
+  void device_activation(Context<D>& ctx, TensorView<const T, D> x, TensorView<T, D> y) const {
+    switch (cfg.activation) {
+      case Activation::gelu: ops::gelu_forward<T>(ctx, x, y, ops::Gelu::exact); break;
+      case Activation::gelu_tanh: ops::gelu_forward<T>(ctx, x, y, ops::Gelu::tanh); break;
+      case Activation::relu: ops::relu_forward<T>(ctx, x, y); break;
+      case Activation::silu: ops::silu_forward<T>(ctx, x, y); break;
+      case Activation::sigmoid: ops::sigmoid_forward<T>(ctx, x, y); break;
+    }
+  }
+  // g = g * act'(x) in place (the device activation backwards allow dx to alias dy).
+  void device_activation_backward(Context<D>& ctx, TensorView<const T, D> x, TensorView<T, D> g) const {
+    const TensorView<const T, D> gin = g;
+    switch (cfg.activation) {
+      case Activation::gelu: ops::gelu_backward<T>(ctx, x, gin, g, ops::Gelu::exact); break;
+      case Activation::gelu_tanh: ops::gelu_backward<T>(ctx, x, gin, g, ops::Gelu::tanh); break;
+      case Activation::relu: ops::relu_backward<T>(ctx, x, gin, g); break;
+      case Activation::silu: ops::silu_backward<T>(ctx, x, gin, g); break;
+      case Activation::sigmoid: ops::sigmoid_backward<T>(ctx, x, gin, g); break;
+    }
   }
 };
 
@@ -117,6 +151,8 @@ struct FeedForward {
 // gelu gives GEGLU, silu gives SwiGLU. Hidden width is expand * dim per half.
 template <class T, class D = device::host>
 struct GluFeedForward {
+  static_assert(!D::is_gpu,
+                "nn::GluFeedForward is implemented for the host policy only (FeedForward runs on the GPU)");
   using value_type = T;
   using device_type = D;
   struct Config {

@@ -1,8 +1,11 @@
-// nn::Linear: y = x W^T + b over the last axis, W stored (out, in) as in PyTorch.
+// nn::Linear: y = x W^T + b over the last axis, W stored (out, in) as in PyTorch. Runs on either device
+// policy: every step is an ops:: call with a host and a CUDA overload (only init is host-only).
 #pragma once
 #include <cmath>
 
+#include "../ops/elementwise.hpp"
 #include "../ops/gemm.hpp"
+#include "../ops/reduce.hpp"
 #include "layer.hpp"
 
 namespace longseq::nn {
@@ -49,18 +52,13 @@ struct Linear {
     const index_t n = leading_rows(x);
     ops::gemm(ctx, ops::Trans::N, ops::Trans::T, n, cfg.out, cfg.in, T(1), x.data, cfg.in, weight.value.data, cfg.in,
               T(0), y.data, cfg.out);
-    if (cfg.bias) {
-      const T* b = bias.value.data;
-#pragma omp parallel for if (n * cfg.out > 65536)
-      for (index_t r = 0; r < n; ++r)
-        for (index_t o = 0; o < cfg.out; ++o) y.data[r * cfg.out + o] += b[o];
-    }
+    if (cfg.bias) ops::add_bias(ctx, y, TensorView<const T, D>(bias.value));
   }
 
   void forward(Context<D>& ctx, TensorView<const T, D> x, TensorView<T, D> y, Saved& s) {
     apply(ctx, x, y);
     s.x.resize(x.shape);
-    std::copy(x.data, x.data + x.numel(), s.x.data());
+    ops::copy<T, T>(ctx, x, s.x.view());
   }
 
   // Gradients given the saved input: dx written (skipped when dx is empty), dW and db accumulated.
@@ -77,11 +75,7 @@ struct Linear {
     }
     ops::gemm(ctx, ops::Trans::T, ops::Trans::N, cfg.out, cfg.in, n, T(1), dy.data, cfg.out, x.data, cfg.in, T(1),
               weight.grad.data, cfg.in);
-    if (cfg.bias) {
-      T* db = bias.grad.data;
-      for (index_t r = 0; r < n; ++r)
-        for (index_t o = 0; o < cfg.out; ++o) db[o] += dy.data[r * cfg.out + o];
-    }
+    if (cfg.bias) ops::sum_rows<T>(ctx, dy, bias.grad, /*accumulate=*/true);
   }
 
   void backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx) {

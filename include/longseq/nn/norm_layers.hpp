@@ -1,7 +1,9 @@
-// Normalization layers over the last axis: LayerNorm (scale and shift) and RMSNorm (scale only).
+// Normalization layers over the last axis: LayerNorm (scale and shift) and RMSNorm (scale only). Both run
+// on either device policy (init is host-only).
 #pragma once
 #include <algorithm>
 
+#include "../ops/elementwise.hpp"
 #include "../ops/norm.hpp"
 #include "layer.hpp"
 
@@ -33,8 +35,13 @@ struct LayerNorm {
     LONGSEQ_CHECK(c.dim > 0, "LayerNorm needs a positive dim, got ", c.dim);
     LONGSEQ_CHECK(c.eps > 0, "LayerNorm needs eps > 0, got ", c.eps);
     if (!c.affine) {  // the op always takes gamma and beta: fixed ones and zeros stand in
-      fixed_gamma_ = Tensor<T, D>(Shape{c.dim}, T(1));
-      fixed_beta_ = Tensor<T, D>(Shape{c.dim}, T(0));
+      if constexpr (D::is_gpu) {  // device memory is filled by the forward, which has a context
+        fixed_gamma_ = Tensor<T, D>(Shape{c.dim});
+        fixed_beta_ = Tensor<T, D>(Shape{c.dim});
+      } else {
+        fixed_gamma_ = Tensor<T, D>(Shape{c.dim}, T(1));
+        fixed_beta_ = Tensor<T, D>(Shape{c.dim}, T(0));
+      }
       scratch_grad_ = Tensor<T, D>(Shape{c.dim});
     }
   }
@@ -56,7 +63,13 @@ struct LayerNorm {
     s.x.resize(x.shape);
     s.mean.resize(Shape{n});
     s.rstd.resize(Shape{n});
-    std::copy(x.data, x.data + x.numel(), s.x.data());
+    ops::copy<T, T>(ctx, x, s.x.view());
+    if constexpr (D::is_gpu) {
+      if (!cfg.affine) {
+        ops::fill(ctx, fixed_gamma_.view(), T(1));
+        ops::fill(ctx, fixed_beta_.view(), T(0));
+      }
+    }
     ops::layernorm_forward<T>(ctx, x, gamma(), beta(), y, s.mean.view(), s.rstd.view(), W(cfg.eps));
   }
 
@@ -117,7 +130,7 @@ struct RMSNorm {
     const index_t n = leading_rows(x);
     s.x.resize(x.shape);
     s.rstd.resize(Shape{n});
-    std::copy(x.data, x.data + x.numel(), s.x.data());
+    ops::copy<T, T>(ctx, x, s.x.view());
     ops::rmsnorm_forward<T>(ctx, x, weight.value, y, s.rstd.view(), W(cfg.eps));
   }
 

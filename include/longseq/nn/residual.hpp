@@ -1,9 +1,11 @@
 // Residual wrappers around any mixer layer: pre-norm x + Drop(M(N(x))) and post-norm N(x + Drop(M(x))).
+// They run on the device policy of their children (the additions and copies are ops:: calls).
 #pragma once
 #include <algorithm>
 #include <cstdint>
 
 #include "../ops/dropout.hpp"
+#include "../ops/elementwise.hpp"
 #include "layer.hpp"
 
 namespace longseq::nn {
@@ -63,7 +65,7 @@ struct ResidualParts {
     if (d.p > 0)
       ops::dropout_backward<T>(ctx, dy, g.view(), d.p, d.seed, cfg.stream);
     else
-      std::copy(dy.data, dy.data + dy.numel(), g.data());
+      ops::copy<T, T>(ctx, dy, g.view());
   }
 };
 }  // namespace detail
@@ -88,7 +90,7 @@ struct PreNormResidual : detail::ResidualParts<Norm, Mixer> {
     this->norm.forward(ctx, x, s.h.view(), s.norm);
     this->mixer.forward(ctx, s.h.view(), y, s.mixer);
     this->drop_forward(ctx, y, s.drop);
-    for (index_t i = 0; i < x.numel(); ++i) y.data[i] += x.data[i];
+    ops::add_inplace(ctx, y, x);
   }
 
   void backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx) {
@@ -98,7 +100,7 @@ struct PreNormResidual : detail::ResidualParts<Norm, Mixer> {
     // dh = dMixer(g); dx = dy + dNorm(dh).
     this->mixer.backward(ctx, s.mixer, s.g.view(), s.dh.view());
     this->norm.backward(ctx, s.norm, s.dh.view(), dx);
-    for (index_t i = 0; i < dx.numel(); ++i) dx.data[i] += dy.data[i];
+    ops::add_inplace(ctx, dx, dy);
   }
 };
 
@@ -121,7 +123,7 @@ struct PostNormResidual : detail::ResidualParts<Norm, Mixer> {
     s.z.resize(x.shape);
     this->mixer.forward(ctx, x, s.z.view(), s.mixer);
     this->drop_forward(ctx, s.z.view(), s.drop);
-    for (index_t i = 0; i < x.numel(); ++i) s.z[i] += x.data[i];
+    ops::add_inplace(ctx, s.z.view(), x);
     this->norm.forward(ctx, s.z.view(), y, s.norm);
   }
 
@@ -132,7 +134,7 @@ struct PostNormResidual : detail::ResidualParts<Norm, Mixer> {
     // dx = dz + dMixer(Drop'(dz)): the mixer writes into dx, then dz is added.
     this->drop_backward(ctx, s.drop, s.dz.view(), s.g);
     this->mixer.backward(ctx, s.mixer, s.g.view(), dx);
-    for (index_t i = 0; i < dx.numel(); ++i) dx.data[i] += s.dz[i];
+    ops::add_inplace(ctx, dx, TensorView<const T, D>(s.dz.view()));
   }
 };
 
