@@ -64,8 +64,9 @@ enum class RefLayout { none, s4d_kernel, diag, dplr };
 
 inline RefLayout reference_layout(const KernelLayer& l) {
   if (has(l, "inv_dt") && has(l, "A_real")) return has(l, "P") ? RefLayout::dplr : RefLayout::diag;
-  if (has(l, "log_dt") && has(l, "log_A_real") && has(l, "A_imag") && has(l, "C") &&
-      l.params.at("C").shape().rank == 3)  // longseq's own C is (channels, H, N/2, 2)
+  // S4DKernel has no B, and its C is (H, N/2, 2); longseq's S4D has B and C (channels, H, N/2, 2).
+  if (has(l, "log_dt") && has(l, "log_A_real") && has(l, "A_imag") && has(l, "C") && !has(l, "B") &&
+      l.params.at("C").shape().rank == 3)
     return RefLayout::s4d_kernel;
   return RefLayout::none;
 }
