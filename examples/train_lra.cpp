@@ -32,6 +32,7 @@
 #include <longseq/nn/model.hpp>
 #include <longseq/nn/norm_layers.hpp>
 #include <longseq/nn/residual.hpp>
+#include <longseq/nn/runtime_norm.hpp>
 #include <longseq/nn/stack.hpp>
 #include <longseq/ssm/conv_kernel.hpp>
 #include <longseq/ssm/dlr.hpp>
@@ -58,6 +59,8 @@ struct Options {
   index_t ff_expand = 2, n_ssm = 0, head_hidden = 0, l_max = 0, schedule_steps = 0;
   double lr = 1e-3, ssm_lr = 1e-3, wd = 0.05, dropout = 0.0, clip = 0.0, train_fraction = 1.0;
   double dt_min = -1, dt_max = -1;  // < 0: the kernel's own default
+  std::string norm = "layer", residual = "pre";  // SSM blocks: LayerNorm or BatchNorm, pre- or post-norm
+  index_t attn_window = 0, look_back = 1, look_forward = 1;  // Transformer: block-local attention (0: full)
   std::string preset = "none", preset_row;
   std::set<std::string> preset_filled;  // flags whose value came from the preset
   bool print_config = false;
@@ -166,6 +169,12 @@ inline std::vector<std::string> apply_paper_preset(Options& o, const CLI::App& a
   } else {
     fill("--ssm-lr", o.ssm_lr, r.ssm_lr);
   }
+  if (transformer) {
+    fill("--attn-window", o.attn_window, r.window);
+  } else {
+    fill("--norm", o.norm, std::string(r.batch_norm ? "batch" : "layer"));
+    fill("--residual", o.residual, std::string(r.prenorm ? "pre" : "post"));
+  }
   if (ssm) {
     fill("--state", o.state, r.state);
     fill("--n-ssm", o.n_ssm, r.n_ssm);
@@ -186,10 +195,6 @@ inline std::vector<std::string> apply_paper_preset(Options& o, const CLI::App& a
   fill("--spt-loss", o.spt_loss, std::string(o.task == "image" ? "l1" : "ce"));
 
   std::vector<std::string> ignored;
-  if (r.batch_norm) ignored.push_back("BatchNorm (the blocks use LayerNorm)");
-  if (!r.prenorm) ignored.push_back("post-norm blocks (the blocks are pre-norm)");
-  if (r.window > 0)
-    ignored.push_back("local attention with window " + std::to_string(r.window) + " (attention is full)");
   if (o.model == "conv" || o.model == "dss")
     ignored.push_back("no row for --model " + o.model + " (the S4 row is used)");
   o.preset_row = std::string(r.task) + "/" + r.family;
@@ -217,6 +222,11 @@ inline void print_config(const Options& o, const CLI::App& app, const std::vecto
   line("n_ssm", "--n-ssm", o.n_ssm);
   line("dt_min", "--dt-min", o.dt_min);
   line("dt_max", "--dt-max", o.dt_max);
+  line("norm", "--norm", o.norm);
+  line("residual", "--residual", o.residual);
+  line("attn_window", "--attn-window", o.attn_window);
+  line("look_back", "--look-back", o.look_back);
+  line("look_forward", "--look-forward", o.look_forward);
   line("dropout", "--dropout", o.dropout);
   line("batch", "--batch", o.batch);
   line("lr", "--lr", o.lr);
@@ -291,19 +301,24 @@ static_assert(train::Communicator<Comm>, "Comm must satisfy train::Communicator"
 
 // ---- models ---------------------------------------------------------------------------------------
 
-// A model choice: the residual block type, how to configure it, and whether the encoder adds positions.
-// SSM blocks: pre-LN residual around an SSM convolution layer whose kernel parameterization and
-// direction are template arguments.
+// A model choice: the residual block type, how to configure it, whether the encoder adds positions,
+// and the final norm (the blocks' norm after pre-norm blocks, none after post-norm ones).
+// SSM blocks: a residual block (pre- or post-norm, LayerNorm or BatchNorm, chosen at run time) around
+// an SSM convolution layer whose kernel parameterization and direction are template arguments.
 template <class Kernel, class Dir>
 struct SsmModel {
-  using Block = nn::PreNormResidual<nn::LayerNorm<F>, ssm::SSMConv<Kernel, Dir>>;
+  using Block = nn::Residual<nn::RuntimeNorm<F>, ssm::SSMConv<Kernel, Dir>>;
   static constexpr bool sinusoidal = false;
   static typename Block::Config block(const Options& o, index_t length) {
     typename Block::Config c;
-    c.norm = {.dim = o.d_model};
+    c.norm = {.dim = o.d_model, .kind = nn::norm_kind(o.norm)};
     c.mixer.kernel = kernel(o, length);
     c.dropout = o.dropout;
+    c.prenorm = o.residual == "pre";
     return c;
+  }
+  static nn::RuntimeNorm<F>::Config final_norm(const Options& o) {
+    return {.dim = o.d_model, .kind = o.residual == "pre" ? nn::norm_kind(o.norm) : nn::NormKind::none};
   }
   static typename Kernel::Config kernel(const Options& o, index_t length) {
     typename Kernel::Config k;
@@ -321,11 +336,15 @@ struct SsmModel {
   }
 };
 
-// Pre-LN Transformer encoder layer (causal attention for the causal objective) with sinusoidal positions.
+// Pre-LN Transformer encoder layer (causal attention for the causal objective, block-local attention
+// with --attn-window) with sinusoidal positions and a final LayerNorm.
 struct TransformerModel {
   using Block = attention::TransformerEncoderLayer<F, true>;
   static constexpr bool sinusoidal = true;
   static Block::Config block(const Options& o, index_t) {
+    LONGSEQ_CHECK(o.norm == "layer" && o.residual == "pre", "--model transformer: the encoder layers are pre-norm "
+                  "with LayerNorm (as in the paper); --norm ", o.norm, " --residual ", o.residual,
+                  " applies to SSM models only");
     Block::Config c;
     c.dim = o.d_model;
     c.heads = o.heads;
@@ -333,8 +352,12 @@ struct TransformerModel {
     c.activation = nn::Activation::gelu;
     c.causal = o.causal();
     c.dropout = o.dropout;
+    c.window = o.attn_window;
+    c.look_back = o.look_back;
+    c.look_forward = o.look_forward;
     return c;
   }
+  static nn::RuntimeNorm<F>::Config final_norm(const Options& o) { return {.dim = o.d_model}; }
 };
 
 // Every (model, direction, encoder, head) combination is a separate instantiation of the trainer, so
@@ -486,16 +509,16 @@ struct Stage {
   void with_encoder() {
     using Backbone = nn::Stack<typename Spec::Block>;
     const typename Backbone::Config backbone{o.layers, Spec::block(o, length())};
-    const nn::LayerNorm<F>::Config norm{.dim = o.d_model};
+    const nn::RuntimeNorm<F>::Config norm = Spec::final_norm(o);
     if (o.stage == "pretrain") {
       const auto loss = pixels() ? heads::parse_denoise_loss(o.spt_loss) : heads::DenoiseLoss::ce;
       const auto select = loss == heads::DenoiseLoss::ce ? train::Select::accuracy : train::Select::loss;
       if (o.causal()) {
-        using Net = nn::Model<Enc, Backbone, nn::LayerNorm<F>, heads::CausalLMHead<F>>;
+        using Net = nn::Model<Enc, Backbone, nn::RuntimeNorm<F>, heads::CausalLMHead<F>>;
         train_model<Net>({encoder<Spec, Enc>(false), backbone, norm, {.dim = o.d_model, .classes = vocab(), .loss = loss}},
                          LraTask::Mode::causal, select);
       } else {
-        using Net = nn::Model<Enc, Backbone, nn::LayerNorm<F>, heads::MaskedDenoisingHead<F>>;
+        using Net = nn::Model<Enc, Backbone, nn::RuntimeNorm<F>, heads::MaskedDenoisingHead<F>>;
         train_model<Net>({encoder<Spec, Enc>(true), backbone, norm, {.dim = o.d_model, .classes = vocab(), .loss = loss}},
                          LraTask::Mode::masked, select);
       }
@@ -504,13 +527,13 @@ struct Stage {
     const index_t classes = d.train.info().num_classes;
     if (retrieval()) {
       if constexpr (std::is_same_v<Enc, nn::TokenEncoder<F>>) {
-        using Net = nn::Model<Enc, Backbone, nn::LayerNorm<F>, heads::RetrievalHead<F>>;
+        using Net = nn::Model<Enc, Backbone, nn::RuntimeNorm<F>, heads::RetrievalHead<F>>;
         train_model<Net>({encoder<Spec, Enc>(false), backbone, norm, {.dim = o.d_model, .classes = classes}},
                          LraTask::Mode::classify, train::Select::accuracy);
       }
       return;
     }
-    using Net = nn::Model<Enc, Backbone, nn::LayerNorm<F>, heads::ClassificationHead<F>>;
+    using Net = nn::Model<Enc, Backbone, nn::RuntimeNorm<F>, heads::ClassificationHead<F>>;
     train_model<Net>({encoder<Spec, Enc>(false), backbone, norm,
                       {.dim = o.d_model, .classes = classes, .pool = nn::parse_pool(o.pool), .hidden = o.head_hidden}},
                      LraTask::Mode::classify, train::Select::accuracy);
@@ -604,8 +627,7 @@ int main(int argc, char** argv) {
   app.add_option("--data", o.data, "the task's folder as its release unpacks it (see data::load_task); "
                                    "required unless --print-config");
   app.add_option("--preset", o.preset, "paper: the paper's settings for (task, model, stage); flags given "
-                                       "override them. Not covered: BatchNorm/post-norm blocks and local "
-                                       "attention (the blocks are pre-LN LayerNorm, attention is full)")
+                                       "override them")
       ->check(CLI::IsMember({"none", "paper"}));
   app.add_flag("--print-config", o.print_config, "print the resolved settings and exit (no data needed)");
   app.add_option("--model", o.model, "s4, s4d, dss, dlr, conv or transformer")
@@ -634,6 +656,16 @@ int main(int argc, char** argv) {
   app.add_option("--lr", o.lr, "learning rate");
   app.add_option("--ssm-lr", o.ssm_lr, "learning rate of the SSM dynamics (no weight decay)");
   app.add_option("--wd", o.wd, "AdamW weight decay");
+  app.add_option("--norm", o.norm, "SSM blocks: layer (LayerNorm) or batch (BatchNorm)")
+      ->check(CLI::IsMember({"layer", "batch"}));
+  app.add_option("--residual", o.residual, "SSM blocks: pre (x + M(N(x)), final norm) or post (N(x + M(x)), "
+                                           "no final norm)")
+      ->check(CLI::IsMember({"pre", "post"}));
+  app.add_option("--attn-window", o.attn_window, "Transformer: block-local attention with blocks of this many "
+                                                 "positions (0: full attention)");
+  app.add_option("--look-back", o.look_back, "block-local attention: earlier blocks each query block sees");
+  app.add_option("--look-forward", o.look_forward, "block-local attention: later blocks each query block sees "
+                                                   "(not with --objective causal)");
   app.add_option("--dropout", o.dropout, "residual dropout");
   app.add_option("--clip", o.clip, "gradient clipping by global norm (0: off)");
   app.add_option("--warmup", o.warmup, "linear warmup updates");

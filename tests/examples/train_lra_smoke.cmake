@@ -42,7 +42,7 @@ expect_config(listops-s4-pretrain ARGS --task listops --model s4 --stage pretrai
               EXPECT "preset_row = listops/s4\n" "layers = 8  \\(preset\\)" "d_model = 128 " "lr = 0\\.01 "
                      "ssm_lr = 0\\.001 " "wd = 0\\.05 " "batch = 50 " "warmup = 2000 " "epochs = 100 "
                      "schedule = constant " "mask_p = 0\\.1 " "spt_loss = ce " "l_max = 2048 "
-                     "not applied: BatchNorm" "not applied: post-norm")
+                     "norm = batch  \\(preset\\)" "residual = post  \\(preset\\)")
 expect_config(listops-s4-override ARGS --task listops --model s4 --stage pretrain --preset paper --lr 0.002 --layers 3
               EXPECT "lr = 0\\.002  \\(command line\\)" "layers = 3  \\(command line\\)" "d_model = 128  \\(preset\\)")
 expect_config(listops-s4-finetune ARGS --task listops --model s4 --stage finetune --preset paper
@@ -58,7 +58,7 @@ expect_config(pathx256-s4-scratch ARGS --task pathfinder --model s4 --stage scra
               EXPECT "preset_row = pathx256/s4\n" "lr = 0\\.0001 " "batch = 16 " "pool = max " "dt_min = 0\\.0001 ")
 expect_config(pathx-transformer-pretrain ARGS --task pathfinder --model transformer --stage pretrain --preset paper
                                               --l-max 16384
-              EXPECT "preset_row = pathx/transformer\n" "not applied: local attention with window 4096")
+              EXPECT "preset_row = pathx/transformer\n" "attn_window = 4096  \\(preset\\)" "norm = layer ")
 expect_config(listops-dlr-pretrain ARGS --task listops --model dlr --stage pretrain --preset paper
               EXPECT "state = 1024 " "dt_min = 0\\.0001 " "dt_max = 0\\.001 " "ssm_lr = 0\\.0001 ")
 expect_config(no-preset ARGS --task listops --model s4 --stage pretrain
@@ -88,18 +88,32 @@ foreach(model s4d transformer)
   endif()
 endforeach()
 
-# The preset in a real (shortened) run: the paper's ListOps S4 recipe with a tiny model, then the
+# The preset in a real (shortened) run: the paper's ListOps S4 recipe (BatchNorm, post-norm blocks) with a
+# tiny model, fine-tuning from it (the BatchNorm running statistics transfer by name), then the
 # from-scratch stage with a two-layer MLP classifier.
 run_checked(preset-pretrain ${BIN}/train_lra --task listops --data ${WORK}/listops --model s4d --stage pretrain
             --preset paper --d-model 16 --layers 1 --state 8 --batch 8 --max-steps 2 --log-every 1 --out ${WORK}/preset-spt)
 if(NOT LAST_OUTPUT MATCHES "preset paper: row listops/s4")
   message(FATAL_ERROR "preset-pretrain: the log does not name the preset row")
 endif()
+run_checked(preset-finetune ${BIN}/train_lra --task listops --data ${WORK}/listops --model s4d --stage finetune
+            --preset paper --d-model 16 --layers 1 --state 8 --batch 8 --max-steps 2 --log-every 1
+            --pretrained ${WORK}/preset-spt/best.safetensors --out ${WORK}/preset-ft)
+if(NOT LAST_OUTPUT MATCHES "loaded backbone from [^\n]*: [1-9][0-9]* tensors loaded" OR NOT LAST_OUTPUT MATCHES "test acc")
+  message(FATAL_ERROR "preset-finetune: the backbone was not loaded or no test accuracy reported")
+endif()
 run_checked(preset-scratch ${BIN}/train_lra --task listops --data ${WORK}/listops --model s4d --stage scratch
             --preset paper --d-model 16 --layers 1 --state 8 --batch 8 --max-steps 2 --head-hidden 8 --log-every 1
             --out ${WORK}/preset-scratch)
 if(NOT LAST_OUTPUT MATCHES "test acc")
   message(FATAL_ERROR "preset-scratch: no test accuracy reported")
+endif()
+
+# Block-local attention (blocks of 16 positions, one block back and forward) trains too.
+run_checked(transformer-local ${BIN}/train_lra ${small} --model transformer --stage scratch --attn-window 16
+            --out ${WORK}/transformer-local)
+if(NOT LAST_OUTPUT MATCHES "test acc")
+  message(FATAL_ERROR "transformer-local: no test accuracy reported")
 endif()
 
 # A wrong checkpoint is refused with a message naming it.

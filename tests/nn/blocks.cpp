@@ -3,6 +3,7 @@
 #include <longseq/nn/feed_forward.hpp>
 #include <longseq/nn/norm_layers.hpp>
 #include <longseq/nn/residual.hpp>
+#include <longseq/nn/runtime_norm.hpp>
 #include <longseq/nn/stack.hpp>
 
 #include "grad_check.hpp"
@@ -152,4 +153,101 @@ TEST_CASE("Stack of residual blocks: names, composition and gradients") {
   for (index_t i = 0; i < 8; ++i) CHECK(y[i] == doctest::Approx(a[i]));
   CHECK_THROWS_WITH_AS(S({.depth = 0, .block = {.norm = {.dim = 4}, .mixer = {.dim = 4}}}),
                        doctest::Contains("depth >= 1"), Error);
+}
+
+TEST_CASE("Residual with a run-time pre/post choice and RuntimeNorm: same numbers as the fixed types") {
+  using RN = nn::RuntimeNorm<double>;
+  HostContext ctx;
+  for (bool prenorm : {true, false})
+    for (double p : {0.0, 0.3}) {
+      CAPTURE(prenorm);
+      CAPTURE(p);
+      nn::Residual<LN, FF>::Config rc;
+      rc.norm = {.dim = 4};
+      rc.mixer = {.dim = 4, .expand = 2};
+      rc.dropout = p;
+      rc.stream = 5;
+      rc.prenorm = prenorm;
+      nn::Residual<LN, FF> dyn(rc);
+      ParamStore<double> s1;
+      randomize_and_check(dyn, Shape{2, 3, 4}, 31, &ctx, &s1);
+      // The fixed type on the same parameters gives the same output and gradients, bit for bit.
+      auto compare = [&](auto fixed) {
+        ParamStore<double> s2;
+        s2.bind(fixed);
+        auto v1 = s1.values(), v2 = s2.values();
+        REQUIRE(v1.numel() == v2.numel());
+        std::copy(v1.data, v1.data + v1.numel(), v2.data);
+        Rng rng(4);
+        Tensor<double> x(Shape{2, 3, 4}), dy(Shape{2, 3, 4}), y1(x.shape()), y2(x.shape()), dx1(x.shape()),
+            dx2(x.shape());
+        testing::fill_normal(x.view(), rng);
+        testing::fill_normal(dy.view(), rng);
+        ctx.seed = 17;
+        typename nn::Residual<LN, FF>::Saved a;
+        typename decltype(fixed)::Saved b;
+        dyn.forward(ctx, x.view(), y1.view(), a);
+        fixed.forward(ctx, x.view(), y2.view(), b);
+        dyn.backward(ctx, a, dy.view(), dx1.view());
+        fixed.backward(ctx, b, dy.view(), dx2.view());
+        for (index_t i = 0; i < x.numel(); ++i) {
+          CHECK(y1[i] == y2[i]);
+          CHECK(dx1[i] == dx2[i]);
+        }
+      };
+      typename nn::PreNormResidual<LN, FF>::Config fc{.norm = {.dim = 4}, .mixer = {.dim = 4, .expand = 2},
+                                                      .dropout = p, .stream = 5};
+      if (prenorm)
+        compare(nn::PreNormResidual<LN, FF>(fc));
+      else
+        compare(nn::PostNormResidual<LN, FF>(fc));
+    }
+  // Every normalization kind inside a post-norm block: finite-difference gradients.
+  for (auto kind : {nn::NormKind::layer, nn::NormKind::batch, nn::NormKind::none}) {
+    nn::Residual<RN, FF>::Config c;
+    c.norm = {.dim = 4, .kind = kind};
+    c.mixer = {.dim = 4, .expand = 2};
+    c.prenorm = false;
+    nn::Residual<RN, FF> block(c);
+    randomize_and_check(block, Shape{3, 5, 4}, 41, &ctx);
+  }
+}
+
+TEST_CASE("RuntimeNorm: parameters of the chosen norm under its names, identity for none") {
+  auto names = [](nn::NormKind k) {
+    nn::RuntimeNorm<double> n({.dim = 3, .kind = k});
+    std::vector<std::string> out;
+    n.parameters([&](std::string_view name, Param<double>&) { out.emplace_back(name); });
+    return out;
+  };
+  CHECK(names(nn::NormKind::layer) == std::vector<std::string>{"weight", "bias"});
+  CHECK(names(nn::NormKind::batch) == std::vector<std::string>{"weight", "bias", "running_mean", "running_var"});
+  CHECK(names(nn::NormKind::none).empty());
+  // The chosen norm's numbers: RuntimeNorm(batch) equals BatchNorm in training and evaluation.
+  nn::RuntimeNorm<double> rn({.dim = 3, .kind = nn::NormKind::batch});
+  nn::BatchNorm<double> bn({.dim = 3});
+  ParamStore<double> s1, s2;
+  s1.bind(rn);
+  s2.bind(bn);
+  Rng rng(2);
+  rn.init(rng);
+  bn.init(rng);
+  Tensor<double> x(Shape{4, 2, 3}), y1(x.shape()), y2(x.shape());
+  testing::fill_normal(x.view(), rng);
+  HostContext ctx;
+  for (bool training : {true, false}) {
+    ctx.training = training;
+    nn::RuntimeNorm<double>::Saved a;
+    nn::BatchNorm<double>::Saved b;
+    rn.forward(ctx, x.view(), y1.view(), a);
+    bn.forward(ctx, x.view(), y2.view(), b);
+    for (index_t i = 0; i < x.numel(); ++i) CHECK(y1[i] == y2[i]);
+  }
+  // none: y = x.
+  nn::RuntimeNorm<double> id({.dim = 3, .kind = nn::NormKind::none});
+  nn::RuntimeNorm<double>::Saved s;
+  id.forward(ctx, x.view(), y1.view(), s);
+  for (index_t i = 0; i < x.numel(); ++i) CHECK(y1[i] == x[i]);
+  CHECK(nn::norm_kind("batch") == nn::NormKind::batch);
+  CHECK_THROWS_WITH_AS(nn::norm_kind("group"), doctest::Contains("unknown normalization 'group'"), Error);
 }

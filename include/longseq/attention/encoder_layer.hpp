@@ -32,6 +32,8 @@ struct TransformerEncoderLayer {
     double dropout = 0.0;  // residual dropout of both blocks
     std::uint64_t stream = 0;
     typename Position::Config position{};
+    index_t window = 0;  // block-local attention (see MaskSpec); 0: full attention
+    index_t look_back = 1, look_forward = 1;
   };
   struct Saved {
     typename AttnBlock::Saved attn;
@@ -77,6 +79,9 @@ struct TransformerEncoderLayer {
     a.mixer.heads = c.heads;
     a.mixer.causal = c.causal;
     a.mixer.position = c.position;
+    a.mixer.window = c.window;
+    a.mixer.look_back = c.look_back;
+    a.mixer.look_forward = c.look_forward;
     a.dropout = c.dropout;
     a.stream = 2 * c.stream + 1;
     return a;

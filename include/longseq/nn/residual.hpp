@@ -1,5 +1,6 @@
-// Residual wrappers around any mixer layer: pre-norm x + Drop(M(N(x))) and post-norm N(x + Drop(M(x))).
-// They run on the device policy of their children (the additions and copies are ops:: calls).
+// Residual wrappers around any mixer layer: pre-norm x + Drop(M(N(x))) and post-norm N(x + Drop(M(x))),
+// fixed by type (PreNormResidual, PostNormResidual) or chosen at run time (Residual). They run on the
+// device policy of their children (the additions and copies are ops:: calls).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -11,7 +12,8 @@
 namespace longseq::nn {
 
 namespace detail {
-// What both wrappers share: sizes, the two children, their names, and the dropout they apply.
+// What the wrappers share: sizes, the two children, their names, the dropout they apply, and the two
+// orders of norm, mixer and residual addition.
 template <class Norm, class Mixer>
 struct ResidualParts {
   using T = typename Mixer::value_type;
@@ -67,6 +69,47 @@ struct ResidualParts {
     else
       ops::copy<T, T>(ctx, dy, g.view());
   }
+
+  // y = x + Drop(M(N(x))); h = N(x) is kept.
+  void pre_forward(Context<D>& ctx, TensorView<const T, D> x, TensorView<T, D> y, typename Norm::Saved& ns,
+                   typename Mixer::Saved& ms, Tensor<T, D>& h, DropState& d) {
+    expect_shape(y, x.shape, "y");
+    h.resize(x.shape);
+    norm.forward(ctx, x, h.view(), ns);
+    mixer.forward(ctx, h.view(), y, ms);
+    drop_forward(ctx, y, d);
+    ops::add_inplace(ctx, y, x);
+  }
+  // dh = dMixer(Drop'(dy)); dx = dy + dNorm(dh).
+  void pre_backward(Context<D>& ctx, typename Norm::Saved& ns, typename Mixer::Saved& ms, Tensor<T, D>& dh,
+                    Tensor<T, D>& g, const DropState& d, TensorView<const T, D> dy, TensorView<T, D> dx) {
+    expect_shape(dx, dy.shape, "dx");
+    dh.resize(dy.shape);
+    drop_backward(ctx, d, dy, g);
+    mixer.backward(ctx, ms, g.view(), dh.view());
+    norm.backward(ctx, ns, dh.view(), dx);
+    ops::add_inplace(ctx, dx, dy);
+  }
+  // y = N(z) with z = x + Drop(M(x)) kept.
+  void post_forward(Context<D>& ctx, TensorView<const T, D> x, TensorView<T, D> y, typename Norm::Saved& ns,
+                    typename Mixer::Saved& ms, Tensor<T, D>& z, DropState& d) {
+    expect_shape(y, x.shape, "y");
+    z.resize(x.shape);
+    mixer.forward(ctx, x, z.view(), ms);
+    drop_forward(ctx, z.view(), d);
+    ops::add_inplace(ctx, z.view(), x);
+    norm.forward(ctx, z.view(), y, ns);
+  }
+  // dz = dNorm(dy); dx = dz + dMixer(Drop'(dz)): the mixer writes into dx, then dz is added.
+  void post_backward(Context<D>& ctx, typename Norm::Saved& ns, typename Mixer::Saved& ms, Tensor<T, D>& dz,
+                     Tensor<T, D>& g, const DropState& d, TensorView<const T, D> dy, TensorView<T, D> dx) {
+    expect_shape(dx, dy.shape, "dx");
+    dz.resize(dy.shape);
+    norm.backward(ctx, ns, dy, dz.view());
+    drop_backward(ctx, d, dz.view(), g);
+    mixer.backward(ctx, ms, g.view(), dx);
+    ops::add_inplace(ctx, dx, TensorView<const T, D>(dz.view()));
+  }
 };
 }  // namespace detail
 
@@ -85,22 +128,10 @@ struct PreNormResidual : detail::ResidualParts<Norm, Mixer> {
   using Base::Base;
 
   void forward(Context<D>& ctx, TensorView<const T, D> x, TensorView<T, D> y, Saved& s) {
-    expect_shape(y, x.shape, "y");
-    s.h.resize(x.shape);
-    this->norm.forward(ctx, x, s.h.view(), s.norm);
-    this->mixer.forward(ctx, s.h.view(), y, s.mixer);
-    this->drop_forward(ctx, y, s.drop);
-    ops::add_inplace(ctx, y, x);
+    this->pre_forward(ctx, x, y, s.norm, s.mixer, s.h, s.drop);
   }
-
   void backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx) {
-    expect_shape(dx, dy.shape, "dx");
-    s.dh.resize(dy.shape);
-    this->drop_backward(ctx, s.drop, dy, s.g);
-    // dh = dMixer(g); dx = dy + dNorm(dh).
-    this->mixer.backward(ctx, s.mixer, s.g.view(), s.dh.view());
-    this->norm.backward(ctx, s.norm, s.dh.view(), dx);
-    ops::add_inplace(ctx, dx, dy);
+    this->pre_backward(ctx, s.norm, s.mixer, s.dh, s.g, s.drop, dy, dx);
   }
 };
 
@@ -119,22 +150,45 @@ struct PostNormResidual : detail::ResidualParts<Norm, Mixer> {
   using Base::Base;
 
   void forward(Context<D>& ctx, TensorView<const T, D> x, TensorView<T, D> y, Saved& s) {
-    expect_shape(y, x.shape, "y");
-    s.z.resize(x.shape);
-    this->mixer.forward(ctx, x, s.z.view(), s.mixer);
-    this->drop_forward(ctx, s.z.view(), s.drop);
-    ops::add_inplace(ctx, s.z.view(), x);
-    this->norm.forward(ctx, s.z.view(), y, s.norm);
+    this->post_forward(ctx, x, y, s.norm, s.mixer, s.z, s.drop);
   }
-
   void backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx) {
-    expect_shape(dx, dy.shape, "dx");
-    s.dz.resize(dy.shape);
-    this->norm.backward(ctx, s.norm, dy, s.dz.view());
-    // dx = dz + dMixer(Drop'(dz)): the mixer writes into dx, then dz is added.
-    this->drop_backward(ctx, s.drop, s.dz.view(), s.g);
-    this->mixer.backward(ctx, s.mixer, s.g.view(), dx);
-    ops::add_inplace(ctx, dx, TensorView<const T, D>(s.dz.view()));
+    this->post_backward(ctx, s.norm, s.mixer, s.dz, s.g, s.drop, dy, dx);
+  }
+};
+
+// Pre- or post-norm chosen at run time (Config::prenorm), for trainers that read the choice from a
+// recipe (the paper's S4 recipes differ per task) without a model type per choice. Same parameters,
+// names and numbers as PreNormResidual / PostNormResidual.
+template <class Norm, class Mixer>
+struct Residual : detail::ResidualParts<Norm, Mixer> {
+  using Base = detail::ResidualParts<Norm, Mixer>;
+  using typename Base::D;
+  using typename Base::T;
+  struct Config : Base::Config {
+    bool prenorm = true;
+  };
+  struct Saved {
+    typename Norm::Saved norm;
+    typename Mixer::Saved mixer;
+    Tensor<T, D> a, da, g;  // N(x) (pre) or x + Drop(M(x)) (post), its gradient, the dropped-out one
+    typename Base::DropState drop;
+  };
+  bool prenorm;
+
+  explicit Residual(Config c) : Base(c), prenorm(c.prenorm) {}
+
+  void forward(Context<D>& ctx, TensorView<const T, D> x, TensorView<T, D> y, Saved& s) {
+    if (prenorm)
+      this->pre_forward(ctx, x, y, s.norm, s.mixer, s.a, s.drop);
+    else
+      this->post_forward(ctx, x, y, s.norm, s.mixer, s.a, s.drop);
+  }
+  void backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx) {
+    if (prenorm)
+      this->pre_backward(ctx, s.norm, s.mixer, s.da, s.g, s.drop, dy, dx);
+    else
+      this->post_backward(ctx, s.norm, s.mixer, s.da, s.g, s.drop, dy, dx);
   }
 };
 
