@@ -149,3 +149,32 @@ TEST_CASE("FFTW plans are cached per (precision, direction, n, batch), shared sa
   irfft_forward<double>(moved, X, back);
   CHECK(optest::rel_err(back, x, x.numel()) < 1e-14);
 }
+
+TEST_CASE("aligned (SIMD) FFT plans agree with the unaligned ones, are cached apart, and reject misaligned arrays") {
+  HostContext ctx;
+  for (index_t n : {13, 16, 26, 200, 2048}) {
+    CAPTURE(n);
+    ops::detail::RealFft<float> plain(ctx, n), simd(ctx, n, /*aligned=*/true);
+    CHECK(simd.r2c != plain.r2c);
+    auto x = random_tensor<float>(Shape{n}, std::uint64_t(n));
+    ops::detail::fft_vector<float> in(x.data(), x.data() + n), back(static_cast<std::size_t>(n));
+    std::vector<float> in_plain(x.data(), x.data() + n);
+    ops::detail::fft_vector<std::complex<float>> X(std::size_t(rfft_bins(n)));
+    std::vector<std::complex<float>> X_plain(std::size_t(rfft_bins(n)));
+    simd.forward(in.data(), X.data());
+    plain.forward(in_plain.data(), X_plain.data());
+    double err = 0, scale = 0;
+    for (std::size_t f = 0; f < X.size(); ++f) {
+      err = std::max(err, double(std::abs(X[f] - X_plain[f])));
+      scale = std::max(scale, double(std::abs(X_plain[f])));
+    }
+    CHECK(err <= 1e-6 * scale);
+    simd.inverse(X.data(), back.data());
+    for (index_t t = 0; t < n; ++t) CHECK(back[std::size_t(t)] / float(n) == doctest::Approx(x[t]).epsilon(1e-5));
+  }
+  ops::detail::RealFft<float> simd(ctx, 16, true);
+  ops::detail::fft_vector<float> buf(40);
+  ops::detail::fft_vector<std::complex<float>> X(9);
+  CHECK_THROWS_WITH_AS(simd.forward(buf.data() + 1, X.data()),
+                       doctest::Contains("RealFft: an aligned transform got arrays not aligned to 64 bytes"), Error);
+}

@@ -107,6 +107,21 @@ TEST_CASE("fft_conv gives the same result with one thread and with several") {
   for (index_t i = 0; i < dk1.numel(); ++i) REQUIRE(dk1[i] == dk2[i]);
 }
 
+TEST_CASE("fft_conv in float on longer rows (SIMD transforms) matches the direct sum") {
+  HostContext ctx;
+  for (ConvMode mode : {ConvMode::causal, ConvMode::circular})
+    for (index_t L : {100, 257}) {
+      CAPTURE(int(mode));
+      CAPTURE(L);
+      auto u = random_tensor<double>(Shape{2, 3, L}, 3), k = random_tensor<double>(Shape{3, L - 7}, 4);
+      auto ref = naive_conv(u, k, mode);
+      auto uf = optest::cast<float>(u), kf = optest::cast<float>(k);
+      Tensor<float> yf(u.shape());
+      fft_conv_forward<float>(ctx, uf, kf, yf, mode);
+      CHECK(optest::rel_err(yf, ref, ref.numel()) < 1e-5);
+    }
+}
+
 TEST_CASE("fft_conv rejects bad shapes, naming the tensor") {
   HostContext ctx;
   Tensor<float> u(Shape{2, 3, 8}), y(Shape{2, 3, 8});

@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "common.hpp"
+#include "fast_math.hpp"
 
 namespace longseq::ops {
 
@@ -13,29 +14,38 @@ enum class Gelu { exact, tanh };
 
 namespace detail {
 
-// Scalar formulas in the accumulator type W (float for half/bf16).
+// Scalar formulas in the accumulator type W (float for half/bf16). For float, exp and erf are the
+// branch-free versions of fast_math.hpp so these loops vectorize; double keeps the std:: functions.
 template <class W>
 W sigmoid(W x) {
-  // Split by sign so exp never overflows.
-  if (x >= W(0)) return W(1) / (W(1) + std::exp(-x));
-  W e = std::exp(x);
-  return e / (W(1) + e);
+  return fast::sigmoid(x);
 }
 
 template <class W>
-W gelu(W x, Gelu g) {
-  if (g == Gelu::exact) return W(0.5) * x * (W(1) + std::erf(x * W(std::numbers::sqrt2 / 2)));
+W gelu_exact(W x) {
+  return W(0.5) * x * (W(1) + fast::erf(x * W(std::numbers::sqrt2 / 2)));
+}
+template <class W>
+W gelu_tanh(W x) {
   constexpr W c = W(0.7978845608028654);  // sqrt(2 / pi)
   return W(0.5) * x * (W(1) + std::tanh(c * (x + W(0.044715) * x * x * x)));
 }
 
 template <class W>
-W gelu_grad(W x, Gelu g) {
-  if (g == Gelu::exact) {
+W gelu_exact_grad(W x) {
+  if constexpr (std::is_same_v<W, float>) {
+    // Phi and phi share one exp: exp(-t^2) with t = x / sqrt(2) is phi(x) sqrt(2 pi).
+    float e, g;
+    fast::erf_gauss(x * float(std::numbers::sqrt2 / 2), e, g);
+    return 0.5f * (1.0f + e) + x * (g * 0.3989422804014327f);
+  } else {
     W cdf = W(0.5) * (W(1) + std::erf(x * W(std::numbers::sqrt2 / 2)));
     W pdf = std::exp(W(-0.5) * x * x) * W(0.3989422804014327);  // 1 / sqrt(2 pi)
     return cdf + x * pdf;
   }
+}
+template <class W>
+W gelu_tanh_grad(W x) {
   constexpr W c = W(0.7978845608028654);
   W t = std::tanh(c * (x + W(0.044715) * x * x * x));
   return W(0.5) * (W(1) + t) + W(0.5) * x * (W(1) - t * t) * c * (W(1) + W(3 * 0.044715) * x * x);
@@ -81,13 +91,20 @@ void map_pointwise_grad(Context<device::host>& ctx, const TensorView<const T>& x
 template <class T>
 void gelu_forward(Context<device::host>& ctx, detail::In<T> x, TensorView<T> y, Gelu g = Gelu::exact) {
   static_assert(Real<T>, "gelu: T must be float, double, half or bf16");
-  detail::map_pointwise(ctx, x, y, [g](auto v) { return detail::gelu(v, g); });
+  // One loop per variant, so the loop body has no branch and vectorizes.
+  if (g == Gelu::exact)
+    detail::map_pointwise(ctx, x, y, [](auto v) { return detail::gelu_exact(v); });
+  else
+    detail::map_pointwise(ctx, x, y, [](auto v) { return detail::gelu_tanh(v); });
 }
 template <class T>
 void gelu_backward(Context<device::host>& ctx, detail::In<T> x, detail::In<T> dy, TensorView<T> dx,
                    Gelu g = Gelu::exact) {
   static_assert(Real<T>, "gelu: T must be float, double, half or bf16");
-  detail::map_pointwise_grad(ctx, x, dy, dx, [g](auto v) { return detail::gelu_grad(v, g); });
+  if (g == Gelu::exact)
+    detail::map_pointwise_grad(ctx, x, dy, dx, [](auto v) { return detail::gelu_exact_grad(v); });
+  else
+    detail::map_pointwise_grad(ctx, x, dy, dx, [](auto v) { return detail::gelu_tanh_grad(v); });
 }
 
 // relu'(0) is taken as 0.

@@ -1,6 +1,8 @@
 // Batched real FFTs along the last axis on the host (FFTW, plans cached in the context), with backwards.
 #pragma once
 #include <complex>
+#include <cstdint>
+#include <new>
 #include <type_traits>
 #include <vector>
 
@@ -14,19 +16,57 @@ inline constexpr index_t rfft_bins(index_t n) { return n / 2 + 1; }
 
 namespace detail {
 
+// Allocator of arrays aligned to fft_alignment bytes, for the aligned (SIMD) FFT plans.
+template <class T>
+struct FftAllocator {
+  using value_type = T;
+  FftAllocator() = default;
+  template <class U>
+  FftAllocator(const FftAllocator<U>&) {}
+  T* allocate(std::size_t count) {
+    return static_cast<T*>(::operator new(count * sizeof(T), std::align_val_t(fft_alignment)));
+  }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t(fft_alignment)); }
+  template <class U>
+  bool operator==(const FftAllocator<U>&) const {
+    return true;
+  }
+};
+template <class T>
+using fft_vector = std::vector<T, FftAllocator<T>>;
+
 // One-row transforms of length n, safe to run from many threads at once (each with its own arrays).
+// An aligned transform runs FFTW's SIMD codelets and takes only arrays aligned to fft_alignment bytes
+// (fft_vector storage, or rows of it at multiples of that alignment).
 template <class T>
 struct RealFft {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "RealFft: T must be float or double");
   using api = fftw_api<T>;
   index_t n;
+  bool aligned;
   typename api::plan r2c, c2r;
-  RealFft(Context<device::host>& ctx, index_t n_)
-      : n(n_), r2c(ctx.fftw.get<T>(FftDir::r2c, n_, 1)), c2r(ctx.fftw.get<T>(FftDir::c2r, n_, 1)) {}
+  RealFft(Context<device::host>& ctx, index_t n_, bool aligned_ = false)
+      : n(n_),
+        aligned(aligned_),
+        r2c(ctx.fftw.get<T>(FftDir::r2c, n_, 1, aligned_)),
+        c2r(ctx.fftw.get<T>(FftDir::c2r, n_, 1, aligned_)) {}
   // in: n reals; out: n/2+1 bins, X[f] = sum_t x[t] exp(-2 pi i f t / n).
-  void forward(T* in, std::complex<T>* out) const { api::exec_r2c(r2c, in, out); }
+  void forward(T* in, std::complex<T>* out) const {
+    check_alignment(in, out);
+    api::exec_r2c(r2c, in, out);
+  }
   // in: n/2+1 bins (overwritten); out: n reals, x[t] = sum over the full Hermitian spectrum (no 1/n).
-  void inverse(std::complex<T>* in, T* out) const { api::exec_c2r(c2r, in, out); }
+  void inverse(std::complex<T>* in, T* out) const {
+    check_alignment(in, out);
+    api::exec_c2r(c2r, in, out);
+  }
+
+ private:
+  void check_alignment(const void* a, const void* b) const {
+    LONGSEQ_CHECK(!aligned || (reinterpret_cast<std::uintptr_t>(a) % fft_alignment == 0 &&
+                               reinterpret_cast<std::uintptr_t>(b) % fft_alignment == 0),
+                  "RealFft: an aligned transform got arrays not aligned to ", fft_alignment, " bytes");
+  }
 };
 
 template <class T>

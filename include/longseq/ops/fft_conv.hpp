@@ -30,21 +30,51 @@ void check_fft_conv(const TensorView<const T>& u, const TensorView<const T>& k, 
                 " (the shape of 'u')");
 }
 
-// Spectra of the zero-padded kernels, one row of n/2+1 bins per channel.
+// Products of spectra written out over real and imaginary parts (std::complex's operator* checks for
+// NaN through a library call, which keeps these loops from vectorizing; the finite results are the same).
+// a[f] *= b[f], or a[f] *= conj(b[f]) with conj_b.
+template <class W>
+void mul_spectrum(std::complex<W>* a, const std::complex<W>* b, index_t bins, bool conj_b) {
+  W* x = reinterpret_cast<W*>(a);
+  const W* y = reinterpret_cast<const W*>(b);
+  const W s = conj_b ? W(-1) : W(1);
+  for (index_t f = 0; f < bins; ++f) {
+    const W ar = x[2 * f], ai = x[2 * f + 1], br = y[2 * f], bi = s * y[2 * f + 1];
+    x[2 * f] = ar * br - ai * bi;
+    x[2 * f + 1] = ar * bi + ai * br;
+  }
+}
+// acc[f] += a[f] * conj(b[f]).
+template <class W>
+void add_mul_conj(std::complex<W>* acc, const std::complex<W>* a, const std::complex<W>* b, index_t bins) {
+  W* z = reinterpret_cast<W*>(acc);
+  const W *x = reinterpret_cast<const W*>(a), *y = reinterpret_cast<const W*>(b);
+  for (index_t f = 0; f < bins; ++f) {
+    const W ar = x[2 * f], ai = x[2 * f + 1], br = y[2 * f], bi = -y[2 * f + 1];
+    z[2 * f] += ar * br - ai * bi;
+    z[2 * f + 1] += ar * bi + ai * br;
+  }
+}
+
+// Row stride of the kernel spectra: n/2+1 bins rounded up so that every row starts aligned for the
+// aligned FFT plans (8 complex values are at least 64 bytes).
+inline index_t spectrum_stride(index_t bins) { return (bins + 7) / 8 * 8; }
+
+// Spectra of the zero-padded kernels, one row of n/2+1 bins (at stride spectrum_stride) per channel.
 template <class W, class T>
-std::vector<std::complex<W>> kernel_spectra(Context<device::host>& ctx, const RealFft<W>& fft,
-                                            const TensorView<const T>& k) {
-  index_t C = k.shape[0], Lk = k.shape[1], n = fft.n, bins = rfft_bins(n);
-  std::vector<std::complex<W>> K(std::size_t(C * bins));
+fft_vector<std::complex<W>> kernel_spectra(Context<device::host>& ctx, const RealFft<W>& fft,
+                                           const TensorView<const T>& k) {
+  index_t C = k.shape[0], Lk = k.shape[1], n = fft.n, stride = spectrum_stride(rfft_bins(n));
+  fft_vector<std::complex<W>> K(std::size_t(C * stride));
   int nt = threads_for(ctx, C * n);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    std::vector<W> pad(std::size_t(n), W(0));
+    fft_vector<W> pad(std::size_t(n), W(0));
 #pragma omp for schedule(static)
     for (index_t c = 0; c < C; ++c) {
       for (index_t j = 0; j < Lk; ++j) pad[std::size_t(j)] = W(k.data[c * Lk + j]);
       std::fill(pad.begin() + Lk, pad.end(), W(0));
-      fft.forward(pad.data(), K.data() + c * bins);
+      fft.forward(pad.data(), K.data() + c * stride);
     }
   }
   return K;
@@ -65,22 +95,23 @@ void fft_conv_forward(Context<device::host>& ctx, std::type_identity_t<TensorVie
   index_t N = u.shape[0], C = u.shape[1], L = u.shape[2];
   if (N * C * L == 0) return;
   index_t n = mode == ConvMode::causal ? 2 * L : L, bins = rfft_bins(n);
-  detail::RealFft<W> fft(ctx, n);
+  detail::RealFft<W> fft(ctx, n, /*aligned=*/true);  // every array below is fft_vector storage
   auto K = detail::kernel_spectra<W>(ctx, fft, k);
+  index_t stride = detail::spectrum_stride(bins);
   W inv_n = W(1) / W(n);
   int nt = detail::threads_for(ctx, N * C * n);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    std::vector<W> pad(std::size_t(n), W(0));
-    std::vector<std::complex<W>> U(static_cast<std::size_t>(bins));
+    detail::fft_vector<W> pad(std::size_t(n), W(0));
+    detail::fft_vector<std::complex<W>> U(static_cast<std::size_t>(bins));
 #pragma omp for schedule(static)
     for (index_t row = 0; row < N * C; ++row) {
-      const std::complex<W>* Kc = K.data() + (row % C) * bins;
+      const std::complex<W>* Kc = K.data() + (row % C) * stride;
       const T* ur = u.data + row * L;
       for (index_t l = 0; l < L; ++l) pad[std::size_t(l)] = W(ur[l]);
       std::fill(pad.begin() + L, pad.end(), W(0));
       fft.forward(pad.data(), U.data());
-      for (index_t f = 0; f < bins; ++f) U[std::size_t(f)] *= Kc[f];
+      detail::mul_spectrum(U.data(), Kc, bins, /*conj_b=*/false);
       fft.inverse(U.data(), pad.data());
       T* yr = y.data + row * L;
       for (index_t l = 0; l < L; ++l) yr[l] = T(pad[std::size_t(l)] * inv_n);
@@ -111,18 +142,19 @@ void fft_conv_backward(Context<device::host>& ctx, std::type_identity_t<TensorVi
   index_t N = u.shape[0], C = u.shape[1], L = u.shape[2], Lk = k.shape[1];
   if (N * C * L == 0) return;
   index_t n = mode == ConvMode::causal ? 2 * L : L, bins = rfft_bins(n);
-  detail::RealFft<W> fft(ctx, n);
+  detail::RealFft<W> fft(ctx, n, /*aligned=*/true);  // every array below is fft_vector storage
   auto K = detail::kernel_spectra<W>(ctx, fft, k);
+  index_t stride = detail::spectrum_stride(bins);
   W inv_n = W(1) / W(n);
   int nt = detail::threads_for(ctx, N * C * n);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    std::vector<W> pad(std::size_t(n), W(0));
+    detail::fft_vector<W> pad(std::size_t(n), W(0));
     auto nb = static_cast<std::size_t>(bins);
-    std::vector<std::complex<W>> DY(nb), U(nb), acc(nb);
+    detail::fft_vector<std::complex<W>> DY(nb), U(nb), acc(nb);
 #pragma omp for schedule(dynamic, 1)
     for (index_t c = 0; c < C; ++c) {
-      const std::complex<W>* Kc = K.data() + c * bins;
+      const std::complex<W>* Kc = K.data() + c * stride;
       std::fill(acc.begin(), acc.end(), std::complex<W>(0));
       for (index_t b = 0; b < N; ++b) {
         index_t row = b * C + c;
@@ -134,9 +166,9 @@ void fft_conv_backward(Context<device::host>& ctx, std::type_identity_t<TensorVi
         for (index_t l = 0; l < L; ++l) pad[std::size_t(l)] = W(ur[l]);
         std::fill(pad.begin() + L, pad.end(), W(0));
         fft.forward(pad.data(), U.data());
-        for (index_t f = 0; f < bins; ++f) acc[std::size_t(f)] += DY[std::size_t(f)] * std::conj(U[std::size_t(f)]);
+        detail::add_mul_conj(acc.data(), DY.data(), U.data(), bins);
         if (want_du) {
-          for (index_t f = 0; f < bins; ++f) DY[std::size_t(f)] *= std::conj(Kc[f]);
+          detail::mul_spectrum(DY.data(), Kc, bins, /*conj_b=*/true);
           fft.inverse(DY.data(), pad.data());
           T* dur = du.data + row * L;
           for (index_t l = 0; l < L; ++l) dur[l] = T(pad[std::size_t(l)] * inv_n);

@@ -103,28 +103,23 @@ class SSMConv {
     Tensor<T>& yt = scratch_.a;
     yt.resize(Shape{B, H, L});
     ops::fft_conv_forward<T>(ctx, s.u.view(), channel(s.K, 0), yt.view());
+    Tensor<T>& v = scratch_.b;
     if constexpr (Dir::bidirectional) {
       s.ur.resize(Shape{B, H, L});
       reverse(s.u.view(), s.ur.view());
-      Tensor<T>& v = scratch_.b;
       v.resize(Shape{B, H, L});
       ops::fft_conv_forward<T>(ctx, s.ur.view(), channel(s.K, 1), v.view());
-      for (index_t r = 0; r < B * H; ++r)
-        for (index_t l = 0; l + 1 < L; ++l) yt[r * L + l] += v[r * L + (L - 2 - l)];
     }
-    for (index_t b = 0; b < B; ++b)
-      for (index_t h = 0; h < H; ++h)
-        for (index_t l = 0; l < L; ++l) yt(b, h, l) += D.value[h] * s.u(b, h, l);
+    // The activation is written straight into the output projection's saved input (no copy there).
     s.z.resize(Shape{B, L, H});
-    ops::transpose12<T>(ctx, yt.view(), s.z.view());
-    Tensor<T>& a = scratch_.b;
+    Tensor<T>& a = s.out.x;
     a.resize(Shape{B, L, H});
-    ops::gelu_forward<T>(ctx, s.z.view(), a.view(), cfg.gelu);
+    skip_activation_forward(ctx, yt.view(), v.view(), x, s.z.view(), a.view());
     s.dropped = ctx.training && cfg.dropout > 0;
     s.seed = ctx.seed;
     if (s.dropped) ops::dropout_forward<T>(ctx, a.view(), a.view(), cfg.dropout, s.seed, cfg.stream);
     s.g.resize(Shape{B, L, 2 * H});
-    out.forward(ctx, a.view(), s.g.view(), s.out);
+    out.apply(ctx, a.view(), s.g.view());
     ops::glu_forward<T>(ctx, s.g.view(), y);
   }
 
@@ -132,49 +127,127 @@ class SSMConv {
     index_t B = s.u.size(0), H = s.u.size(1), L = s.u.size(2);
     expect_shape(dy, Shape{B, L, H}, "dy");
     expect_shape(dx, Shape{B, L, H}, "dx");
-    Tensor<T>&dg = scratch_.a, &da = scratch_.b, &dz = scratch_.c;
+    Tensor<T>&dg = scratch_.a, &da = scratch_.b, &dyt = scratch_.c;
     dg.resize(Shape{B, L, 2 * H});
     da.resize(Shape{B, L, H});
-    dz.resize(Shape{B, L, H});
     ops::glu_backward<T>(ctx, s.g.view(), dy, dg.view());
     out.backward(ctx, s.out, dg.view(), da.view());
     if (s.dropped) ops::dropout_backward<T>(ctx, da.view(), da.view(), cfg.dropout, s.seed, cfg.stream);
-    ops::gelu_backward<T>(ctx, s.z.view(), da.view(), dz.view(), cfg.gelu);
-    // dz is free once transposed, so it holds the convolution's input gradient (tmp) below.
-    Tensor<T>&dyt = scratch_.a, &du = scratch_.b, &tmp = scratch_.c;
     dyt.resize(Shape{B, H, L});
-    ops::transpose12<T>(ctx, dz.view(), dyt.view());
-    du.resize(Shape{B, H, L});
+    activation_backward(ctx, s.z.view(), da.view(), s.u.view(), dyt.view());
+    // dg and da are free from here on: they hold the convolutions' input gradients.
+    Tensor<T>&tmp = scratch_.b, &tmp_r = scratch_.a;
     tmp.resize(Shape{B, H, L});
-    for (index_t b = 0; b < B; ++b)
-      for (index_t h = 0; h < H; ++h) {
-        T acc = 0;
-        for (index_t l = 0; l < L; ++l) {
-          acc += dyt(b, h, l) * s.u(b, h, l);
-          du(b, h, l) = D.value[h] * dyt(b, h, l);
-        }
-        D.grad[h] += acc;
-      }
     Tensor<T>& dK = scratch_.dK;
     dK.resize(Shape{Dir::channels, H, L});
     std::fill(dK.data(), dK.data() + dK.numel(), T(0));
     ops::fft_conv_backward<T>(ctx, s.u.view(), channel(s.K, 0), dyt.view(), tmp.view(), channel(dK, 0));
-    for (index_t i = 0; i < du.numel(); ++i) du[i] += tmp[i];
     if constexpr (Dir::bidirectional) {
       Tensor<T>& dv = scratch_.d;
       dv.resize(Shape{B, H, L});
-      std::fill(dv.data(), dv.data() + dv.numel(), T(0));
-      for (index_t r = 0; r < B * H; ++r)
+      for (index_t r = 0; r < B * H; ++r) {
         for (index_t l = 0; l + 1 < L; ++l) dv[r * L + (L - 2 - l)] = dyt[r * L + l];
-      ops::fft_conv_backward<T>(ctx, s.ur.view(), channel(s.K, 1), dv.view(), tmp.view(), channel(dK, 1));
-      for (index_t r = 0; r < B * H; ++r)
-        for (index_t l = 0; l < L; ++l) du[r * L + l] += tmp[r * L + (L - 1 - l)];
+        dv[r * L + L - 1] = T(0);
+      }
+      tmp_r.resize(Shape{B, H, L});
+      ops::fft_conv_backward<T>(ctx, s.ur.view(), channel(s.K, 1), dv.view(), tmp_r.view(), channel(dK, 1));
     }
     kernel.kernel_backward(ctx, s.kernel, dK.view());
-    ops::transpose12<T>(ctx, du.view(), dx);
+    input_grad(ctx, dyt.view(), tmp.view(), tmp_r.view(), dx);
   }
 
  private:
+  // z[b,l,h] = y[b,h,l] (+ the anti-causal part v[b,h,L-2-l]) + D[h] x[b,l,h] and a = gelu(z): the skip,
+  // the layout change back to (B, L, H) and the activation in one pass over tiles.
+  void skip_activation_forward(Context<device::host>& ctx, TensorView<const T> yt, TensorView<const T> v,
+                               TensorView<const T> x, TensorView<T> z, TensorView<T> a) const {
+    index_t B = x.shape[0], L = x.shape[1], H = x.shape[2];
+    const T* Dv = D.value.data;
+    const bool exact = cfg.gelu == ops::Gelu::exact;
+    ops::detail::for_each_tile12(ctx, B, L, H, [&](index_t b, index_t l0, index_t l1, index_t h0, index_t h1) {
+      const T* yb = yt.data + b * H * L;
+      const T* vb = v.data + b * H * L;
+      for (index_t l = l0; l < l1; ++l) {
+        const T* xr = x.data + (b * L + l) * H;
+        T* zr = z.data + (b * L + l) * H;
+        for (index_t h = h0; h < h1; ++h) {
+          T c = yb[h * L + l];
+          if constexpr (Dir::bidirectional)
+            if (l + 1 < L) c += vb[h * L + (L - 2 - l)];
+          zr[h] = c + Dv[h] * xr[h];
+        }
+        T* ar = a.data + (b * L + l) * H;
+        if (exact)
+          for (index_t h = h0; h < h1; ++h) ar[h] = ops::detail::gelu_exact(zr[h]);
+        else
+          for (index_t h = h0; h < h1; ++h) ar[h] = ops::detail::gelu_tanh(zr[h]);
+      }
+    });
+  }
+
+  // dyt[b,h,l] = da[b,l,h] gelu'(z[b,l,h]): the gradient of the pre-activation, computed a tile at a
+  // time into a local buffer and stored in the convolution's layout. Then D.grad[h] += sum_{b,l} dyt u,
+  // one channel per thread with the batch summed in order (the same result for any thread count).
+  void activation_backward(Context<device::host>& ctx, TensorView<const T> z, TensorView<const T> da,
+                           TensorView<const T> u, TensorView<T> dyt) {
+    constexpr index_t tile = ops::detail::tile12;
+    index_t B = z.shape[0], L = z.shape[1], H = z.shape[2];
+    const bool exact = cfg.gelu == ops::Gelu::exact;
+    ops::detail::for_each_tile12(ctx, B, L, H, [&](index_t b, index_t l0, index_t l1, index_t h0, index_t h1) {
+      T buf[tile * tile];  // rows l - l0, columns h - h0
+      for (index_t l = l0; l < l1; ++l) {
+        const T *zr = z.data + (b * L + l) * H + h0, *gr = da.data + (b * L + l) * H + h0;
+        T* br = buf + (l - l0) * tile;
+        if (exact)
+          for (index_t h = 0; h < h1 - h0; ++h) br[h] = gr[h] * ops::detail::gelu_exact_grad(zr[h]);
+        else
+          for (index_t h = 0; h < h1 - h0; ++h) br[h] = gr[h] * ops::detail::gelu_tanh_grad(zr[h]);
+      }
+      T* db = dyt.data + b * H * L;
+      for (index_t h = h0; h < h1; ++h)
+        for (index_t l = l0; l < l1; ++l) db[h * L + l] = buf[(l - l0) * tile + (h - h0)];
+    });
+    int nt = ops::detail::threads_for(ctx, B * H * L);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (index_t h = 0; h < H; ++h) {
+      T acc = 0;
+      for (index_t b = 0; b < B; ++b) acc += dot(dyt.data + (b * H + h) * L, u.data + (b * H + h) * L, L);
+      D.grad[h] += acc;
+    }
+  }
+
+  // sum_i x[i] y[i] with 8 independent partial sums: the compiler vectorizes the lanes without
+  // reassociating, and the dependency chain is 8 times shorter.
+  static T dot(const T* x, const T* y, index_t n) {
+    T part[8] = {};
+    index_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      for (int j = 0; j < 8; ++j) part[j] += x[i + j] * y[i + j];
+    T s = 0;
+    for (; i < n; ++i) s += x[i] * y[i];
+    for (T p : part) s += p;
+    return s;
+  }
+
+  // dx[b,l,h] = D[h] dyt[b,h,l] + du[b,h,l] (+ du_r[b,h,L-1-l], the anti-causal part): the skip's and
+  // the convolutions' input gradients, summed while changing the layout back to (B, L, H).
+  void input_grad(Context<device::host>& ctx, TensorView<const T> dyt, TensorView<const T> du,
+                  TensorView<const T> du_r, TensorView<T> dx) const {
+    index_t B = dx.shape[0], L = dx.shape[1], H = dx.shape[2];
+    const T* Dv = D.value.data;
+    ops::detail::for_each_tile12(ctx, B, L, H, [&](index_t b, index_t l0, index_t l1, index_t h0, index_t h1) {
+      const T *gb = dyt.data + b * H * L, *ub = du.data + b * H * L, *rb = du_r.data + b * H * L;
+      for (index_t l = l0; l < l1; ++l) {
+        T* dr = dx.data + (b * L + l) * H;
+        for (index_t h = h0; h < h1; ++h) {
+          T d = Dv[h] * gb[h * L + l] + ub[h * L + l];
+          if constexpr (Dir::bidirectional) d += rb[h * L + (L - 1 - l)];
+          dr[h] = d;
+        }
+      }
+    });
+  }
+
   // Temporaries of one forward or backward call, reused so that steady-state calls do not allocate.
   struct Scratch {
     Tensor<T> a, b, c, d, dK;

@@ -58,6 +58,40 @@ void for_powers(std::complex<T> log_z, index_t L, F&& f) {
   }
 }
 
+// The powers of for_powers (the same values), handed over a block at a time: f(l0, n, re, im) gets
+// z^(l0+k) = re[k] + i im[k] for k < n (n = 8 except at the end; all 8 entries are always filled), so a
+// caller can run a fixed-length loop over the block, which the compiler vectorizes.
+template <class T, class F>
+void for_power_blocks(std::complex<T> log_z, index_t L, F&& f) {
+  constexpr int W = 8;
+  const std::complex<T> z = std::exp(log_z);
+  T zr[W], zi[W];
+  zr[0] = 1;
+  zi[0] = 0;
+  for (int k = 1; k < W; ++k) {
+    zr[k] = zr[k - 1] * z.real() - zi[k - 1] * z.imag();
+    zi[k] = zr[k - 1] * z.imag() + zi[k - 1] * z.real();
+  }
+  const T wr = zr[W - 1] * z.real() - zi[W - 1] * z.imag(), wi = zr[W - 1] * z.imag() + zi[W - 1] * z.real();
+  T pr = 1, pi = 0;
+  T re[W], im[W];
+  for (index_t l0 = 0; l0 < L; l0 += W) {
+    if (l0 > 0 && (l0 & 127) == 0) {
+      std::complex<T> a = std::exp(T(l0) * log_z);
+      pr = a.real();
+      pi = a.imag();
+    }
+    for (int k = 0; k < W; ++k) {
+      re[k] = pr * zr[k] - pi * zi[k];
+      im[k] = pr * zi[k] + pi * zr[k];
+    }
+    f(l0, L - l0 < W ? L - l0 : index_t(W), static_cast<const T*>(re), static_cast<const T*>(im));
+    T nr = pr * wr - pi * wi;
+    pi = pr * wi + pi * wr;
+    pr = nr;
+  }
+}
+
 }  // namespace detail
 
 // K (C, H, L) = scale * Re sum_m coef z^l.
@@ -95,16 +129,27 @@ void vandermonde_backward(const DiagonalForm<T>& d, TensorView<const T> dK, std:
       std::complex<T> gz(0);
       for (index_t c = 0; c < d.C; ++c) {
         const T* g = dK.data + (c * d.H + h) * L;
-        // s0 = sum_l dK conj(z^l), s1 = sum_l l dK conj(z^l)
-        T s0r = 0, s0i = 0, s1r = 0, s1i = 0;
-        detail::for_powers(d.log_z[h * d.M + m], L, [&](index_t l, std::complex<T> p) {
-          T qr = g[l] * p.real(), qi = -g[l] * p.imag();
-          s0r += qr;
-          s0i += qi;
-          s1r += T(l) * qr;
-          s1i += T(l) * qi;
+        // s0 = sum_l dK conj(z^l), s1 = sum_l l dK conj(z^l), in 8 lanes (one per position in a block of
+        // powers) that the compiler vectorizes; the lanes are added at the end.
+        T s0r[8] = {}, s0i[8] = {}, s1r[8] = {}, s1i[8] = {};
+        auto add = [&](index_t l0, index_t j, const T* re, const T* im) {
+          T qr = g[l0 + j] * re[j], qi = -g[l0 + j] * im[j];
+          s0r[j] += qr;
+          s0i[j] += qi;
+          s1r[j] += T(l0 + j) * qr;
+          s1i[j] += T(l0 + j) * qi;
+        };
+        detail::for_power_blocks(d.log_z[h * d.M + m], L, [&](index_t l0, index_t n, const T* re, const T* im) {
+          if (n == 8)
+            for (index_t j = 0; j < 8; ++j) add(l0, j, re, im);
+          else
+            for (index_t j = 0; j < n; ++j) add(l0, j, re, im);
         });
-        std::complex<T> s0(s0r, s0i), s1(s1r, s1i);
+        std::complex<T> s0(0), s1(0);
+        for (int j = 0; j < 8; ++j) {
+          s0 += std::complex<T>(s0r[j], s0i[j]);
+          s1 += std::complex<T>(s1r[j], s1i[j]);
+        }
         g_coef[(c * d.H + h) * d.M + m] = d.scale * s0;
         gz += d.scale * std::conj(d.coef[(c * d.H + h) * d.M + m]) * s1;
       }
