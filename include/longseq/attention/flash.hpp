@@ -2,7 +2,6 @@
 // query, and a backward that recomputes each score block from it (FlashAttention-2 order of work).
 #pragma once
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -10,6 +9,7 @@
 
 #include "../core/context.hpp"
 #include "../core/rng.hpp"
+#include "../ops/fast_math.hpp"
 #include "../ops/gemm.hpp"
 #include "mask.hpp"
 
@@ -61,31 +61,11 @@ template <class T>
 DropoutMask<T> dropout_of(const FlashArgs<T>& a) {
   return {a.dropout, T(a.dropout > 0 ? 1.0 / (1.0 - a.dropout) : 1.0), a.seed, a.stream};
 }
-// exp(x - m) over a row, in place; entries at -inf become exactly 0. For float a branch-free
-// Cody-Waite + polynomial exp that the compiler vectorizes (libm's expf took ~18% of a layer's time).
-// The clamp and the zeroing work on the bits: with z <= 0, a larger unsigned bit pattern is a more
-// negative float, and GCC will not vectorize the float compare-and-select forms under trapping math.
-// double keeps std::exp, so the double-precision tests compare against the exact function.
+// exp(x - m) over a row, in place; entries at -inf become exactly 0. Float uses the vectorizable
+// ops::fast::exp (libm's expf took ~18% of a layer's time); double keeps std::exp, so the
+// double-precision tests compare against the exact function.
 inline void exp_row(float* x, index_t n, float m) {
-  constexpr std::uint32_t minus87 = 0xC2AE0000u;  // bits of -87.0f; exp(-87) ~ 1.6e-38 is still normal
-  for (index_t c = 0; c < n; ++c) {
-    const float z = x[c] - m;
-    const std::uint32_t u = std::bit_cast<std::uint32_t>(z);
-    const float zc = std::bit_cast<float>(std::min(u, minus87));                // max(z, -87)
-    const float k = -float(int(0.5f - zc * 1.44269504088896341f));              // round(z / ln2), truncating
-    const float f = (zc - k * 0.693145751953125f) - k * 1.428606765330187e-6f;  // ln2 = hi + lo, |f| <= ln2/2
-    float p = 1.0f / 5040.0f;
-    p = p * f + 1.0f / 720.0f;
-    p = p * f + 1.0f / 120.0f;
-    p = p * f + 1.0f / 24.0f;
-    p = p * f + 1.0f / 6.0f;
-    p = p * f + 0.5f;
-    p = p * f + 1.0f;
-    p = p * f + 1.0f;
-    const float r = p * std::bit_cast<float>((int(k) + 127) << 23);
-    const std::uint32_t keep = 0u - std::uint32_t(u <= minus87);  // all ones unless z < -87 (or -inf)
-    x[c] = std::bit_cast<float>(std::bit_cast<std::uint32_t>(r) & keep);
-  }
+  for (index_t c = 0; c < n; ++c) x[c] = ops::fast::exp(x[c] - m);
 }
 inline void exp_row(double* x, index_t n, double m) {
   for (index_t c = 0; c < n; ++c) x[c] = std::exp(x[c] - m);
