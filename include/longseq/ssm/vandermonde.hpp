@@ -30,37 +30,9 @@ namespace detail {
 // z^l for l = 0..L-1 in blocks of 8: p = z^l0 times the precomputed z^0..z^7, so the eight products are
 // independent (no serial multiply chain), then p *= z^8. Re-anchored with exp every 128 steps so rounding
 // does not grow with L. Products are written out: std::complex's operator* checks for NaN/inf through a
-// library call, several times slower in these inner loops.
-template <class T, class F>
-void for_powers(std::complex<T> log_z, index_t L, F&& f) {
-  constexpr int W = 8;
-  const std::complex<T> z = std::exp(log_z);
-  T zr[W], zi[W];
-  zr[0] = 1;
-  zi[0] = 0;
-  for (int k = 1; k < W; ++k) {
-    zr[k] = zr[k - 1] * z.real() - zi[k - 1] * z.imag();
-    zi[k] = zr[k - 1] * z.imag() + zi[k - 1] * z.real();
-  }
-  const T wr = zr[W - 1] * z.real() - zi[W - 1] * z.imag(), wi = zr[W - 1] * z.imag() + zi[W - 1] * z.real();
-  T pr = 1, pi = 0;
-  for (index_t l0 = 0; l0 < L; l0 += W) {
-    if (l0 > 0 && (l0 & 127) == 0) {
-      std::complex<T> a = std::exp(T(l0) * log_z);
-      pr = a.real();
-      pi = a.imag();
-    }
-    index_t n = L - l0 < W ? L - l0 : W;
-    for (index_t k = 0; k < n; ++k) f(l0 + k, std::complex<T>(pr * zr[k] - pi * zi[k], pr * zi[k] + pi * zr[k]));
-    T nr = pr * wr - pi * wi;
-    pi = pr * wi + pi * wr;
-    pr = nr;
-  }
-}
-
-// The powers of for_powers (the same values), handed over a block at a time: f(l0, n, re, im) gets
-// z^(l0+k) = re[k] + i im[k] for k < n (n = 8 except at the end; all 8 entries are always filled), so a
-// caller can run a fixed-length loop over the block, which the compiler vectorizes.
+// library call, several times slower in these inner loops. f(l0, n, re, im) gets z^(l0+k) = re[k] + i im[k]
+// for k < n (n = 8 except at the end; all 8 entries are always filled), so a caller can run a
+// fixed-length loop over the block, which the compiler vectorizes.
 template <class T, class F>
 void for_power_blocks(std::complex<T> log_z, index_t L, F&& f) {
   constexpr int W = 8;
@@ -90,6 +62,14 @@ void for_power_blocks(std::complex<T> log_z, index_t L, F&& f) {
     pi = pr * wi + pi * wr;
     pr = nr;
   }
+}
+
+// The same powers one at a time: f(l, z^l).
+template <class T, class F>
+void for_powers(std::complex<T> log_z, index_t L, F&& f) {
+  for_power_blocks(log_z, L, [&](index_t l0, index_t n, const T* re, const T* im) {
+    for (index_t k = 0; k < n; ++k) f(l0 + k, std::complex<T>(re[k], im[k]));
+  });
 }
 
 }  // namespace detail
