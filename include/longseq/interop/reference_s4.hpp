@@ -109,6 +109,20 @@ inline bool ref_is_diag_kernel(const Safetensors& sd, const std::string& prefix)
   return sd.contains(prefix + "inv_dt");
 }
 
+// Sizes shared by the SSMKernelDiag and SSMKernelDPLR layouts: H from inv_dt (H, 1), the copies S and
+// N from A_real (S, N/2), the kernel channels from C (channels, H, N/2, 2).
+template <class Config>
+void ref_kernel_sizes(const Safetensors& sd, const std::string& prefix, Config& c) {
+  c.H = ref_extent(sd, prefix + "inv_dt", 2, 0, "(H, 1)");
+  c.n_ssm = ref_extent(sd, prefix + "A_real", 2, 0, "(S, N/2)");
+  c.N = 2 * ref_extent(sd, prefix + "A_real", 2, 1, "(S, N/2)");
+  c.channels = ref_extent(sd, prefix + "C", 4, 0, "(channels, H, N/2, 2)");
+  LONGSEQ_CHECK(c.channels == 1 || c.channels == 2, "reference tensor '", prefix, "C' has ", c.channels,
+                " channels, expected 1 or 2");
+  LONGSEQ_CHECK(c.H % c.n_ssm == 0, "reference tensor '", prefix, "A_real' has S = ", c.n_ssm,
+                " copies, which must divide H = ", c.H);
+}
+
 }  // namespace detail
 
 // ---- S4D kernels -------------------------------------------------------------------------------------
@@ -131,14 +145,7 @@ template <class T>
 typename ssm::S4D<T, ssm::ZOH>::Config s4d_kernel_config(const Safetensors& sd, const std::string& prefix = "") {
   typename ssm::S4D<T, ssm::ZOH>::Config c;
   if (detail::ref_is_diag_kernel(sd, prefix)) {
-    c.H = detail::ref_extent(sd, prefix + "inv_dt", 2, 0, "(H, 1)");
-    c.n_ssm = detail::ref_extent(sd, prefix + "A_real", 2, 0, "(S, N/2)");
-    c.N = 2 * detail::ref_extent(sd, prefix + "A_real", 2, 1, "(S, N/2)");
-    c.channels = detail::ref_extent(sd, prefix + "C", 4, 0, "(channels, H, N/2, 2)");
-    LONGSEQ_CHECK(c.channels == 1 || c.channels == 2, "reference tensor '", prefix, "C' has ", c.channels,
-                  " channels, expected 1 or 2");
-    LONGSEQ_CHECK(c.H % c.n_ssm == 0, "reference tensor '", prefix, "A_real' has S = ", c.n_ssm,
-                  " copies, which must divide H = ", c.H);
+    detail::ref_kernel_sizes(sd, prefix, c);
   } else {
     c.H = detail::ref_extent(sd, prefix + "log_dt", 1, 0, "(H)");
     c.N = 2 * detail::ref_extent(sd, prefix + "log_A_real", 2, 1, "(H, N/2)");
@@ -255,14 +262,7 @@ inline index_t s4_prepared_length(index_t l_kernel, index_t length) {
 template <class T>
 typename ssm::S4<T>::Config s4_kernel_config(const Safetensors& sd, index_t length = 0, const std::string& prefix = "") {
   typename ssm::S4<T>::Config c;
-  c.H = detail::ref_extent(sd, prefix + "inv_dt", 2, 0, "(H, 1)");
-  c.n_ssm = detail::ref_extent(sd, prefix + "A_real", 2, 0, "(S, N/2)");
-  c.N = 2 * detail::ref_extent(sd, prefix + "A_real", 2, 1, "(S, N/2)");
-  c.channels = detail::ref_extent(sd, prefix + "C", 4, 0, "(channels, H, N/2, 2)");
-  LONGSEQ_CHECK(c.channels == 1 || c.channels == 2, "reference tensor '", prefix, "C' has ", c.channels,
-                " channels, expected 1 or 2");
-  LONGSEQ_CHECK(c.H % c.n_ssm == 0, "reference tensor '", prefix, "A_real' has S = ", c.n_ssm,
-                " copies, which must divide H = ", c.H);
+  detail::ref_kernel_sizes(sd, prefix, c);
   const index_t rank = detail::ref_extent(sd, prefix + "P", 4, 0, "(rank=1, S, N/2, 2)");
   LONGSEQ_CHECK(rank == 1, "reference tensor '", prefix, "P' has rank ", rank,
                 ", expected rank 1 (ssm::S4 represents A = Lambda - P P^* with one P)");
