@@ -8,8 +8,8 @@
 #include <vector>
 
 #include <longseq/attention/encoder_layer.hpp>
-#include <longseq/core/context.hpp>
-#include <longseq/core/rng.hpp>
+
+#include "layer_timing.hpp"
 
 using namespace longseq;
 
@@ -36,28 +36,7 @@ void run_layer(benchmark::State& state, AttnShape s) {
   cfg.ff_hidden = s.ff;
   cfg.activation = nn::Activation::gelu;
   Layer layer(cfg);
-  ParamStore<float> store;
-  store.bind(layer);
-  Rng rng(7);
-  layer.init(rng);
-  Context<device::host> ctx;
-  Tensor<float> x(Shape{s.B, s.L, s.D}), y(Shape{s.B, s.L, s.D}), dy(Shape{s.B, s.L, s.D}), dx(Shape{s.B, s.L, s.D});
-  Rng data(11);
-  for (index_t i = 0; i < x.numel(); ++i) {
-    x[i] = float(data.normal());
-    dy[i] = float(data.normal());
-  }
-  Layer::Saved saved;
-  // One untimed call first, as the peer does: saved activations reach their final size.
-  layer.forward(ctx, x.view(), y.view(), saved);
-  layer.backward(ctx, saved, dy.view(), dx.view());
-  for (auto _ : state) {
-    layer.forward(ctx, x.view(), y.view(), saved);
-    layer.backward(ctx, saved, dy.view(), dx.view());
-    benchmark::ClobberMemory();
-  }
-  state.counters["threads"] = ctx.threads;
-  state.SetItemsProcessed(state.iterations() * s.B * s.L);
+  bench::time_forward_backward(state, layer, s.B, s.L, s.D);
 }
 
 }  // namespace

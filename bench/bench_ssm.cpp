@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
-#include <longseq/core/context.hpp>
-#include <longseq/core/rng.hpp>
 #include <longseq/ssm/s4.hpp>
 #include <longseq/ssm/s4d.hpp>
 #include <longseq/ssm/ssm_conv.hpp>
+
+#include "layer_timing.hpp"
 
 using namespace longseq;
 
@@ -36,29 +36,7 @@ void run_layer(benchmark::State& state, typename Kernel::Config kc, SSMShape s) 
   typename Layer::Config cfg;
   cfg.kernel = kc;
   Layer layer(cfg);
-  ParamStore<float> store;
-  store.bind(layer);
-  Rng rng(7);
-  layer.init(rng);
-  Context<device::host> ctx;
-  ctx.training = true;
-  Tensor<float> x(Shape{s.B, s.L, s.H}), y(Shape{s.B, s.L, s.H}), dy(Shape{s.B, s.L, s.H}), dx(Shape{s.B, s.L, s.H});
-  Rng data(11);
-  for (index_t i = 0; i < x.numel(); ++i) {
-    x[i] = float(data.normal());
-    dy[i] = float(data.normal());
-  }
-  typename Layer::Saved saved;
-  // One untimed call first, as the peer does: FFT plans and scratch buffers are made on first use.
-  layer.forward(ctx, x.view(), y.view(), saved);
-  layer.backward(ctx, saved, dy.view(), dx.view());
-  for (auto _ : state) {
-    layer.forward(ctx, x.view(), y.view(), saved);
-    layer.backward(ctx, saved, dy.view(), dx.view());
-    benchmark::ClobberMemory();
-  }
-  state.counters["threads"] = ctx.threads;
-  state.SetItemsProcessed(state.iterations() * s.B * s.L);
+  bench::time_forward_backward(state, layer, s.B, s.L, s.H);
 }
 
 }  // namespace
