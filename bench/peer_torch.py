@@ -4,26 +4,18 @@ thread count. Prints one JSON object: {"torch": version, "source": how it was in
 "results": {name: seconds}}."""
 import argparse
 import json
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+from timing import timed  # noqa: E402
 
 # Keep in step with bench/shapes.hpp.
 GEMM_SHAPES = [(16, 1024, 128), (16, 1024, 256), (16, 1024, 512), (50, 1024, 128)]
 CONV_SHAPES = [(16, 128, 1024), (16, 256, 1024), (50, 128, 1024), (16, 128, 4096), (16, 128, 16384)]
 
-
-def timed(fn, min_time):
-    """Median seconds per call over repeats filling min_time, after one warm-up call."""
-    fn()
-    times = []
-    start = time.perf_counter()
-    while not times or time.perf_counter() - start < min_time or len(times) < 3:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def fft_conv(u, k):

@@ -7,25 +7,14 @@ Prints one JSON object: {"torch": version, "threads": n, "results": {name: secon
 """
 import argparse
 import json
-import statistics
-import time
 
 import torch
+
+from timing import timed
 
 # Keep in step with bench/bench_attention.cpp: (B, L, D, heads, FF).
 SHAPES = [(16, 1024, 128, 4, 256), (8, 4096, 128, 4, 256)]
 
-
-def timed(fn, min_time):
-    """Median seconds per call over repeats filling min_time (at least 3), after one warm-up call."""
-    fn()
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < min_time or len(times) < 3:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main():

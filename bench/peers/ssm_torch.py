@@ -14,12 +14,12 @@ import argparse
 import json
 import logging
 import os
-import statistics
 import sys
-import time
 import types
 
 import torch
+
+from timing import timed
 
 # Keep in step with bench/bench_ssm.cpp: (B, H, N, L).
 SHAPES = [(16, 128, 64, 1024), (8, 128, 64, 4096)]
@@ -49,17 +49,6 @@ def import_reference(path):
     logging.getLogger().setLevel(logging.ERROR)
     return S4D, S4Block
 
-
-def timed(fn, min_time):
-    """Median seconds per call over repeats filling min_time (at least 3), after one warm-up call."""
-    fn()
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < min_time or len(times) < 3:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main():
