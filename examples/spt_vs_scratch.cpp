@@ -19,6 +19,7 @@
 #include <longseq/heads/classification.hpp>
 #include <longseq/heads/denoising.hpp>
 #include <longseq/nn/model.hpp>
+#include <longseq/nn/offload.hpp>
 #include <longseq/nn/norm_layers.hpp>
 #include <longseq/nn/stack.hpp>
 #include <longseq/train/fit.hpp>
@@ -31,49 +32,68 @@
 #include <longseq/ssm/s4d.hpp>
 #include <longseq/ssm/ssm_conv.hpp>
 
+#include "device_option.hpp"
+
 using namespace longseq;
 namespace fs = std::filesystem;
 
 // The residual blocks compared: a pre-LN Transformer encoder layer (attention then feed-forward) and a
-// pre-LN bidirectional S4D convolution block.
+// pre-LN bidirectional SSM convolution block. Each family is a struct with a `block<T, D>` alias (storage
+// type T on device policy D) and a `config<Block>()` that fills any block of it, host or CUDA.
 namespace spt {
-using TransformerBlock = attention::TransformerEncoderLayer<float, true>;
-inline TransformerBlock::Config transformer_block(index_t d, index_t heads, double dropout) {
-  TransformerBlock::Config c;
-  c.dim = d;
-  c.heads = heads;
-  c.ff_hidden = 2 * d;
-  c.activation = nn::Activation::gelu;
-  c.dropout = dropout;
-  return c;
-}
+struct TransformerBlocks {
+  template <class T, class D>
+  using block = attention::TransformerEncoderLayer<T, true, attention::NoRotation, D>;
+  static constexpr bool narrow_storage = true;  // bf16 / fp16 on the GPU
+  index_t d, heads;
+  double dropout;
+  template <class Block>
+  typename Block::Config config() const {
+    typename Block::Config c;
+    c.dim = d;
+    c.heads = heads;
+    c.ff_hidden = 2 * d;
+    c.activation = nn::Activation::gelu;
+    c.dropout = dropout;
+    return c;
+  }
+};
 // An SSM block: pre-LN residual around a bidirectional SSMConv whose kernel is the one template
 // argument that differs between S4, S4D, DSS, DLR and a directly learned convolution kernel.
-template <class Kernel>
-using SSMBlock = nn::PreNormResidual<nn::LayerNorm<float>, ssm::SSMConv<Kernel, ssm::Bidirectional>>;
-
 // `random` is the paper's ablation: every parameter of the mixer drawn from N(0, 0.1) instead of the
 // parameterization's structured initialization.
 template <class Kernel>
-typename SSMBlock<Kernel>::Config ssm_block(index_t d, index_t state, index_t length, bool random, double dropout) {
-  typename SSMBlock<Kernel>::Config c;
-  c.norm = {.dim = d};
-  auto& k = c.mixer.kernel;
-  k.H = d;
-  k.channels = 2;
-  if constexpr (requires { k.N; }) k.N = state;
-  if constexpr (requires { k.l_max; }) k.l_max = length;
-  if constexpr (requires { k.L_max; }) k.L_max = length;
-  c.mixer.random = {.enabled = random, .sigma = 0.1};
-  c.dropout = dropout;
-  return c;
-}
+struct SSMBlocks {
+  template <class T, class D>
+  using block = nn::PreNormResidual<nn::LayerNorm<T, D>, ssm::SSMConv<Kernel, ssm::Bidirectional, D>>;
+  static constexpr bool narrow_storage = false;  // the SSM kernels' parameters are float
+  index_t d, state, length;
+  bool random;
+  double dropout;
+  template <class Block>
+  typename Block::Config config() const {
+    typename Block::Config c;
+    c.norm = {.dim = d};
+    auto& k = c.mixer.kernel;
+    k.H = d;
+    k.channels = 2;
+    if constexpr (requires { k.N; }) k.N = state;
+    if constexpr (requires { k.l_max; }) k.l_max = length;
+    if constexpr (requires { k.L_max; }) k.L_max = length;
+    c.mixer.random = {.enabled = random, .sigma = 0.1};
+    c.dropout = dropout;
+    return c;
+  }
+};
 }  // namespace spt
 
 struct Options {
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
   std::string out_dir = "spt_vs_scratch_out";
   std::string device = "host";
+  int gpu = -1;
+  std::string precision = "fp32";  // storage of the GPU stack
+  double loss_scale = -1;          // initial dynamic loss scale; < 0: 65536 for fp16, off otherwise
   std::vector<std::string> models{"s4d", "transformer"};
   std::string init = "structured";
   std::string mode = "both";
@@ -175,30 +195,31 @@ struct StageResult {
   }
 };
 
-template <class Block>
+// One model's stages. Backbone is a Stack of host blocks, or (--device cuda) an nn::Offload running the
+// same stack on the GPU while its parameters, the encoder, the head and the optimizer stay on the host.
+template <class Backbone>
 struct Pipeline {
   using Enc = nn::LinearEncoder<float>;
-  using Classifier = nn::Model<Enc, nn::Stack<Block>, nn::LayerNorm<float>, heads::ClassificationHead<float>>;
-  using Denoiser = nn::Model<Enc, nn::Stack<Block>, nn::LayerNorm<float>, heads::MaskedDenoisingHead<float>>;
+  using Classifier = nn::Model<Enc, Backbone, nn::LayerNorm<float>, heads::ClassificationHead<float>>;
+  using Denoiser = nn::Model<Enc, Backbone, nn::LayerNorm<float>, heads::MaskedDenoisingHead<float>>;
 
   const Options& o;
   std::string name;
-  typename Block::Config block;
+  typename Backbone::Config backbone;
   bool sinusoidal;
   train::MetricsLog& log;
   const data::Splits& data;
 
-  typename nn::Stack<Block>::Config stack() const { return {o.layers, block}; }
   typename Classifier::Config classifier_config() const {
     return {{.channels = 1, .dim = o.d_model, .mask_channel = false, .sinusoidal = sinusoidal},
-            stack(),
+            backbone,
             {.dim = o.d_model},
             {.dim = o.d_model, .classes = data.train.info().num_classes, .pool = nn::parse_pool(o.pool)}};
   }
   typename Denoiser::Config denoiser_config() const {
     const auto loss = heads::parse_denoise_loss(o.spt_loss);
     return {{.channels = 1, .dim = o.d_model, .mask_channel = true, .sinusoidal = sinusoidal},
-            stack(),
+            backbone,
             {.dim = o.d_model},
             {.dim = o.d_model, .classes = 256, .loss = loss}};
   }
@@ -215,6 +236,7 @@ struct Pipeline {
     c.epochs = epochs;
     c.clip = o.clip;
     c.select = select;
+    c.loss_scale.initial = examples::initial_loss_scale(o.loss_scale, o.precision);
     // Pretraining never needs the test split; classifiers report test accuracy at the best validation epoch.
     c.test_eval = stage == "spt" ? train::TestEval::never : train::TestEval::on_improvement;
     c.checkpoint_dir = (fs::path(o.out_dir) / name / stage).string();
@@ -226,7 +248,7 @@ struct Pipeline {
     c.metadata["config"] = nlohmann::json{{"model", name}, {"stage", stage}, {"d_model", o.d_model},
                                           {"layers", o.layers}, {"state", o.state}, {"heads", o.heads},
                                           {"batch", o.batch}, {"mask_p", o.mask_p}, {"spt_loss", o.spt_loss},
-                                          {"seed", o.seed}}.dump();
+                                          {"seed", o.seed}, {"device", o.device}, {"precision", o.precision}}.dump();
     return c;
   }
   static StageResult result(const train::FitResult& r) {
@@ -301,7 +323,10 @@ int main(int argc, char** argv) {
   CLI::App app{"Self-pretraining vs. training from scratch on sequential Fashion-MNIST"};
   app.add_option("--data-dir", o.data_dir, "folder with the Fashion-MNIST IDX files (Debian: dataset-fashion-mnist)");
   app.add_option("--out-dir", o.out_dir, "where checkpoints, metrics.jsonl and results.json go");
-  app.add_option("--device", o.device, "host or cuda")->check(CLI::IsMember({"host", "cuda"}));
+  app.add_option("--device", o.device, examples::device_help)->check(CLI::IsMember({"host", "cuda"}));
+  app.add_option("--gpu", o.gpu, "CUDA device ordinal with --device cuda (-1: the current one)");
+  app.add_option("--precision", o.precision, examples::precision_help)->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  app.add_option("--loss-scale", o.loss_scale, examples::loss_scale_help);
   app.add_option("--models", o.models, "models to compare: s4, s4d, dss, dlr, conv, transformer")->delimiter(',');
   app.add_option("--init", o.init, "structured (each parameterization's own) or random (mixer parameters ~ N(0, 0.1))")
       ->check(CLI::IsMember({"structured", "random"}));
@@ -335,8 +360,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    LONGSEQ_CHECK(o.device == "host", "--device cuda: the models of this example run on the host only so far; "
-                                      "use --device host");
+    examples::single_threaded_blas();
+    examples::check_device(o.device, o.gpu);
+    examples::check_precision(o.device, o.precision);
     const auto t0 = std::chrono::steady_clock::now();
     data::Splits all = data::load_idx_task(o.data_dir, "fashion-mnist");
     data::Splits d{head_of(all.train, o.train_subset), head_of(all.val, o.val_subset), head_of(all.test, o.test_subset)};
@@ -352,7 +378,8 @@ int main(int argc, char** argv) {
     results["options"] = {{"d_model", o.d_model}, {"layers", o.layers}, {"state", o.state}, {"heads", o.heads},
                           {"batch", o.batch}, {"pretrain_epochs", o.pretrain_epochs},
                           {"finetune_epochs", o.finetune_epochs}, {"lr", o.lr}, {"pretrain_lr", o.pretrain_lr},
-                          {"mask_p", o.mask_p}, {"spt_loss", o.spt_loss}, {"seed", o.seed}};
+                          {"mask_p", o.mask_p}, {"spt_loss", o.spt_loss}, {"seed", o.seed},
+                          {"device", o.device}, {"precision", o.precision}};
     struct Row { std::string model; StageResult scratch, spt, ft; };
     std::vector<Row> rows;
     auto run = [&](auto pipeline) {
@@ -371,13 +398,34 @@ int main(int argc, char** argv) {
     };
     const index_t length = d.train.info().max_length;
     const bool random = o.init == "random";
+    // The stack of `Blocks` on the chosen device (see Pipeline).
+    auto run_on_device = [&]<class Blocks>(const std::string& m, const Blocks& blocks, bool sinusoidal) {
+      using Host = nn::Stack<typename Blocks::template block<float, device::host>>;
+      const typename Host::Config host{o.layers, blocks.template config<typename Host::block_type>()};
+      if (o.device == "host") return run(Pipeline<Host>{o, m, host, sinusoidal, log, d});
+#if defined(__CUDACC__)
+      // The stack in storage type Td on the GPU; the float parameters on the host are its master weights.
+      auto on_gpu = [&]<class Td>(std::type_identity<Td>) {
+        using Dev = nn::Stack<typename Blocks::template block<Td, device::cuda>>;
+        const typename Dev::Config dev{o.layers, blocks.template config<typename Dev::block_type>()};
+        run(Pipeline<nn::Offload<Host, Dev>>{o, m, {host, dev, o.gpu}, sinusoidal, log, d});
+      };
+      if (o.precision == "fp32") return on_gpu(std::type_identity<float>{});
+      if constexpr (Blocks::narrow_storage) {
+        if (o.precision == "bf16") return on_gpu(std::type_identity<longseq::bf16>{});
+        return on_gpu(std::type_identity<longseq::half>{});
+      } else {
+        LONGSEQ_FAIL("--precision ", o.precision, " with --models ", m, ": SSM blocks run in fp32 on the GPU; "
+                     "bf16 and fp16 storage is available for the Transformer");
+      }
+#endif
+    };
     for (const auto& m : o.models) {
       auto run_ssm = [&]<class Kernel>(std::type_identity<Kernel>) {
-        run(Pipeline<spt::SSMBlock<Kernel>>{o, m, spt::ssm_block<Kernel>(o.d_model, o.state, length, random, o.dropout), false,
-                                       log, d});
+        run_on_device(m, spt::SSMBlocks<Kernel>{o.d_model, o.state, length, random, o.dropout}, false);
       };
       if (m == "transformer")
-        run(Pipeline<spt::TransformerBlock>{o, m, spt::transformer_block(o.d_model, o.heads, o.dropout), true, log, d});
+        run_on_device(m, spt::TransformerBlocks{o.d_model, o.heads, o.dropout}, true);
       else if (m == "s4")
         run_ssm(std::type_identity<ssm::S4<float>>{});
       else if (m == "s4d")

@@ -30,6 +30,7 @@
 #include <longseq/heads/denoising.hpp>
 #include <longseq/heads/retrieval.hpp>
 #include <longseq/nn/model.hpp>
+#include <longseq/nn/offload.hpp>
 #include <longseq/nn/norm_layers.hpp>
 #include <longseq/nn/residual.hpp>
 #include <longseq/nn/runtime_norm.hpp>
@@ -46,6 +47,8 @@
 #ifdef LONGSEQ_WITH_MPI
 #include <longseq/train/distributed_mpi.hpp>
 #endif
+
+#include "device_option.hpp"
 
 using namespace longseq;
 namespace fs = std::filesystem;
@@ -67,6 +70,9 @@ struct Options {
   std::uint64_t seed = 0;
   index_t log_every = 20, save_every = 0, patience = 0;
   bool resume = false;
+  std::string device = "host", precision = "fp32";  // where the residual stack runs, in which storage
+  int gpu = -1;
+  double loss_scale = -1;  // initial dynamic loss scale; < 0: 65536 for fp16, off otherwise
 
   bool causal() const { return objective == "causal"; }
 };
@@ -240,6 +246,9 @@ inline void print_config(const Options& o, const CLI::App& app, const std::vecto
   line("head_hidden", "--head-hidden", o.head_hidden);
   line("mask_p", "--mask-p", o.mask_p);
   line("spt_loss", "--spt-loss", o.spt_loss);
+  line("device", "--device", o.device);
+  line("precision", "--precision", o.precision);
+  line("loss_scale", "--loss-scale", examples::initial_loss_scale(o.loss_scale, o.precision));
   for (const auto& n : notes) std::printf("not applied: %s\n", n.c_str());
 }
 
@@ -301,15 +310,20 @@ static_assert(train::Communicator<Comm>, "Comm must satisfy train::Communicator"
 
 // ---- models ---------------------------------------------------------------------------------------
 
-// A model choice: the residual block type, how to configure it, whether the encoder adds positions,
-// and the final norm (the blocks' norm after pre-norm blocks, none after post-norm ones).
+// A model choice: the residual block type in storage T on device policy D (`block<T, D>`; narrow_storage
+// says whether T may be bf16 / fp16 on the GPU), how to configure such a block,
+// whether the encoder adds positions, and the final norm (the blocks' norm after pre-norm blocks, none
+// after post-norm ones).
 // SSM blocks: a residual block (pre- or post-norm, LayerNorm or BatchNorm, chosen at run time) around
 // an SSM convolution layer whose kernel parameterization and direction are template arguments.
 template <class Kernel, class Dir>
 struct SsmModel {
-  using Block = nn::Residual<nn::RuntimeNorm<F>, ssm::SSMConv<Kernel, Dir>>;
+  template <class T, class D>
+  using block = nn::Residual<nn::RuntimeNorm<T, D>, ssm::SSMConv<Kernel, Dir, D>>;
+  static constexpr bool narrow_storage = false;  // the SSM kernels' parameters are float
   static constexpr bool sinusoidal = false;
-  static typename Block::Config block(const Options& o, index_t length) {
+  template <class Block>
+  static typename Block::Config block_config(const Options& o, index_t length) {
     typename Block::Config c;
     c.norm = {.dim = o.d_model, .kind = nn::norm_kind(o.norm)};
     c.mixer.kernel = kernel(o, length);
@@ -339,13 +353,16 @@ struct SsmModel {
 // Pre-LN Transformer encoder layer (causal attention for the causal objective, block-local attention
 // with --attn-window) with sinusoidal positions and a final LayerNorm.
 struct TransformerModel {
-  using Block = attention::TransformerEncoderLayer<F, true>;
+  template <class T, class D>
+  using block = attention::TransformerEncoderLayer<T, true, attention::NoRotation, D>;
+  static constexpr bool narrow_storage = true;
   static constexpr bool sinusoidal = true;
-  static Block::Config block(const Options& o, index_t) {
+  template <class Block>
+  static typename Block::Config block_config(const Options& o, index_t) {
     LONGSEQ_CHECK(o.norm == "layer" && o.residual == "pre", "--model transformer: the encoder layers are pre-norm "
                   "with LayerNorm (as in the paper); --norm ", o.norm, " --residual ", o.residual,
                   " applies to SSM models only");
-    Block::Config c;
+    typename Block::Config c;
     c.dim = o.d_model;
     c.heads = o.heads;
     c.ff_hidden = o.ff_expand * o.d_model;
@@ -505,10 +522,34 @@ struct Stage {
       return {.channels = 1, .dim = o.d_model, .mask_channel = mask_channel, .sinusoidal = Spec::sinusoidal};
   }
 
+  // The stack of Spec's blocks on the host, or (--device cuda) the same stack on the GPU inside nn::Offload
+  // (its parameters, the encoder, the head and the optimizer stay on the host).
   template <class Spec, class Enc>
   void with_encoder() {
-    using Backbone = nn::Stack<typename Spec::Block>;
-    const typename Backbone::Config backbone{o.layers, Spec::block(o, length())};
+    using Host = nn::Stack<typename Spec::template block<F, device::host>>;
+    const typename Host::Config host{o.layers, Spec::template block_config<typename Host::block_type>(o, length())};
+    if (o.device == "host") return with_backbone<Spec, Enc, Host>(host);
+#if defined(__CUDACC__)
+    // The stack in storage type Td on the GPU; the float parameters on the host are its master weights.
+    auto on_gpu = [&]<class Td>(std::type_identity<Td>) {
+      using Dev = nn::Stack<typename Spec::template block<Td, device::cuda>>;
+      const typename Dev::Config dev{o.layers, Spec::template block_config<typename Dev::block_type>(o, length())};
+      const int gpu = o.gpu >= 0 || comm.size() == 1 ? o.gpu : comm.rank() % longseq::cuda::device_count();
+      with_backbone<Spec, Enc, nn::Offload<Host, Dev>>({host, dev, gpu});
+    };
+    if (o.precision == "fp32") return on_gpu(std::type_identity<F>{});
+    if constexpr (Spec::narrow_storage) {
+      if (o.precision == "bf16") return on_gpu(std::type_identity<longseq::bf16>{});
+      return on_gpu(std::type_identity<longseq::half>{});
+    } else {
+      LONGSEQ_FAIL("--precision ", o.precision, " with --model ", o.model, ": SSM blocks run in fp32 on the GPU; "
+                   "bf16 and fp16 storage is available for the Transformer");
+    }
+#endif
+  }
+
+  template <class Spec, class Enc, class Backbone>
+  void with_backbone(const typename Backbone::Config& backbone) {
     const nn::RuntimeNorm<F>::Config norm = Spec::final_norm(o);
     if (o.stage == "pretrain") {
       const auto loss = pixels() ? heads::parse_denoise_loss(o.spt_loss) : heads::DenoiseLoss::ce;
@@ -581,6 +622,7 @@ struct Stage {
     fc.max_steps = o.max_steps;
     fc.clip = o.clip;
     fc.select = select;
+    fc.loss_scale.initial = examples::initial_loss_scale(o.loss_scale, o.precision);
     fc.patience = o.patience;
     fc.test_eval = o.stage == "pretrain" ? train::TestEval::never : train::TestEval::on_improvement;
     fc.checkpoint_dir = o.out;
@@ -594,14 +636,17 @@ struct Stage {
                                            {"state", o.state}, {"heads", o.heads}, {"mask_p", o.mask_p},
                                            {"ff_expand", o.ff_expand}, {"n_ssm", o.n_ssm}, {"l_max", o.l_max},
                                            {"head_hidden", o.head_hidden}, {"preset", o.preset},
-                                           {"spt_loss", o.spt_loss}, {"seed", o.seed}}.dump();
+                                           {"spt_loss", o.spt_loss}, {"seed", o.seed},
+                                           {"device", o.device}, {"precision", o.precision}}.dump();
     const train::FitResult r = train::fit(model, store, opt, sched, task, fc, comm);
     if (!root()) return;
     const nlohmann::json result{{"task", o.task}, {"model", o.model}, {"stage", o.stage}, {"steps", r.steps},
                                 {"best_epoch", r.best_epoch}, {"val_loss", r.best_val_loss},
                                 {"val_acc", r.best_val_acc}, {"test_loss", r.best_test_loss},
                                 {"test_acc", r.best_test_acc}, {"seconds", r.seconds}, {"ranks", comm.size()},
-                                {"interrupted", r.interrupted}, {"best_checkpoint", r.best_path}};
+                                {"interrupted", r.interrupted}, {"best_checkpoint", r.best_path},
+                                {"device", o.device}, {"precision", o.precision}, {"loss_scale", r.loss_scale},
+                                {"skipped_updates", r.skipped}};
     std::ofstream(fs::path(o.out) / "result.json") << result.dump(2) << "\n";
     std::printf("%s %s %s: %ld steps, best epoch %ld, val loss %.4f acc %.4f", o.task.c_str(), o.model.c_str(),
                 o.stage.c_str(), long(r.steps), long(r.best_epoch), r.best_val_loss, r.best_val_acc);
@@ -679,6 +724,11 @@ int main(int argc, char** argv) {
   app.add_option("--log-every", o.log_every, "updates between progress lines");
   app.add_option("--save-every", o.save_every, "updates between resumable checkpoints (besides epoch ends)");
   app.add_flag("--resume", o.resume, "continue from --out/last.safetensors");
+  app.add_option("--device", o.device, examples::device_help)->check(CLI::IsMember({"host", "cuda"}));
+  app.add_option("--gpu", o.gpu, "CUDA device ordinal with --device cuda (-1: the current one; under mpirun, "
+                 "rank modulo the visible devices)");
+  app.add_option("--precision", o.precision, examples::precision_help)->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  app.add_option("--loss-scale", o.loss_scale, examples::loss_scale_help);
   app.add_option("--train-fraction", o.train_fraction, "share of the training set used (0, 1]");
   CLI11_PARSE(app, argc, argv);
 
@@ -692,6 +742,9 @@ int main(int argc, char** argv) {
     }
     LONGSEQ_CHECK(!o.data.empty(), "--data is required (the task's folder)");
     LONGSEQ_CHECK(o.stage != "finetune" || !o.pretrained.empty(), "--stage finetune needs --pretrained CHECKPOINT");
+    examples::single_threaded_blas();
+    examples::check_device(o.device, o.gpu);
+    examples::check_precision(o.device, o.precision);
     Comm comm;
     data::Splits d = data::load_task(o.task, o.data);
     if (o.preset == "paper") {

@@ -26,6 +26,9 @@
 #   LISTOPS_SEED          seed of initialization, data order and masks (default 1)
 #   LISTOPS_ARGS          extra train_lra flags for all three stages (other than those set here: --batch,
 #                         --lr, --epochs, --seed, --model, --stage), e.g. "--d-model 128 --layers 4"
+#   DEVICE                host (default) or cuda: both parts run their residual stacks on the GPU
+#                         (needs nvcc at build time, so the trainers are compiled with CUDA, and a device)
+#   PRECISION             with DEVICE=cuda: fp32 (default), bf16 or fp16 storage of Transformer stacks
 #   BUILD_DIR             CMake build folder (default build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +56,8 @@ timed() {
 start=$SECONDS
 
 table_args=()
+device_args=(--device "${DEVICE:-host}")
+if [[ -n "${PRECISION:-}" ]]; then device_args+=(--precision "$PRECISION"); fi
 if [[ "${SKIP_FASHION:-0}" != 1 ]]; then
   data_dir=/usr/share/datasets/fashion-mnist
   if [[ ! -d "$data_dir" ]]; then
@@ -61,7 +66,8 @@ if [[ "${SKIP_FASHION:-0}" != 1 ]]; then
   fi
   fm=$out/fashion-mnist
   mkdir -p "$fm"
-  timed fashion-mnist all spt_vs_scratch "$bin/spt_vs_scratch" --data-dir "$data_dir" --out-dir "$fm" "$@" |
+  timed fashion-mnist all spt_vs_scratch "$bin/spt_vs_scratch" --data-dir "$data_dir" --out-dir "$fm" \
+    "${device_args[@]}" "$@" |
     tee "$fm/table.md"
   python3 scripts/plot_metrics.py "$fm/metrics.jsonl" -o "$fm/curves.png"
   table_args+=(--fashion "$fm/results.json")
@@ -76,7 +82,7 @@ if [[ "${SKIP_LISTOPS:-0}" != 1 ]]; then
     --max-args "${LISTOPS_MAX_ARGS:-5}" --seed 1
   read -r -a extra <<<"${LISTOPS_ARGS:-}"
   common=(--task listops --data "$data" --seed "${LISTOPS_SEED:-1}" --batch "${LISTOPS_BATCH:-32}"
-          --lr "${LISTOPS_LR:-5e-3}" --log-every 50 "${extra[@]}")
+          --lr "${LISTOPS_LR:-5e-3}" --log-every 50 "${device_args[@]}" "${extra[@]}")
   for model in ${LISTOPS_MODELS:-s4d transformer}; do
     timed listops "$model" spt "$bin/train_lra" "${common[@]}" --model "$model" --stage pretrain \
       --epochs "${LISTOPS_PRETRAIN_EPOCHS:-24}" --out "$lo/$model/spt"

@@ -93,4 +93,32 @@ struct ToyTask {
   index_t tokens() const { return batch * length; }
 };
 
+// A model with its parameter store and optimizer, initialized from seed 42, and a quiet two-epoch fit on
+// the ToyTask (2 micro-batches per update, clipping, dropout seed 7): for comparing models update by update.
+template <class Net>
+struct Trained {
+  Net net;
+  ParamStore<float> store;
+  train::AdamW<float> opt;
+  template <class C>
+  explicit Trained(C cfg) : net(cfg), opt((store.bind(net), store), {.lr = 3e-3, .weight_decay = 0.01}) {
+    Rng rng(42);
+    net.init(rng);
+  }
+  train::FitResult fit() {
+    ToyTask<float> task;
+    train::FitConfig c;
+    c.progress = false;
+    c.epochs = 2;
+    c.accum = 2;
+    c.clip = 1.0;
+    c.seed = 7;
+    return train::fit(net, store, opt, train::Schedule{}, task, c);
+  }
+  std::vector<float> params() {
+    auto v = store.values();
+    return std::vector<float>(v.data, v.data + v.numel());
+  }
+};
+
 }  // namespace longseq::testing

@@ -69,9 +69,8 @@ struct MultiHeadAttention {
     LONGSEQ_CHECK(c.window >= 0 && c.look_back >= 0 && c.look_forward >= 0,
                   "attention window and look_back/look_forward must be >= 0");
     if constexpr (D::is_gpu)
-      LONGSEQ_CHECK(head_dim == 32 || head_dim == 64 || head_dim == 128, "MultiHeadAttention (CUDA): head_dim ",
-                    head_dim, " (dim ", c.dim, " / heads ", c.heads,
-                    ") is not supported by the CUDA flash kernels; expected 32, 64 or 128");
+      LONGSEQ_CHECK(head_dim <= 128, "MultiHeadAttention (CUDA): head_dim ", head_dim, " (dim ", c.dim, " / heads ",
+                    c.heads, ") is not supported by the CUDA flash kernels; expected at most 128");
   }
 
   template <class F>

@@ -30,6 +30,10 @@ template <class T, class D = device::host>
 struct Param {
   Shape shape;
   ParamGroup group = ParamGroup::weight;
+  // A buffer is state the forward itself updates (BatchNorm's running statistics) rather than the
+  // optimizer: it gets no gradient, and code that runs a layer on a copy of its values (nn::Offload)
+  // copies buffers back after a training forward.
+  bool buffer = false;
   TensorView<T, D> value;  // bound by ParamStore
   TensorView<T, D> grad;   // bound by ParamStore; backward accumulates (+=) into it
 

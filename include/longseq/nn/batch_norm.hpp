@@ -9,9 +9,20 @@
 
 namespace longseq::nn {
 
+template <class T, class D>
+struct BatchNorm;
+
+// The CUDA forward and backward (nn/cuda/batch_norm.cuh, compiled by nvcc).
+template <class T>
+void batch_norm_forward(Context<device::cuda>& ctx, BatchNorm<T, device::cuda>& bn, TensorView<const T, device::cuda> x,
+                        TensorView<T, device::cuda> y, typename BatchNorm<T, device::cuda>::Saved& s);
+template <class T>
+void batch_norm_backward(Context<device::cuda>& ctx, BatchNorm<T, device::cuda>& bn,
+                         typename BatchNorm<T, device::cuda>::Saved& s, TensorView<const T, device::cuda> dy,
+                         TensorView<T, device::cuda> dx);
+
 template <class T, class D = device::host>
 struct BatchNorm {
-  static_assert(!D::is_gpu, "nn::BatchNorm is implemented for the host policy only");
   using value_type = T;
   using device_type = D;
   struct Config {
@@ -36,6 +47,7 @@ struct BatchNorm {
         running_mean(Shape{c.dim}, ParamGroup::no_decay), running_var(Shape{c.dim}, ParamGroup::no_decay) {
     LONGSEQ_CHECK(c.dim > 0, "BatchNorm needs a positive dim, got ", c.dim);
     LONGSEQ_CHECK(c.eps > 0 && c.momentum >= 0 && c.momentum <= 1, "BatchNorm: eps must be > 0 and momentum in [0, 1]");
+    running_mean.buffer = running_var.buffer = true;
   }
   template <class F>
   void parameters(F&& f) {
@@ -45,6 +57,7 @@ struct BatchNorm {
     f("running_var", running_var);
   }
   void init(Rng&) {
+    static_assert(!D::is_gpu, "BatchNorm::init fills host memory; initialize on the host and copy");
     std::fill_n(weight.value.data, cfg.dim, T(1));
     std::fill_n(bias.value.data, cfg.dim, T(0));
     std::fill_n(running_mean.value.data, cfg.dim, T(0));
@@ -58,13 +71,23 @@ struct BatchNorm {
     expect_shape(y, x.shape, "y");
     expect_contiguous(x, "x");
     expect_contiguous(y, "y");
-    const index_t n = leading_rows(x), h = cfg.dim;
+    const index_t n = leading_rows(x);
     s.xhat.resize(x.shape);
-    s.rstd.resize(Shape{h});
+    s.rstd.resize(Shape{cfg.dim});
     s.batch_stats = ctx.training;
+    if (ctx.training)
+      LONGSEQ_CHECK(n > 1, "BatchNorm: training needs more than one position per channel, got input ", x.shape);
+    if constexpr (D::is_gpu)
+      batch_norm_forward<T>(ctx, *this, x, y, s);
+    else
+      host_forward(ctx, x, y, s);
+  }
+
+ private:
+  void host_forward(Context<D>& ctx, TensorView<const T, D> x, TensorView<T, D> y, Saved& s) {
+    const index_t n = leading_rows(x), h = cfg.dim;
     std::vector<double> mean(std::size_t(h), 0.0), var(std::size_t(h), 0.0);
     if (ctx.training) {
-      LONGSEQ_CHECK(n > 1, "BatchNorm: training needs more than one position per channel, got input ", x.shape);
       for (index_t r = 0; r < n; ++r)
         for (index_t c = 0; c < h; ++c) mean[std::size_t(c)] += double(x.data[r * h + c]);
       for (auto& m : mean) m /= double(n);
@@ -97,21 +120,34 @@ struct BatchNorm {
       }
   }
 
+ public:
   // Training mode: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma (all means over
   // positions); evaluation mode: the statistics are constants, dx = dy * gamma * rstd.
-  void backward(Context<D>&, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx) {
+  void backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx) {
     expect_shape(dy, s.xhat.shape(), "dy");
     expect_shape(dx, s.xhat.shape(), "dx");
+    if constexpr (D::is_gpu)
+      batch_norm_backward<T>(ctx, *this, s, dy, dx);
+    else
+      host_backward(s, dy, dx);
+  }
+
+ private:
+  void host_backward(Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx) {
     const index_t n = s.xhat.numel() / cfg.dim, h = cfg.dim;
     std::vector<double> sum_g(std::size_t(h), 0.0), sum_gx(std::size_t(h), 0.0);
     for (index_t r = 0; r < n; ++r)
       for (index_t c = 0; c < h; ++c) {
         const double d = double(dy.data[r * h + c]), xh = double(s.xhat[r * h + c]);
-        weight.grad.data[c] += T(d * xh);
-        bias.grad.data[c] += T(d);
         sum_g[std::size_t(c)] += d;
         sum_gx[std::size_t(c)] += d * xh;
       }
+    // Summed in double, rounded to T, then added: the same numbers whether the gradient buffer starts
+    // at zero or already holds earlier micro-batches (and as the CUDA layer).
+    for (index_t c = 0; c < h; ++c) {
+      weight.grad.data[c] += T(sum_gx[std::size_t(c)]);
+      bias.grad.data[c] += T(sum_g[std::size_t(c)]);
+    }
 #pragma omp parallel for if (n * h > 65536)
     for (index_t r = 0; r < n; ++r)
       for (index_t c = 0; c < h; ++c) {
@@ -131,3 +167,7 @@ struct BatchNorm {
 static_assert(assert_layer<BatchNorm<double>, double>());
 
 }  // namespace longseq::nn
+
+#if LONGSEQ_WITH_CUDA && defined(__CUDACC__)  // the CUDA forward and backward, visible wherever the layer is
+#include "cuda/batch_norm.cuh"
+#endif

@@ -19,10 +19,10 @@ inline NormKind norm_kind(std::string_view name) {
   LONGSEQ_FAIL("unknown normalization '", name, "': expected layer, batch or none");
 }
 
-template <class T>
+template <class T, class D = device::host>
 struct RuntimeNorm {
   using value_type = T;
-  using device_type = device::host;
+  using device_type = D;
   struct Config {
     index_t dim = 0;
     NormKind kind = NormKind::layer;
@@ -30,13 +30,13 @@ struct RuntimeNorm {
     double momentum = 0.1;  // BatchNorm's running statistics
   };
   struct Saved {
-    typename LayerNorm<T>::Saved layer;
-    typename BatchNorm<T>::Saved batch;
+    typename LayerNorm<T, D>::Saved layer;
+    typename BatchNorm<T, D>::Saved batch;
   };
 
   Config cfg;
-  LayerNorm<T> layer;
-  BatchNorm<T> batch;  // both exist; only the chosen one declares parameters, the other stays unbound
+  LayerNorm<T, D> layer;
+  BatchNorm<T, D> batch;  // both exist; only the chosen one declares parameters, the other stays unbound
 
   explicit RuntimeNorm(Config c)
       : cfg(c), layer({.dim = c.dim, .eps = c.eps}), batch({.dim = c.dim, .eps = c.eps, .momentum = c.momentum}) {}
@@ -50,7 +50,7 @@ struct RuntimeNorm {
     if (cfg.kind == NormKind::layer) layer.init(rng);
     if (cfg.kind == NormKind::batch) batch.init(rng);
   }
-  void forward(HostContext& ctx, TensorView<const T> x, TensorView<T> y, Saved& s) {
+  void forward(Context<D>& ctx, TensorView<const T, D> x, TensorView<T, D> y, Saved& s) {
     switch (cfg.kind) {
       case NormKind::layer: return layer.forward(ctx, x, y, s.layer);
       case NormKind::batch: return batch.forward(ctx, x, y, s.batch);
@@ -59,7 +59,7 @@ struct RuntimeNorm {
         return ops::copy<T, T>(ctx, x, y);
     }
   }
-  void backward(HostContext& ctx, Saved& s, TensorView<const T> dy, TensorView<T> dx) {
+  void backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx) {
     switch (cfg.kind) {
       case NormKind::layer: return layer.backward(ctx, s.layer, dy, dx);
       case NormKind::batch: return batch.backward(ctx, s.batch, dy, dx);

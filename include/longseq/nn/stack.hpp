@@ -13,6 +13,7 @@ struct Stack {
   using D = typename Block::device_type;
   using value_type = T;
   using device_type = D;
+  using block_type = Block;
   struct Config {
     index_t depth = 1;
     typename Block::Config block;

@@ -75,9 +75,15 @@ struct DLR {
     return d;
   }
 
+  // The kernel is diagonal_forward followed by vandermonde_forward; its backward vandermonde_backward
+  // followed by diagonal_backward (the split lets the Vandermonde sums run elsewhere, e.g. on a GPU).
+  void diagonal_forward([[maybe_unused]] index_t L, DiagonalForm<T>& d, [[maybe_unused]] Saved& s) const {
+    diagonal(d);
+  }
+
   void kernel_forward(Context<device::host>&, index_t L, TensorView<T> K, Saved& s) {
     detail::check_kernel_out(K, cfg.channels, cfg.H, L, "DLR");
-    diagonal(s.diag);
+    diagonal_forward(L, s.diag, s);
     vandermonde_forward(s.diag, K);
   }
 
@@ -86,6 +92,15 @@ struct DLR {
     expect_shape(dK, Shape{cfg.channels, cfg.H, dK.size(2)}, "dK");
     std::vector<std::complex<T>> g_coef, g_logz;
     vandermonde_backward(s.diag, dK, g_coef, g_logz);
+    diagonal_backward(s, g_coef, g_logz);
+  }
+
+  // Chain rule from the gradients of the diagonal form (coef = W (C, H, N), log_z = Lambda (H, N), as
+  // dRe + i dIm) to every parameter's grad (accumulated). The form is linear in W: nothing is saved.
+  void diagonal_backward([[maybe_unused]] Saved& s, const std::vector<std::complex<T>>& g_coef,
+                         const std::vector<std::complex<T>>& g_logz) {
+    detail::check_diagonal_grads(g_coef.size(), g_logz.size(), cfg.channels, cfg.H, cfg.N,
+                                 std::size_t(cfg.H * cfg.N), "DLR");
     auto* gW = detail::as_complex(W.grad);
     for (std::size_t i = 0; i < g_coef.size(); ++i) gW[i] += g_coef[i];
     for (index_t h = 0; h < cfg.H; ++h)
@@ -96,5 +111,7 @@ struct DLR {
       }
   }
 };
+
+static_assert(DiagonalKernel<DLR<float>>, "DLR must satisfy ssm::DiagonalKernel");
 
 }  // namespace longseq::ssm

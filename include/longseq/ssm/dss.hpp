@@ -128,9 +128,13 @@ struct DSS {
     return d;
   }
 
+  // The kernel is diagonal_forward followed by vandermonde_forward; its backward vandermonde_backward
+  // followed by diagonal_backward (the split lets the Vandermonde sums run elsewhere, e.g. on a GPU).
+  void diagonal_forward(index_t L, DiagonalForm<T>& d, Saved& s) const { diagonal(L, d, &s); }
+
   void kernel_forward(Context<device::host>&, index_t L, TensorView<T> K, Saved& s) {
     detail::check_kernel_out(K, cfg.channels, cfg.H, L, "DSS");
-    diagonal(L, s.diag, &s);
+    diagonal_forward(L, s.diag, s);
     vandermonde_forward(s.diag, K);
   }
 
@@ -139,7 +143,15 @@ struct DSS {
     expect_shape(dK, Shape{cfg.channels, cfg.H, dK.size(2)}, "dK");
     std::vector<std::complex<T>> g_coef, g_logz;
     vandermonde_backward(s.diag, dK, g_coef, g_logz);
+    diagonal_backward(s, g_coef, g_logz);
+  }
+
+  // Chain rule from the gradients of the diagonal form (coef (C, H, N), log_z (H, N), as dRe + i dIm) to
+  // every parameter's grad (accumulated), at the factors saved by diagonal_forward.
+  void diagonal_backward(Saved& s, const std::vector<std::complex<T>>& g_coef,
+                         const std::vector<std::complex<T>>& g_logz) {
     index_t H = cfg.H, N = cfg.N;
+    detail::check_diagonal_grads(g_coef.size(), g_logz.size(), cfg.channels, H, N, s.f.size(), "DSS");
     const auto* Wc = detail::as_complex(W.value);
     auto* gW = detail::as_complex(W.grad);
     std::vector<std::complex<double>> g_lambda(static_cast<std::size_t>(N), 0.0);
@@ -166,5 +178,7 @@ struct DSS {
     }
   }
 };
+
+static_assert(DiagonalKernel<DSS<float>>, "DSS must satisfy ssm::DiagonalKernel");
 
 }  // namespace longseq::ssm

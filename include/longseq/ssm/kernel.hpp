@@ -1,15 +1,18 @@
 // The ssm::KernelParameterization concept: a type that owns SSM parameters and produces the (C, H, L)
-// convolution kernel with an explicit backward; plus helpers shared by the parameterizations.
+// convolution kernel with an explicit backward; its refinement ssm::DiagonalKernel, whose kernel is a
+// Vandermonde sum of an exposed diagonal form; plus helpers shared by the parameterizations.
 #pragma once
 #include <cmath>
 #include <complex>
 #include <concepts>
 #include <string_view>
+#include <vector>
 
 #include "../core/context.hpp"
 #include "../core/parameters.hpp"
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
+#include "vandermonde.hpp"
 
 namespace longseq::ssm {
 
@@ -80,6 +83,20 @@ consteval bool assert_kernel() {
   return KernelParameterization<K>;
 }
 
+// A kernel parameterization with a diagonal state: diagonal_form(L) gives the discretized DiagonalForm (the
+// recurrent mode runs it step by step); kernel_forward is exactly diagonal_forward(L, d, saved) followed by
+// vandermonde_forward(d, K), and kernel_backward is vandermonde_backward followed by
+// diagonal_backward(saved, g_coef, g_log_z), which accumulates into the parameters' grads. Callers may
+// evaluate the Vandermonde sums elsewhere (the CUDA layer runs them on the device).
+template <class K>
+concept DiagonalKernel = KernelParameterization<K> &&
+    requires(K& k, const K& ck, index_t L, DiagonalForm<typename K::value_type>& d, typename K::Saved& s,
+             const std::vector<std::complex<typename K::value_type>>& g) {
+  { ck.diagonal_form(L) } -> std::same_as<DiagonalForm<typename K::value_type>>;
+  k.diagonal_forward(L, d, s);
+  k.diagonal_backward(s, g, g);
+};
+
 // Options every parameterization shares: the paper's random-initialization ablation draws every
 // parameter from N(0, sigma) instead of the structured initialization.
 struct RandomInit {
@@ -114,6 +131,17 @@ void random_init_all(Model& m, Rng& rng, double sigma) {
 inline void check_dt_range(double dt_min, double dt_max, const char* who) {
   LONGSEQ_CHECK(dt_min > 0 && dt_max >= dt_min, who, ": dt range [", dt_min, ", ", dt_max,
                 "] is invalid, expected 0 < dt_min <= dt_max");
+}
+
+// The gradients handed to diagonal_backward must have the form's sizes, and diagonal_forward must have
+// filled the saved state (saved_hm entries per (h, m)).
+inline void check_diagonal_grads(std::size_t g_coef, std::size_t g_log_z, index_t C, index_t H, index_t M,
+                                 std::size_t saved_hm, const char* who) {
+  LONGSEQ_CHECK(g_coef == std::size_t(C * H * M) && g_log_z == std::size_t(H * M), who,
+                ": diagonal_backward got ", g_coef, " coef and ", g_log_z, " log_z gradients, expected C*H*M = ",
+                C * H * M, " and H*M = ", H * M);
+  LONGSEQ_CHECK(saved_hm == std::size_t(H * M), who, ": diagonal_backward needs the Saved of diagonal_forward (",
+                saved_hm, " saved modes, expected ", H * M, ")");
 }
 
 template <class T>

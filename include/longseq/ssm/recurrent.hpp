@@ -10,11 +10,7 @@
 
 namespace longseq::ssm {
 
-// Kernels with a diagonal state (their kernel is a Vandermonde sum) can run as a recurrence.
-template <class K>
-concept DiagonalKernel = KernelParameterization<K> && requires(const K& k, index_t L) {
-  { k.diagonal_form(L) } -> std::same_as<DiagonalForm<typename K::value_type>>;
-};
+// Kernels with a diagonal state (ssm::DiagonalKernel, kernel.hpp: a Vandermonde sum) can run as a recurrence.
 
 // State of a batch of recurrences: (B, H, M) complex.
 template <class T>

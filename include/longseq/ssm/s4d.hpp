@@ -130,9 +130,13 @@ struct S4D {
     return d;
   }
 
+  // The kernel is diagonal_forward followed by vandermonde_forward; its backward vandermonde_backward
+  // followed by diagonal_backward (the split lets the Vandermonde sums run elsewhere, e.g. on a GPU).
+  void diagonal_forward([[maybe_unused]] index_t L, DiagonalForm<T>& d, Saved& s) const { diagonal(d, &s.modes); }
+
   void kernel_forward(Context<device::host>&, index_t L, TensorView<T> K, Saved& s) {
     detail::check_kernel_out(K, cfg.channels, cfg.H, L, "S4D");
-    diagonal(s.diag, &s.modes);
+    diagonal_forward(L, s.diag, s);
     vandermonde_forward(s.diag, K);
   }
 
@@ -141,7 +145,15 @@ struct S4D {
     expect_shape(dK, Shape{cfg.channels, cfg.H, dK.size(2)}, "dK");
     std::vector<std::complex<T>> g_coef, g_logz;
     vandermonde_backward(sv.diag, dK, g_coef, g_logz);
+    diagonal_backward(sv, g_coef, g_logz);
+  }
+
+  // Chain rule from the gradients of the diagonal form (coef (C, H, M), log_z (H, M), as dRe + i dIm) to
+  // every parameter's grad (accumulated), at the modes saved by diagonal_forward.
+  void diagonal_backward(Saved& sv, const std::vector<std::complex<T>>& g_coef,
+                         const std::vector<std::complex<T>>& g_logz) {
     index_t H = cfg.H, Cn = cfg.channels;
+    detail::check_diagonal_grads(g_coef.size(), g_logz.size(), Cn, H, M, sv.modes.size(), "S4D");
     const auto* Bc = detail::as_complex(B.value);
     const auto* Cc = detail::as_complex(C.value);
     auto* gB = detail::as_complex(B.grad);
@@ -171,5 +183,7 @@ struct S4D {
     }
   }
 };
+
+static_assert(DiagonalKernel<S4D<float>>, "S4D must satisfy ssm::DiagonalKernel");
 
 }  // namespace longseq::ssm

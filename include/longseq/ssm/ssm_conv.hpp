@@ -1,6 +1,7 @@
 // SSMConv: the S4-style sequence layer (B, L, H) -> (B, L, H): kernel from any KernelParameterization,
 // per-channel FFT convolution (causal, or bidirectional with a second kernel on the reversed sequence),
-// skip D, GELU, dropout, output Linear(H, 2H) + GLU. Explicit forward/backward.
+// skip D, GELU, dropout, output Linear(H, 2H) + GLU. Explicit forward/backward. This header holds the
+// primary template and the host layer; the CUDA layer is in cuda/ssm_conv.cuh.
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -31,15 +32,20 @@ concept Direction = requires {
   { D::channels } -> std::convertible_to<index_t>;
 };
 
-template <class Kernel, Direction Dir = Bidirectional>
-class SSMConv {
+// The layer on a device policy: the host specialization is below; the CUDA one, with the same Config,
+// parameter names and math, is in cuda/ssm_conv.cuh.
+template <class Kernel, Direction Dir = Bidirectional, class Dev = device::host>
+class SSMConv;
+
+template <class Kernel, Direction Dir>
+class SSMConv<Kernel, Dir, device::host> {
   static_assert(assert_kernel<Kernel>(), "SSMConv<Kernel, Dir>: Kernel must satisfy ssm::KernelParameterization");
 
  public:
   using kernel_type = Kernel;
   using T = typename Kernel::value_type;
   using value_type = T;
-  using device_type = device::host;  // the FFT convolution path is host-only for now
+  using device_type = device::host;
   static_assert(std::is_floating_point_v<T>, "SSMConv: the kernel's value_type must be float or double");
 
   struct Config {
@@ -269,3 +275,7 @@ class SSMConv {
 };
 
 }  // namespace longseq::ssm
+
+#if LONGSEQ_WITH_CUDA && defined(__CUDACC__)  // the CUDA layer, visible wherever the host layer is
+#include "cuda/ssm_conv.cuh"
+#endif

@@ -1,6 +1,7 @@
 // Checkpoints as safetensors files: parameters ("model.<name>"), AdamW moments ("optim.exp_avg.<name>",
 // "optim.exp_avg_sq.<name>") and, as string metadata, the step, epoch, position in the epoch, early-
-// stopping state, RNG state and the model configuration. Written atomically; loading is strict.
+// stopping state, RNG state, loss-scaler state (when scaling is on) and the model configuration. Written
+// atomically; loading is strict (except for entries older files lack, which get their defaults).
 #pragma once
 #include <charconv>
 #include <cmath>
@@ -13,6 +14,7 @@
 #include "../core/rng.hpp"
 #include "../interop/safetensors.hpp"
 #include "adamw.hpp"
+#include "loss_scale.hpp"
 
 namespace longseq::train {
 
@@ -28,6 +30,7 @@ struct TrainState {
   index_t bad_epochs = 0;   // epochs since the best (early stopping)
   double best_val_loss = 0, best_val_acc = 0, best_test_loss = 0, best_test_acc = 0;  // at best_epoch
   Rng rng;                  // the run's generator (restored exactly)
+  LossScaleState loss_scale;  // dynamic loss scaling (scale 0: off, nothing stored)
 };
 
 namespace detail {
@@ -43,6 +46,7 @@ inline std::string meta(const interop::Safetensors& st, const std::string& path,
   LONGSEQ_CHECK(it != st.metadata.end(), "checkpoint '", path, "' lacks metadata entry '", key, "'");
   return it->second;
 }
+inline bool has_meta(const interop::Safetensors& st, const std::string& key) { return st.metadata.count(key) > 0; }
 template <class I>
 I meta_int(const interop::Safetensors& st, const std::string& path, const std::string& key) {
   const std::string s = meta(st, path, key);
@@ -98,6 +102,11 @@ void save_checkpoint(const std::string& path, ParamStore<T>& store, AdamW<T>* op
   st.metadata["rng.stream"] = std::to_string(state.rng.stream());
   st.metadata["rng.counter"] = std::to_string(state.rng.counter());
   st.metadata["rng.index"] = std::to_string(state.rng.index());
+  if (state.loss_scale.scale != 0) {  // only with loss scaling on, so other checkpoints stay as they were
+    st.metadata["loss_scale.scale"] = detail::fmt_double(state.loss_scale.scale);
+    st.metadata["loss_scale.good_steps"] = std::to_string(state.loss_scale.good_steps);
+    st.metadata["loss_scale.skipped"] = std::to_string(state.loss_scale.skipped);
+  }
   for (const auto& e : store.entries()) st.put<T>("model." + e.name, TensorView<const T>(e.param->value));
   if (opt) {
     st.metadata["optim.steps"] = std::to_string(opt->steps());
@@ -145,6 +154,12 @@ std::map<std::string, std::string> load_checkpoint(const std::string& path, Para
                        detail::meta_int<std::uint64_t>(st, path, "rng.stream"),
                        detail::meta_int<std::uint64_t>(st, path, "rng.counter"),
                        detail::meta_int<int>(st, path, "rng.index"));
+    state->loss_scale = {};  // files without loss-scaler entries: no saved scale
+    if (detail::has_meta(st, "loss_scale.scale")) {
+      state->loss_scale.scale = detail::meta_double(st, path, "loss_scale.scale");
+      state->loss_scale.good_steps = detail::meta_int<index_t>(st, path, "loss_scale.good_steps");
+      state->loss_scale.skipped = detail::meta_int<index_t>(st, path, "loss_scale.skipped");
+    }
   }
   return st.metadata;
 }

@@ -2,6 +2,8 @@
 // clipping, AdamW with a schedule), then evaluates validation and test; the best validation epoch is
 // checkpointed, early stopping watches it, and `last.safetensors` lets an interrupted run resume to the
 // same numbers. A NaN/Inf loss or gradient stops with an error; checkpoints already written stay intact.
+// With dynamic loss scaling on (FitConfig::loss_scale), a non-finite gradient instead skips that update
+// and lowers the scale; only a scale that would fall below its minimum stops the run.
 // Data parallel: given a Communicator, every rank computes its shard of each global batch, gradients and
 // metrics are summed over ranks, and only rank 0 writes checkpoints, logs and progress.
 #pragma once
@@ -21,6 +23,7 @@
 #include "checkpoint.hpp"
 #include "clip.hpp"
 #include "distributed.hpp"
+#include "loss_scale.hpp"
 #include "metrics.hpp"
 #include "schedule.hpp"
 
@@ -77,6 +80,7 @@ struct FitConfig {
   bool resume = false;         // continue from checkpoint_dir/last.safetensors when it exists
   index_t stop_after = 0;      // return (as if interrupted) after this many updates in this call; 0: off
   std::uint64_t seed = 0;      // keys dropout and the run's generator
+  LossScaleConfig loss_scale{};  // dynamic loss scaling (initial 0: off)
   index_t log_every = 50;
   bool progress = true;
   std::map<std::string, std::string> metadata;  // stored in every checkpoint (e.g. "config")
@@ -92,10 +96,12 @@ struct EpochRecord {
 
 struct FitResult {
   bool interrupted = false, early_stopped = false;
-  index_t steps = 0, best_epoch = -1;
+  index_t steps = 0, best_epoch = -1;  // steps: optimizer updates taken (skipped ones not counted)
   index_t resumed_from = -1;  // step of the checkpoint a resumed run started from
   double best_metric = 0;
   double best_val_loss = 0, best_val_acc = 0, best_test_loss = 0, best_test_acc = 0;
+  double loss_scale = 0;  // final loss scale (0: scaling off)
+  index_t skipped = 0;    // updates skipped for non-finite scaled gradients, over the whole run (resumes included)
   std::vector<EpochRecord> history;
   double seconds = 0;
   double cpu_seconds = 0;  // process CPU time (all threads) spent in this call
@@ -162,6 +168,7 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
   FitResult res;
   TrainState state;
   state.rng = Rng(cfg.seed, 0x7472);
+  LossScaler scaler(cfg.loss_scale);
   std::string last_path, best_path;
   if (!cfg.checkpoint_dir.empty()) {
     std::filesystem::create_directories(cfg.checkpoint_dir);
@@ -175,12 +182,14 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
     // Every rank reads the same file: the state is global (step, epoch, global batch index), so a run
     // may resume on a different number of ranks.
     load_checkpoint(last_path, store, &opt, &state);
+    scaler.restore(state.loss_scale);
     last_saved_step = state.step;
     res.resumed_from = state.step;
     if (cfg.progress && root) std::fprintf(stderr, "[%s] resumed from %s at step %ld (epoch %ld, batch %ld)\n", cfg.run.c_str(),
                                    last_path.c_str(), long(state.step), long(state.epoch), long(state.batch));
   }
   if (parallel) broadcast_parameters(comm, store);  // every rank starts from rank 0's parameters
+  state.loss_scale = scaler.state();  // scaling off: nothing stored, whatever the checkpoint held
   // With a bucketed communicator the gradient all-reduce overlaps the backward: on the last micro-batch
   // of an update, each finished part of the model starts the buckets that became final.
   constexpr bool bucketed = BucketedCommunicator<C, T>;
@@ -217,8 +226,20 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
   typename M::Saved saved;
   Progress progress(cfg.progress && root);
   const index_t nb0 = task.num_batches(Split::train, state.epoch);
-  index_t total_updates = cfg.epochs * ((nb0 + cfg.accum - 1) / cfg.accum);
-  if (cfg.max_steps > 0) total_updates = std::min(total_updates, cfg.max_steps);
+  // Updates the run can still take: every group of micro-batches, less those skipped for overflow.
+  const index_t total_groups = cfg.epochs * ((nb0 + cfg.accum - 1) / cfg.accum);
+  auto count_updates = [&] {
+    const index_t n = total_groups - scaler.skipped();
+    return cfg.max_steps > 0 ? std::min(n, cfg.max_steps) : n;
+  };
+  index_t total_updates = count_updates();
+  auto finish = [&] {
+    res.steps = state.step;
+    res.loss_scale = scaler.enabled() ? scaler.scale() : 0.0;
+    res.skipped = scaler.skipped();
+    res.seconds = since(t_start);
+    res.cpu_seconds = cpu_since();
+  };
   const index_t first_step = state.step;
   auto t_train = clock::now();
   double tokens_window = 0, loss_window = 0, n_window = 0;
@@ -257,18 +278,20 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
                                               : "non-finite loss (" + std::to_string(st.loss) + ")",
                        epoch, i);
       const bool last_micro = i + 1 == group_start + group;
+      // The loss scale is a power of two (1 when off), so this product and its undoing below are exact.
+      const double backward_scale = weight / double(group) * scaler.scale();
       if (!idle) {
         if constexpr (bucketed && hooked) {
           if (parallel && last_micro) {
-            model.backward(ctx, saved, weight / double(group), [&](auto& part) {
+            model.backward(ctx, saved, backward_scale, [&](auto& part) {
               comm.start_buckets_from(first_grad_offset(part, store));
               comm.poll();
             });
           } else {
-            model.backward(ctx, saved, weight / double(group));
+            model.backward(ctx, saved, backward_scale);
           }
         } else {
-          model.backward(ctx, saved, weight / double(group));
+          model.backward(ctx, saved, backward_scale);
         }
       }
       train_stats.merge(st);
@@ -283,9 +306,44 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
         if constexpr (bucketed) comm.finish();  // starts what the backward did not, waits for all
         else allreduce_gradients(comm, store);
       }
+      if (scaler.enabled()) {  // back to the true gradients before clipping and the update
+        const double inv = 1.0 / scaler.scale();
+        auto g = store.grads();
+        for (index_t k = 0; k < g.numel(); ++k) g[k] = T(double(g[k]) * inv);
+      }
       const double norm = clip_grad_norm(store, cfg.clip);
-      if (!std::isfinite(norm))
-        fail_nonfinite("non-finite gradient (first in '" + first_nonfinite_grad(store) + "')", epoch, i);
+      if (!std::isfinite(norm)) {
+        if (!scaler.enabled())
+          fail_nonfinite("non-finite gradient (first in '" + first_nonfinite_grad(store) + "')", epoch, i);
+        // Overflow under loss scaling: skip this update and lower the scale. The gradients were summed over
+        // ranks above, so every rank sees the same buffer and takes the same decision. As PyTorch's
+        // GradScaler skips the scheduler step too, state.step (the schedule's position, the dropout key
+        // and what max_steps, save_every, log_every and stop_after count) does not advance; the
+        // group's batches are consumed all the same.
+        if (!scaler.can_back_off())
+          fail_nonfinite("non-finite gradient (first in '" + first_nonfinite_grad(store) + "') at loss scale " +
+                             detail::fmt_double(scaler.scale()) + ", which cannot back off below min_scale " +
+                             detail::fmt_double(cfg.loss_scale.min_scale),
+                         epoch, i);
+        const double was = scaler.scale();
+        scaler.update(false);
+        state.loss_scale = scaler.state();
+        total_updates = count_updates();
+        opt.zero_grad();
+        state.batch = i + 1;
+        progress.flush();
+        if (cfg.progress && root)
+          std::fprintf(stderr, "[%s] step %ld: non-finite gradient at loss scale %g, update skipped; scale now %g (%ld skipped)\n",
+                       cfg.run.c_str(), long(state.step), was, scaler.scale(), long(scaler.skipped()));
+        if (cfg.log && root)
+          cfg.log->write({{"event", "loss_scale"}, {"run", cfg.run}, {"step", state.step}, {"epoch", epoch},
+                          {"scale", scaler.scale()}, {"skipped", scaler.skipped()}, {"elapsed_s", since(t_start)}});
+        continue;
+      }
+      if (scaler.enabled()) {
+        scaler.update(true);
+        state.loss_scale = scaler.state();
+      }
       const double factor = schedule.factor(state.step);
       opt.step(factor);
       opt.zero_grad();
@@ -305,11 +363,14 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
         const double eta = done > 0 ? since(t_train) / done * left : -1;
         progress.line(cfg.run, long(state.step), long(total_updates), loss_window / std::max(1.0, n_window),
                       opt.config().lr * factor, tokens_window / dt, eta);
-        if (cfg.log && root)
-          cfg.log->write({{"event", "step"}, {"run", cfg.run}, {"step", state.step}, {"epoch", epoch},
-                          {"loss", loss_window / std::max(1.0, n_window)}, {"lr", opt.config().lr * factor},
-                          {"grad_norm", norm}, {"tokens_per_s", tokens_window / dt},
-                          {"elapsed_s", since(t_start)}});
+        if (cfg.log && root) {
+          nlohmann::json j{{"event", "step"}, {"run", cfg.run}, {"step", state.step}, {"epoch", epoch},
+                           {"loss", loss_window / std::max(1.0, n_window)}, {"lr", opt.config().lr * factor},
+                           {"grad_norm", norm}, {"tokens_per_s", tokens_window / dt},
+                           {"elapsed_s", since(t_start)}};
+          if (scaler.enabled()) j["loss_scale"] = scaler.scale();
+          cfg.log->write(j);
+        }
         tokens_window = loss_window = n_window = 0;
         t_window = clock::now();
       }
@@ -319,9 +380,7 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
         save_last();
         progress.flush();
         res.interrupted = true;
-        res.steps = state.step;
-        res.seconds = since(t_start);
-        res.cpu_seconds = cpu_since();
+        finish();
         return res;
       }
     }
@@ -380,7 +439,6 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
       stop = true;
     }
   }
-  res.steps = state.step;
   res.best_epoch = state.best_epoch;
   res.best_metric = state.best_metric;
   res.best_val_loss = state.best_val_loss;
@@ -388,8 +446,7 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
   res.best_test_loss = state.best_test_loss;
   res.best_test_acc = state.best_test_acc;
   res.best_path = best_path;
-  res.seconds = since(t_start);
-  res.cpu_seconds = cpu_since();
+  finish();
   return res;
 }
 

@@ -359,8 +359,8 @@ template <class T>
 void check_args(const FlashArgs<T>& a, const char* fn) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, half> || std::is_same_v<T, bf16>,
                 "flash attention (CUDA): T must be float, half or bf16");
-  LONGSEQ_CHECK(a.head_dim == 32 || a.head_dim == 64 || a.head_dim == 128, fn, " (CUDA): head_dim ", a.head_dim,
-                " is not supported; expected 32, 64 or 128");
+  LONGSEQ_CHECK(a.head_dim >= 1 && a.head_dim <= 128, fn, " (CUDA): head_dim ", a.head_dim,
+                " is not supported; expected 1 to 128 (32, 64 and 128 run as they are, others padded)");
   LONGSEQ_CHECK(a.batch >= 0 && a.heads > 0 && a.len_q >= 0 && a.len_k >= 0, fn,
                 " (CUDA): sizes batch=", a.batch, ", heads=", a.heads, ", len_q=", a.len_q, ", len_k=", a.len_k,
                 " must be non-negative (heads positive)");
@@ -391,6 +391,68 @@ void dispatch_head_dim(index_t head_dim, F&& f) {
   }
 }
 
+// The tile width a head is run at: 32, 64 or 128; a narrower head is zero-padded up to it (zero columns
+// change neither the scores nor the softmax, and the scale stays that of the real head_dim).
+inline index_t tile_head_dim(index_t head_dim) { return head_dim <= 32 ? 32 : head_dim <= 64 ? 64 : 128; }
+
+// dst (batch, len, heads, P), contiguous, from rows of heads * hd values (strides batch, row); columns
+// d >= hd of each head are zero.
+template <class T>
+struct PadHeads {
+  const T* src;
+  index_t batch_stride, row_stride, len, heads, hd, P;
+  T* dst;
+  __device__ void operator()(index_t i) const {
+    const index_t d = i % P, r = i / P, h = r % heads, l = (r / heads) % len, b = r / heads / len;
+    dst[i] = d < hd ? src[b * batch_stride + l * row_stride + h * hd + d] : T(0.0f);
+  }
+};
+// The inverse: the first hd columns of each head of src (batch, len, heads, P) into rows with strides.
+template <class T>
+struct CropHeads {
+  const T* src;
+  index_t batch_stride, row_stride, len, heads, hd, P;
+  T* dst;
+  __device__ void operator()(index_t i) const {  // i < batch * len * heads * hd
+    const index_t d = i % hd, r = i / hd, h = r % heads, l = (r / heads) % len, b = r / heads / len;
+    dst[b * batch_stride + l * row_stride + h * hd + d] = src[((b * len + l) * heads + h) * P + d];
+  }
+};
+
+// Zero-padded copies of q, k and v and the arguments that describe them (head_dim P, contiguous rows).
+template <class T>
+struct Padded {
+  index_t hd, P;  // the real head_dim and the tile's
+  longseq::cuda::Scratch<T> q, k, v;
+  FlashArgs<T> a;
+  Padded(Context<device::cuda>& ctx, const FlashArgs<T>& in)
+      : hd(in.head_dim),
+        P(tile_head_dim(in.head_dim)),
+        q(ctx.scratch<T>(std::size_t(in.batch * in.len_q * in.heads * P))),
+        k(ctx.scratch<T>(std::size_t(in.batch * in.len_k * in.heads * P))),
+        v(ctx.scratch<T>(std::size_t(in.batch * in.len_k * in.heads * P))),
+        a(in) {
+    a.head_dim = P;
+    a.q = pad(ctx, in.q, in.q_batch, in.q_row, in.len_q, q.data());
+    a.k = pad(ctx, in.k, in.k_batch, in.k_row, in.len_k, k.data());
+    a.v = pad(ctx, in.v, in.v_batch, in.v_row, in.len_k, v.data());
+    a.q_batch = in.len_q * in.heads * P;
+    a.k_batch = a.v_batch = in.len_k * in.heads * P;
+    a.q_row = a.k_row = a.v_row = in.heads * P;
+  }
+  // src rows (strides batch_stride, row_stride) of `len` positions -> dst (batch, len, heads, P).
+  T* pad(Context<device::cuda>& ctx, const T* src, index_t batch_stride, index_t row_stride, index_t len, T* dst) const {
+    longseq::cuda::for_each(ctx.stream(), a.batch * len * a.heads * P,
+                            PadHeads<T>{src, batch_stride, row_stride, len, a.heads, hd, P, dst}, "flash_pad_heads");
+    return dst;
+  }
+  // src (batch, len, heads, P) -> dst rows with strides.
+  void crop(Context<device::cuda>& ctx, const T* src, index_t batch_stride, index_t row_stride, index_t len, T* dst) const {
+    longseq::cuda::for_each(ctx.stream(), a.batch * len * a.heads * hd,
+                            CropHeads<T>{src, batch_stride, row_stride, len, a.heads, hd, P, dst}, "flash_crop_heads");
+  }
+};
+
 inline dim3 grid_of(index_t len, int rows, index_t batch_heads) {
   return dim3(unsigned((len + rows - 1) / rows), unsigned(batch_heads));
 }
@@ -406,6 +468,13 @@ void flash_forward(Context<device::cuda>& ctx, const FlashArgs<T>& a, T* o, inde
                    float* lse) {
   cuda_flash::check_args(a, "flash_forward");
   if (a.batch == 0 || a.len_q == 0) return;
+  if (cuda_flash::tile_head_dim(a.head_dim) != a.head_dim) {  // run zero-padded heads, then crop the output
+    const cuda_flash::Padded<T> p(ctx, a);
+    auto op = ctx.scratch<T>(std::size_t(a.batch * a.len_q * a.heads * p.P));
+    flash_forward(ctx, p.a, op.data(), p.a.q_batch, p.a.q_row, lse);
+    p.crop(ctx, op.data(), o_batch, o_row, a.len_q, o);
+    return;
+  }
   const float scale = float(a.scale);
   const auto drop = cuda_flash::dropout_of(a);
   cuda_flash::dispatch_head_dim(a.head_dim, [&](auto hd) {
@@ -425,6 +494,19 @@ void flash_backward(Context<device::cuda>& ctx, const FlashArgs<T>& a, const T* 
                     const float* lse, const T* dout, T* dq, T* dk, T* dv) {
   cuda_flash::check_args(a, "flash_backward");
   if (a.batch == 0) return;
+  if (cuda_flash::tile_head_dim(a.head_dim) != a.head_dim) {  // zero-padded heads: pad o and do, crop the grads
+    const cuda_flash::Padded<T> p(ctx, a);
+    const std::size_t nq = std::size_t(a.batch * a.len_q * a.heads * p.P), nk = std::size_t(a.batch * a.len_k * a.heads * p.P);
+    auto op = ctx.scratch<T>(nq), dop = ctx.scratch<T>(nq), dqp = ctx.scratch<T>(nq);
+    auto dkp = ctx.scratch<T>(nk), dvp = ctx.scratch<T>(nk);
+    p.pad(ctx, o, o_batch, o_row, a.len_q, op.data());
+    p.pad(ctx, dout, o_batch, o_row, a.len_q, dop.data());
+    flash_backward(ctx, p.a, op.data(), p.a.q_batch, p.a.q_row, lse, dop.data(), dqp.data(), dkp.data(), dvp.data());
+    p.crop(ctx, dqp.data(), a.q_batch, a.q_row, a.len_q, dq);
+    p.crop(ctx, dkp.data(), a.k_batch, a.k_row, a.len_k, dk);
+    p.crop(ctx, dvp.data(), a.v_batch, a.v_row, a.len_k, dv);
+    return;
+  }
   const index_t BH = a.batch * a.heads;
   auto delta = ctx.scratch<float>(std::size_t(BH * a.len_q));
   cuda::for_each(ctx.stream(), BH * a.len_q,
