@@ -26,6 +26,19 @@ struct Bidirectional {
   static constexpr index_t channels = 2;
 };
 
+namespace detail {
+// The checks every SSMConv policy makes on its input x (B, L, H) with L >= 1 and output y.
+template <class T, class D>
+void check_conv_io(const TensorView<const T, D>& x, const TensorView<T, D>& y, index_t H) {
+  expect_rank(x, 3, "x");
+  LONGSEQ_CHECK(x.shape[2] == H, "SSMConv: tensor 'x' has shape ", x.shape, ", expected (B, L, ", H, ")");
+  LONGSEQ_CHECK(x.shape[1] >= 1, "SSMConv: tensor 'x' has shape ", x.shape, ", expected L >= 1");
+  expect_shape(y, x.shape, "y");
+  expect_contiguous(x, "x");
+  expect_contiguous(y, "y");
+}
+}  // namespace detail
+
 template <class D>
 concept Direction = requires {
   { D::bidirectional } -> std::convertible_to<bool>;
@@ -96,12 +109,8 @@ class SSMConv<Kernel, Dir, device::host> {
   }
 
   void forward(Context<device::host>& ctx, TensorView<const T> x, TensorView<T> y, Saved& s) {
-    expect_rank(x, 3, "x");
+    detail::check_conv_io(x, y, width());
     index_t B = x.shape[0], L = x.shape[1], H = width();
-    LONGSEQ_CHECK(x.shape[2] == H, "SSMConv: tensor 'x' has shape ", x.shape, ", expected (B, L, ", H, ")");
-    LONGSEQ_CHECK(L >= 1, "SSMConv: tensor 'x' has shape ", x.shape, ", expected L >= 1");
-    expect_shape(y, x.shape, "y");
-    expect_contiguous(x, "x");
     s.K.resize(Shape{Dir::channels, H, L});
     kernel.kernel_forward(ctx, L, s.K.view(), s.kernel);
     s.u.resize(Shape{B, H, L});

@@ -169,13 +169,8 @@ class SSMConv<Kernel, Dir, device::cuda> {
 
   void forward(Context<device::cuda>& ctx, TensorView<const T, device::cuda> x, TensorView<T, device::cuda> y,
                Saved& s) {
-    expect_rank(x, 3, "x");
+    detail::check_conv_io(x, y, width());
     index_t B = x.shape[0], L = x.shape[1], H = width();
-    LONGSEQ_CHECK(x.shape[2] == H, "SSMConv: tensor 'x' has shape ", x.shape, ", expected (B, L, ", H, ")");
-    LONGSEQ_CHECK(L >= 1, "SSMConv: tensor 'x' has shape ", x.shape, ", expected L >= 1");
-    expect_shape(y, x.shape, "y");
-    expect_contiguous(x, "x");
-    expect_contiguous(y, "y");
     check_bound();
     kernel_forward(ctx, L, s);
     s.u.resize(Shape{B, H, L});
