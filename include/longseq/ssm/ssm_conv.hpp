@@ -37,6 +37,26 @@ void check_conv_io(const TensorView<const T, D>& x, const TensorView<T, D>& y, i
   expect_contiguous(x, "x");
   expect_contiguous(y, "y");
 }
+
+// The layer's tail after the activation a (B, L, H), written once for both policies so that they apply the
+// same dropout mask in the same order: dropout (in place), the output Linear(H, 2H) into s.g, GLU into y.
+template <class T, class D, class Layer, class Saved>
+void output_forward(Context<D>& ctx, Layer& l, Saved& s, TensorView<T, D> a, TensorView<T, D> y) {
+  s.dropped = ctx.training && l.cfg.dropout > 0;
+  s.seed = ctx.seed;
+  if (s.dropped) ops::dropout_forward<T>(ctx, a, a, l.cfg.dropout, s.seed, l.cfg.stream);
+  s.g.resize(Shape{a.size(0), a.size(1), 2 * a.size(2)});
+  l.out.apply(ctx, a, s.g.view());
+  ops::glu_forward<T>(ctx, s.g.view(), y);
+}
+// Its backward from dy to da (B, L, H), through dg (B, L, 2H); the output Linear's gradients accumulated.
+template <class T, class D, class Layer, class Saved>
+void output_backward(Context<D>& ctx, Layer& l, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dg,
+                     TensorView<T, D> da) {
+  ops::glu_backward<T>(ctx, s.g.view(), dy, dg);
+  l.out.backward(ctx, s.out, dg, da);
+  if (s.dropped) ops::dropout_backward<T>(ctx, da, da, l.cfg.dropout, s.seed, l.cfg.stream);
+}
 }  // namespace detail
 
 template <class D>
@@ -130,12 +150,7 @@ class SSMConv<Kernel, Dir, device::host> {
     Tensor<T>& a = s.out.x;
     a.resize(Shape{B, L, H});
     skip_activation_forward(ctx, yt.view(), v.view(), x, s.z.view(), a.view());
-    s.dropped = ctx.training && cfg.dropout > 0;
-    s.seed = ctx.seed;
-    if (s.dropped) ops::dropout_forward<T>(ctx, a.view(), a.view(), cfg.dropout, s.seed, cfg.stream);
-    s.g.resize(Shape{B, L, 2 * H});
-    out.apply(ctx, a.view(), s.g.view());
-    ops::glu_forward<T>(ctx, s.g.view(), y);
+    detail::output_forward<T>(ctx, *this, s, a.view(), y);
   }
 
   void backward(Context<device::host>& ctx, Saved& s, TensorView<const T> dy, TensorView<T> dx) {
@@ -145,9 +160,7 @@ class SSMConv<Kernel, Dir, device::host> {
     Tensor<T>&dg = scratch_.a, &da = scratch_.b, &dyt = scratch_.c;
     dg.resize(Shape{B, L, 2 * H});
     da.resize(Shape{B, L, H});
-    ops::glu_backward<T>(ctx, s.g.view(), dy, dg.view());
-    out.backward(ctx, s.out, dg.view(), da.view());
-    if (s.dropped) ops::dropout_backward<T>(ctx, da.view(), da.view(), cfg.dropout, s.seed, cfg.stream);
+    detail::output_backward<T>(ctx, *this, s, dy, dg.view(), da.view());
     dyt.resize(Shape{B, H, L});
     activation_backward(ctx, s.z.view(), da.view(), s.u.view(), dyt.view());
     // dg and da are free from here on: they hold the convolutions' input gradients.

@@ -1,4 +1,4 @@
-// Global gradient norm over a ParamStore, clipping by it (as torch.nn.utils.clip_grad_norm_), and a
+// Global gradient norm over a ParamStore, scaling the gradients, clipping by the norm (as torch.nn.utils.clip_grad_norm_), and a
 // finiteness check naming the first parameter whose gradient holds NaN or Inf.
 #pragma once
 #include <cmath>
@@ -18,6 +18,13 @@ double global_grad_norm(ParamStore<T>& store) {
   return std::sqrt(sq);
 }
 
+// Multiplies every gradient by `factor` (in double, rounded once to T).
+template <class T>
+void scale_grads(ParamStore<T>& store, double factor) {
+  auto g = store.grads();
+  for (index_t i = 0; i < g.numel(); ++i) g[i] = T(double(g[i]) * factor);
+}
+
 // Scales all gradients by max_norm / (norm + 1e-6) when the norm exceeds max_norm; returns the norm
 // before clipping. max_norm <= 0 disables clipping (the norm is still returned).
 template <class T>
@@ -25,10 +32,7 @@ double clip_grad_norm(ParamStore<T>& store, double max_norm) {
   const double norm = global_grad_norm(store);
   if (max_norm > 0 && std::isfinite(norm)) {
     const double coef = max_norm / (norm + 1e-6);
-    if (coef < 1.0) {
-      auto g = store.grads();
-      for (index_t i = 0; i < g.numel(); ++i) g[i] = T(double(g[i]) * coef);
-    }
+    if (coef < 1.0) scale_grads(store, coef);
   }
   return norm;
 }

@@ -307,9 +307,7 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
         else allreduce_gradients(comm, store);
       }
       if (scaler.enabled()) {  // back to the true gradients before clipping and the update
-        const double inv = 1.0 / scaler.scale();
-        auto g = store.grads();
-        for (index_t k = 0; k < g.numel(); ++k) g[k] = T(double(g[k]) * inv);
+        scale_grads(store, 1.0 / scaler.scale());
       }
       const double norm = clip_grad_norm(store, cfg.clip);
       if (!std::isfinite(norm)) {

@@ -193,12 +193,7 @@ class SSMConv<Kernel, Dir, device::cuda> {
     Tensor<T, device::cuda>& a = s.out.x;
     a.resize(Shape{B, L, H});
     cuda::skip_gelu_forward<T>(ctx, yt.view(), s.u.view(), D.value, s.z.view(), a.view(), cfg.gelu);
-    s.dropped = ctx.training && cfg.dropout > 0;
-    s.seed = ctx.seed;
-    if (s.dropped) ops::dropout_forward<T>(ctx, a.view(), a.view(), cfg.dropout, s.seed, cfg.stream);
-    s.g.resize(Shape{B, L, 2 * H});
-    out.apply(ctx, a.view(), s.g.view());
-    ops::glu_forward<T>(ctx, s.g.view(), y);
+    detail::output_forward<T>(ctx, *this, s, a.view(), y);
   }
 
   void backward(Context<device::cuda>& ctx, Saved& s, TensorView<const T, device::cuda> dy,
@@ -212,9 +207,7 @@ class SSMConv<Kernel, Dir, device::cuda> {
     Tensor<T, device::cuda>&dg = scratch_.a, &da = scratch_.b;
     dg.resize(Shape{B, L, 2 * H});
     da.resize(Shape{B, L, H});
-    ops::glu_backward<T>(ctx, s.g.view(), dy, dg.view());
-    out.backward(ctx, s.out, dg.view(), da.view());
-    if (s.dropped) ops::dropout_backward<T>(ctx, da.view(), da.view(), cfg.dropout, s.seed, cfg.stream);
+    detail::output_backward<T>(ctx, *this, s, dy, dg.view(), da.view());
     // dyt = da gelu'(z) and ds = D dyt in the convolution's layout; D.grad accumulated.
     Tensor<T, device::cuda>&dyt = scratch_.c, &ds = scratch_.d;
     dyt.resize(Shape{B, H, L});
