@@ -8,8 +8,11 @@
 #      SPT epochs SPT did not beat scratch over three seeds, with 24 it did for S4D, docs/results.md).
 # It prints one table of test accuracies (both numbers per model and data set) and writes
 # $OUT_DIR/{table.md,results.json,results.png}, the Fashion-MNIST curves (fashion-mnist/curves.png) and
-# $OUT_DIR/timings.txt (wall and CPU seconds of every process). The defaults take about 11 minutes
-# on an idle 2-core machine, building aside (634 s measured, docs/results.md).
+# $OUT_DIR/timings.txt (wall and CPU seconds of every process). The README says how long the defaults
+# take and on which machines that was measured.
+#
+# Every part runs even when an earlier one failed (a plot that fails is only a warning); the wall time of
+# each part is printed at the end, and the exit code is non-zero when a part failed.
 #
 # Usage: scripts/main.sh [spt_vs_scratch flags...]
 #   Flags go to spt_vs_scratch (the Fashion-MNIST part), e.g. --train-subset 5000 --finetune-epochs 10,
@@ -17,6 +20,7 @@
 # Environment:
 #   OUT_DIR               output folder (default results/main)
 #   SKIP_FASHION=1, SKIP_LISTOPS=1   leave out one of the two data sets
+#   FASHION_ARGS          spt_vs_scratch flags put before the command-line ones (used by CI's smoke run)
 #   LISTOPS_MODELS        models of the ListOps part (default "s4d transformer")
 #   LISTOPS_N, LISTOPS_N_VAL, LISTOPS_N_TEST   sizes of the generated ListOps set (5000/500/1000)
 #   LISTOPS_MIN_LENGTH, LISTOPS_MAX_LENGTH   its expressions' lengths in tokens (32/160)
@@ -30,22 +34,23 @@
 #                         (needs nvcc at build time, so the trainers are compiled with CUDA, and a device)
 #   PRECISION             with DEVICE=cuda: fp32 (default), bf16 or fp16 storage of Transformer stacks
 #   BUILD_DIR             CMake build folder (default build)
+#   LONGSEQ_PYTHON        the Python used for the table and plots (default Debian's /usr/bin/python3,
+#                         where install-deps.sh puts numpy and matplotlib; scripts/python.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+source scripts/python.sh
 
 build=${BUILD_DIR:-build}
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLONGSEQ_BUILD_EXAMPLES=ON
-cmake --build "$build" --target spt_vs_scratch train_lra lra_data -j "$(nproc)"
 bin=$build/examples
-
-# The trainers parallelize with OpenMP; a threaded BLAS inside those loops would oversubscribe the cores.
-export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
-
 out=${OUT_DIR:-results/main}
 mkdir -p "$out"
 timings=$out/timings.txt
 : >"$timings"
+
+# The trainers parallelize with OpenMP; a threaded BLAS inside those loops would oversubscribe the cores.
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+
 # timed DATASET MODEL STAGE command...: runs the command and appends "DATASET MODEL STAGE wall user sys".
 timed() {
   local label="$1 $2 $3"
@@ -53,48 +58,95 @@ timed() {
   local TIMEFORMAT="$label %R %U %S"
   { time "$@" 2>&3; } 3>&2 2>>"$timings"
 }
-start=$SECONDS
+
+# Parts are functions whose every step ends in `|| return 1`: `set -e` does not apply inside a function
+# called as an `if` condition, and a failed part must not stop the next one.
+failed=()
+part_times=()
+run_part() {  # run_part NAME function: runs it, records its wall time and whether it failed
+  local name=$1 t0=$SECONDS
+  if ! "$2"; then
+    failed+=("$name")
+    echo "main job: part '$name' FAILED (the remaining parts still run)" >&2
+  fi
+  part_times+=("$name $((SECONDS - t0)) s")
+}
+plot() {  # a plot that fails is a warning; the numbers it would draw are already written
+  "$LONGSEQ_PYTHON" "$@" || echo "main job: warning: plot failed: $*" >&2
+}
+
+part_build() {
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLONGSEQ_BUILD_EXAMPLES=ON \
+    -DLONGSEQ_PYTHON="$LONGSEQ_PYTHON" || return 1
+  cmake --build "$build" --target spt_vs_scratch train_lra lra_data -j "$(nproc)" || return 1
+}
 
 table_args=()
 device_args=(--device "${DEVICE:-host}")
 if [[ -n "${PRECISION:-}" ]]; then device_args+=(--precision "$PRECISION"); fi
-if [[ "${SKIP_FASHION:-0}" != 1 ]]; then
-  data_dir=/usr/share/datasets/fashion-mnist
+fashion_cli=("$@")
+
+part_fashion() {
+  local data_dir=/usr/share/datasets/fashion-mnist
   if [[ ! -d "$data_dir" ]]; then
     # Wherever the Debian package put its IDX files.
-    data_dir=$(dirname "$(dpkg -L dataset-fashion-mnist | grep -m1 'train-images-idx3-ubyte')")
+    data_dir=$(dirname "$(dpkg -L dataset-fashion-mnist | grep -m1 'train-images-idx3-ubyte')") || return 1
   fi
-  fm=$out/fashion-mnist
-  mkdir -p "$fm"
+  local fm=$out/fashion-mnist extra
+  read -r -a extra <<<"${FASHION_ARGS:-}"
+  mkdir -p "$fm" || return 1
   timed fashion-mnist all spt_vs_scratch "$bin/spt_vs_scratch" --data-dir "$data_dir" --out-dir "$fm" \
-    "${device_args[@]}" "$@" |
-    tee "$fm/table.md"
-  python3 scripts/plot_metrics.py "$fm/metrics.jsonl" -o "$fm/curves.png"
+    "${device_args[@]}" "${extra[@]}" "${fashion_cli[@]}" | tee "$fm/table.md" || return 1
   table_args+=(--fashion "$fm/results.json")
-fi
+  plot scripts/plot_metrics.py "$fm/metrics.jsonl" -o "$fm/curves.png"
+}
 
-if [[ "${SKIP_LISTOPS:-0}" != 1 ]]; then
-  lo=$out/listops
-  data=$lo/data
+part_listops() {
+  local lo=$out/listops
+  local data=$lo/data extra
   "$bin/lra_data" generate --task listops --out "$data" --n "${LISTOPS_N:-5000}" --n-val "${LISTOPS_N_VAL:-500}" \
     --n-test "${LISTOPS_N_TEST:-1000}" --min-length "${LISTOPS_MIN_LENGTH:-32}" \
     --max-length "${LISTOPS_MAX_LENGTH:-160}" --max-depth "${LISTOPS_MAX_DEPTH:-4}" \
-    --max-args "${LISTOPS_MAX_ARGS:-5}" --seed 1
+    --max-args "${LISTOPS_MAX_ARGS:-5}" --seed 1 || return 1
   read -r -a extra <<<"${LISTOPS_ARGS:-}"
-  common=(--task listops --data "$data" --seed "${LISTOPS_SEED:-1}" --batch "${LISTOPS_BATCH:-32}"
-          --lr "${LISTOPS_LR:-5e-3}" --log-every 50 "${device_args[@]}" "${extra[@]}")
+  local common=(--task listops --data "$data" --seed "${LISTOPS_SEED:-1}" --batch "${LISTOPS_BATCH:-32}"
+                --lr "${LISTOPS_LR:-5e-3}" --log-every 50 "${device_args[@]}" "${extra[@]}")
+  local model ok=0
   for model in ${LISTOPS_MODELS:-s4d transformer}; do
     timed listops "$model" spt "$bin/train_lra" "${common[@]}" --model "$model" --stage pretrain \
-      --epochs "${LISTOPS_PRETRAIN_EPOCHS:-24}" --out "$lo/$model/spt"
+      --epochs "${LISTOPS_PRETRAIN_EPOCHS:-24}" --out "$lo/$model/spt" &&
     timed listops "$model" finetune "$bin/train_lra" "${common[@]}" --model "$model" --stage finetune \
-      --pretrained "$lo/$model/spt/best.safetensors" --epochs "${LISTOPS_EPOCHS:-8}" --out "$lo/$model/finetune"
+      --pretrained "$lo/$model/spt/best.safetensors" --epochs "${LISTOPS_EPOCHS:-8}" \
+      --out "$lo/$model/finetune" &&
     timed listops "$model" scratch "$bin/train_lra" "${common[@]}" --model "$model" --stage scratch \
-      --epochs "${LISTOPS_EPOCHS:-8}" --out "$lo/$model/scratch"
+      --epochs "${LISTOPS_EPOCHS:-8}" --out "$lo/$model/scratch" || ok=1
   done
   table_args+=(--listops "$lo")
-fi
+  return $ok
+}
 
-echo
-python3 scripts/main_table.py "${table_args[@]}" --timings "$timings" --table "$out/table.md" \
-  --json "$out/results.json" --plot "$out/results.png"
-echo "main job: $((SECONDS - start)) s after the build; results in $out"
+part_table() {
+  ((${#table_args[@]})) || { echo "main job: no part produced results to tabulate" >&2; return 1; }
+  echo
+  # main_table.py writes the table and results.json first; a plot it cannot draw is only a warning.
+  "$LONGSEQ_PYTHON" scripts/main_table.py "${table_args[@]}" --timings "$timings" --table "$out/table.md" \
+    --json "$out/results.json" --plot "$out/results.png" || return 1
+}
+
+start=$SECONDS
+run_part build part_build
+if ((${#failed[@]})); then
+  echo "main job: the build failed; nothing to run" >&2
+  exit 1
+fi
+train_start=$SECONDS
+[[ "${SKIP_FASHION:-0}" == 1 ]] || run_part fashion-mnist part_fashion
+[[ "${SKIP_LISTOPS:-0}" == 1 ]] || run_part listops part_listops
+run_part table part_table
+
+echo "main job: wall time per part: $(IFS=,; echo "${part_times[*]}" | sed 's/,/, /g')"
+echo "main job: $((SECONDS - train_start)) s after the build, $((SECONDS - start)) s in all; results in $out"
+if ((${#failed[@]})); then
+  echo "main job: failed parts: ${failed[*]}" >&2
+  exit 1
+fi

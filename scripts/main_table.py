@@ -24,6 +24,23 @@ def load_json(path):
         sys.exit(f"{path}: cannot read results ({e})")
 
 
+def write_atomic(path, text):
+    """Writes the whole file or nothing: a temporary file beside it, then a rename."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        sys.exit(f"{path}: cannot write ({e})")
+
+
 def fashion_rows(path):
     res = load_json(path)
     rows = []
@@ -137,15 +154,16 @@ def main():
                  % (sum(p["wall_s"] for p in procs), sum(p["cpu_s"] for p in procs)))
     print(text)
     if args.table:
-        with open(args.table, "w") as f:
-            f.write(text + "\n")
+        write_atomic(args.table, text + "\n")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"rows": rows, "runs": meta, "processes": procs}, f, indent=2)
-            f.write("\n")
+        write_atomic(args.json, json.dumps({"rows": rows, "runs": meta, "processes": procs}, indent=2) + "\n")
     if args.plot:
-        plot(rows, args.plot)
-        print(f"plot: {args.plot}")
+        # The table and the JSON are written; a missing matplotlib or a failed plot only costs the PNG.
+        try:
+            plot(rows, args.plot)
+            print(f"plot: {args.plot}")
+        except Exception as e:  # noqa: BLE001 - any plotting failure is reported, never fatal
+            print(f"warning: no plot {args.plot} ({type(e).__name__}: {e})", file=sys.stderr)
 
 
 if __name__ == "__main__":

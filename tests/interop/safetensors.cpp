@@ -35,8 +35,14 @@ std::string raw_file(const std::string& header, std::size_t data_bytes) {
   return s + header + std::string(data_bytes, '\0');
 }
 
+// The interpreter CMake chose for the script tests (LONGSEQ_PYTHON), not whichever python3 is first on PATH.
+#ifndef LONGSEQ_TEST_PYTHON
+#define LONGSEQ_TEST_PYTHON "python3"
+#endif
+const std::string python = LONGSEQ_TEST_PYTHON;
+
 bool python_safetensors_available() {
-  return std::system("python3 -c 'import safetensors, numpy' >/dev/null 2>&1") == 0;
+  return std::system((python + " -c 'import safetensors, numpy' >/dev/null 2>&1").c_str()) == 0;
 }
 
 Safetensors sample() {
@@ -184,7 +190,7 @@ TEST_CASE("safetensors rejects corrupt files with the file, tensor and byte rang
 
 TEST_CASE("Python's safetensors package reads our files and we read its files") {
   if (!python_safetensors_available()) {
-    MESSAGE("skipped: python3 with the safetensors and numpy packages is not available");
+    MESSAGE("skipped: the test Python (LONGSEQ_PYTHON) with the safetensors and numpy packages is not available");
     return;
   }
   std::string ours = temp_path("ours.safetensors");
@@ -209,7 +215,7 @@ TEST_CASE("Python's safetensors package reads our files and we read its files") 
             "    assert f.metadata()['step'] == '42', f.metadata()\n"
             "save_file({'a': np.arange(6, dtype=np.float32).reshape(2, 3), 'i': np.array([7, -8], dtype=np.int32)},\n"
             "          sys.argv[2], metadata={'who': 'python'})\n");
-  int rc = std::system(("python3 " + script + " " + ours + " " + theirs).c_str());
+  int rc = std::system((python + " " + script + " " + ours + " " + theirs).c_str());
   REQUIRE(rc == 0);
   Safetensors st = Safetensors::load(theirs);
   CHECK(st.metadata.at("who") == "python");
