@@ -102,6 +102,23 @@ TEST_CASE("safetensors round trip keeps dtypes, shapes, values and metadata") {
   CHECK(read_all(p) == sample().serialize());
 }
 
+TEST_CASE("safetensors keeps the file's tensor order and refuses headers it could not write back") {
+  std::string p = temp_path("order.safetensors");
+  write_all(p, raw_file(R"({"z":{"dtype":"U8","shape":[1],"data_offsets":[1,2]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})", 2));
+  Safetensors st = Safetensors::load(p);
+  REQUIRE(st.tensors.size() == 2);
+  CHECK(st.tensors[0].name == "z");
+  CHECK(st.tensors[1].name == "a");
+  Tensor<float> x(Shape{1});
+  Safetensors bad;
+  bad.put<float>("bad\xff", x.view());
+  CHECK_THROWS_WITH_AS(bad.serialize(), doctest::Contains("is not valid UTF-8"), Error);
+  Safetensors twice;
+  twice.put<float>("w", x.view());
+  twice.tensors.push_back(twice.tensors[0]);
+  CHECK_THROWS_WITH_AS(twice.serialize(), doctest::Contains("two tensors are named 'w'"), Error);
+}
+
 TEST_CASE("safetensors put copies strided views") {
   Tensor<float> a(Shape{3, 4});
   for (index_t i = 0; i < 12; ++i) a[i] = float(i);
@@ -153,6 +170,31 @@ TEST_CASE("safetensors rejects corrupt files with the file, tensor and byte rang
     CHECK_THROWS_WITH_AS(Safetensors::load(p), doctest::Contains("must be an object"), Error);
     write_all(p, raw_file("{\"a\":1,\"a\":2}", 0));
     CHECK_THROWS_WITH_AS(Safetensors::load(p), doctest::Contains("duplicate key 'a'"), Error);
+    // Inside a tensor's description too (nlohmann-json alone would keep the last one).
+    write_all(p, raw_file(R"({"x":{"dtype":"F32","shape":[1],"dtype":"F64","data_offsets":[0,4]}})", 4));
+    CHECK_THROWS_WITH_AS(Safetensors::load(p), doctest::Contains("duplicate key 'dtype'"), Error);
+    // The byte where parsing stopped, counted from the file's start (8-byte length prefix included).
+    write_all(p, raw_file("{\"a\" 1}", 0));
+    CHECK_THROWS_WITH_AS(Safetensors::load(p), doctest::Contains("invalid JSON header at byte 13 (header offset 5)"),
+                         Error);
+    write_all(p, raw_file(std::string(100, '[') + std::string(100, ']'), 0));
+    CHECK_THROWS_WITH_AS(Safetensors::load(p), doctest::Contains("nesting deeper than 64 levels"), Error);
+    write_all(p, raw_file("{\"x\":\"\xff\"}", 0));
+    CHECK_THROWS_WITH_AS(Safetensors::load(p), doctest::Contains("invalid JSON header"), Error);
+  }
+  SUBCASE("numbers that are not sizes") {
+    write_all(p, raw_file(R"({"x":{"dtype":"F32","shape":[1.0],"data_offsets":[0,4]}})", 4));
+    CHECK_THROWS_WITH_AS(Safetensors::load(p), doctest::Contains("tensor 'x' has a shape entry"), Error);
+    write_all(p, raw_file(R"({"x":{"dtype":"F32","shape":[99999999999999999999],"data_offsets":[0,4]}})", 4));
+    CHECK_THROWS_WITH_AS(Safetensors::load(p), doctest::Contains("tensor 'x' has a shape entry"), Error);
+    write_all(p, raw_file(R"({"x":{"dtype":"F32","shape":[4611686018427387905],"data_offsets":[0,4]}})", 4));
+    CHECK_THROWS_WITH_AS(Safetensors::load(p), doctest::Contains("tensor 'x' has a shape entry"), Error);
+    write_all(p, raw_file(R"({"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}})", 4));
+    CHECK_THROWS_WITH_AS(Safetensors::load(p), doctest::Contains("tensor 'x' has an overflowing shape"), Error);
+    write_all(p, raw_file(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[-4,0]}})", 4));
+    CHECK_THROWS_WITH_AS(Safetensors::load(p), doctest::Contains("tensor 'x' has a data offset"), Error);
+    write_all(p, raw_file(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"extra":1}})", 4));
+    CHECK_THROWS_WITH_AS(Safetensors::load(p), doctest::Contains("tensor 'x' has an unknown field 'extra'"), Error);
   }
   SUBCASE("unknown dtype") {
     write_all(p, raw_file(R"({"x":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}})", 8));

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -17,6 +18,11 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+
+#if !__has_include(<nlohmann/json.hpp>)
+#error "longseq/interop/safetensors.hpp needs nlohmann-json (Debian: apt-get install nlohmann-json3-dev)"
+#endif
+#include <nlohmann/json.hpp>
 
 #include "../core/dtype.hpp"
 #include "../core/error.hpp"
@@ -59,202 +65,53 @@ inline bool safetensors_dtype_from_name(std::string_view s, DType& out) {
   return false;
 }
 
-// A minimal JSON value: enough for safetensors headers (objects, arrays, strings, integers).
-struct Json {
-  enum class Kind { null, boolean, number, string, array, object } kind = Kind::null;
-  bool b = false;
-  double num = 0;
-  bool integral = false;
-  std::int64_t integer = 0;
-  std::string str;
-  std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> members;  // in file order
+// Parses a safetensors JSON header with nlohmann-json. The callback keeps the top-level keys in file
+// order (tensors are returned in the order the file lists them) and refuses duplicate keys, which the
+// format forbids and nlohmann-json would otherwise silently merge; parse errors become longseq::Error
+// naming the file and the byte.
+struct ParsedHeader {
+  nlohmann::json root;
+  std::vector<std::string> order;  // top-level keys in file order
 };
 
-class JsonParser {
- public:
-  JsonParser(std::string_view text, const std::string& file) : s_(text), file_(file) {}
-  Json parse() {
-    skip_ws();
-    Json v = value(0);
-    skip_ws();
-    if (i_ != s_.size()) fail("unexpected trailing characters");
-    return v;
+inline ParsedHeader parse_header(std::string_view text, const std::string& file) {
+  using nlohmann::json;
+  constexpr int max_depth = 64;  // a safetensors header nests 3 levels; anything deeper is not one
+  ParsedHeader out;
+  std::vector<std::set<std::string, std::less<>>> open_keys;  // keys seen so far in each open object
+  json::parser_callback_t cb = [&](int depth, json::parse_event_t ev, json& parsed) -> bool {
+    if (ev == json::parse_event_t::object_start || ev == json::parse_event_t::array_start) {
+      LONGSEQ_CHECK(depth < max_depth, "safetensors file '", file, "': invalid JSON header: nesting deeper than ",
+                    max_depth, " levels");
+      if (ev == json::parse_event_t::object_start) open_keys.emplace_back();
+    } else if (ev == json::parse_event_t::object_end) {
+      open_keys.pop_back();
+    } else if (ev == json::parse_event_t::key) {
+      const auto& key = parsed.get_ref<const std::string&>();
+      LONGSEQ_CHECK(open_keys.back().insert(key).second, "safetensors file '", file,
+                    "': invalid JSON header: duplicate key '", key, "'");
+      if (depth == 1) out.order.push_back(key);
+    }
+    return true;
+  };
+  try {
+    out.root = json::parse(text.begin(), text.end(), cb);
+  } catch (const json::parse_error& e) {
+    std::string what = e.what();
+    if (auto k = what.find("] "); k != std::string::npos) what.erase(0, k + 2);  // drop "[json.exception...]"
+    const std::size_t at = e.byte > 0 ? e.byte - 1 : 0;  // nlohmann counts from 1
+    LONGSEQ_FAIL("safetensors file '", file, "': invalid JSON header at byte ", 8 + at, " (header offset ", at,
+                 "): ", what);
   }
+  return out;
+}
 
- private:
-  [[noreturn]] void fail(const std::string& what) const {
-    LONGSEQ_FAIL("safetensors file '", file_, "': invalid JSON header at byte ", 8 + i_,
-                 " (header offset ", i_, "): ", what);
-  }
-  void skip_ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
-  }
-  char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
-  void expect(char c) {
-    if (peek() != c) fail(std::string("expected '") + c + "'");
-    ++i_;
-  }
-  Json value(int depth) {
-    if (depth > 64) fail("nesting deeper than 64 levels");
-    Json v;
-    char c = peek();
-    if (c == '{') {
-      v.kind = Json::Kind::object;
-      ++i_;
-      skip_ws();
-      if (peek() == '}') { ++i_; return v; }
-      for (;;) {
-        skip_ws();
-        if (peek() != '"') fail("expected a string key");
-        std::string key = string();
-        for (const auto& m : v.members)
-          if (m.first == key) fail("duplicate key '" + key + "'");
-        skip_ws();
-        expect(':');
-        skip_ws();
-        v.members.emplace_back(std::move(key), value(depth + 1));
-        skip_ws();
-        if (peek() == ',') { ++i_; continue; }
-        expect('}');
-        return v;
-      }
-    }
-    if (c == '[') {
-      v.kind = Json::Kind::array;
-      ++i_;
-      skip_ws();
-      if (peek() == ']') { ++i_; return v; }
-      for (;;) {
-        skip_ws();
-        v.items.push_back(value(depth + 1));
-        skip_ws();
-        if (peek() == ',') { ++i_; continue; }
-        expect(']');
-        return v;
-      }
-    }
-    if (c == '"') {
-      v.kind = Json::Kind::string;
-      v.str = string();
-      return v;
-    }
-    if (s_.substr(i_, 4) == "true") { i_ += 4; v.kind = Json::Kind::boolean; v.b = true; return v; }
-    if (s_.substr(i_, 5) == "false") { i_ += 5; v.kind = Json::Kind::boolean; return v; }
-    if (s_.substr(i_, 4) == "null") { i_ += 4; return v; }
-    if (c == '-' || (c >= '0' && c <= '9')) return number();
-    fail(c ? std::string("unexpected character '") + c + "'" : std::string("unexpected end of header"));
-  }
-  Json number() {
-    Json v;
-    v.kind = Json::Kind::number;
-    std::size_t start = i_;
-    if (peek() == '-') ++i_;
-    if (!(peek() >= '0' && peek() <= '9')) fail("malformed number");
-    while (peek() >= '0' && peek() <= '9') ++i_;
-    bool frac = false;
-    if (peek() == '.') { frac = true; ++i_; while (peek() >= '0' && peek() <= '9') ++i_; }
-    if (peek() == 'e' || peek() == 'E') {
-      frac = true;
-      ++i_;
-      if (peek() == '+' || peek() == '-') ++i_;
-      while (peek() >= '0' && peek() <= '9') ++i_;
-    }
-    std::string tok(s_.substr(start, i_ - start));
-    v.num = std::strtod(tok.c_str(), nullptr);
-    if (!frac) {
-      errno = 0;
-      long long x = std::strtoll(tok.c_str(), nullptr, 10);
-      if (errno == ERANGE) fail("integer " + tok + " out of range");
-      v.integral = true;
-      v.integer = x;
-    }
-    return v;
-  }
-  std::string string() {
-    expect('"');
-    std::string out;
-    for (;;) {
-      if (i_ >= s_.size()) fail("unterminated string");
-      char c = s_[i_++];
-      if (c == '"') return out;
-      if (static_cast<unsigned char>(c) < 0x20) fail("control character in string");
-      if (c != '\\') { out += c; continue; }
-      if (i_ >= s_.size()) fail("unterminated escape");
-      char e = s_[i_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          std::uint32_t cp = hex4();
-          if (cp >= 0xD800 && cp < 0xDC00) {  // surrogate pair
-            if (s_.substr(i_, 2) != "\\u") fail("unpaired surrogate");
-            i_ += 2;
-            std::uint32_t lo = hex4();
-            if (lo < 0xDC00 || lo >= 0xE000) fail("bad low surrogate");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          utf8(cp, out);
-          break;
-        }
-        default: fail(std::string("bad escape '\\") + e + "'");
-      }
-    }
-  }
-  std::uint32_t hex4() {
-    if (i_ + 4 > s_.size()) fail("short \\u escape");
-    std::uint32_t v = 0;
-    for (int k = 0; k < 4; ++k) {
-      char c = s_[i_++];
-      v <<= 4;
-      if (c >= '0' && c <= '9') v |= std::uint32_t(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= std::uint32_t(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= std::uint32_t(c - 'A' + 10);
-      else fail("bad hex digit in \\u escape");
-    }
-    return v;
-  }
-  static void utf8(std::uint32_t cp, std::string& out) {
-    if (cp < 0x80) out += char(cp);
-    else if (cp < 0x800) { out += char(0xC0 | (cp >> 6)); out += char(0x80 | (cp & 0x3F)); }
-    else if (cp < 0x10000) {
-      out += char(0xE0 | (cp >> 12)); out += char(0x80 | ((cp >> 6) & 0x3F)); out += char(0x80 | (cp & 0x3F));
-    } else {
-      out += char(0xF0 | (cp >> 18)); out += char(0x80 | ((cp >> 12) & 0x3F));
-      out += char(0x80 | ((cp >> 6) & 0x3F)); out += char(0x80 | (cp & 0x3F));
-    }
-  }
-  std::string_view s_;
-  const std::string& file_;
-  std::size_t i_ = 0;
-};
-
-inline void json_escape(std::string_view s, std::string& out) {
-  out += '"';
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", unsigned(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
+// A JSON number as a non-negative integer no larger than `limit` (false for anything else).
+inline bool json_count(const nlohmann::json& v, std::uint64_t limit, std::uint64_t& out) {
+  if (v.is_number_unsigned()) out = v.get<std::uint64_t>();
+  else if (v.is_number_integer() && v.get<std::int64_t>() >= 0) out = std::uint64_t(v.get<std::int64_t>());
+  else return false;
+  return out <= limit;
 }
 
 // Reads element i of a little-endian buffer of dtype d as U.
@@ -310,67 +167,62 @@ class Safetensors {
     LONGSEQ_CHECK(in.good(), "safetensors file '", path, "': reading the header failed");
     const std::uint64_t data_begin = 8 + n, data_size = file_size - data_begin;
 
-    detail::Json root = detail::JsonParser(header, path).parse();
-    LONGSEQ_CHECK(root.kind == detail::Json::Kind::object, "safetensors file '", path,
-                  "': the JSON header must be an object");
+    const detail::ParsedHeader parsed = detail::parse_header(header, path);
+    const nlohmann::json& root = parsed.root;
+    LONGSEQ_CHECK(root.is_object(), "safetensors file '", path, "': the JSON header must be an object, not ",
+                  root.type_name());
 
     Safetensors st;
     struct Span { std::uint64_t b, e; std::size_t idx; };
     std::vector<Span> spans;
-    for (auto& [name, v] : root.members) {
+    for (const std::string& name : parsed.order) {
+      const nlohmann::json& v = root.at(name);
       if (name == "__metadata__") {
-        LONGSEQ_CHECK(v.kind == detail::Json::Kind::object, "safetensors file '", path,
-                      "': __metadata__ must be an object of strings");
-        for (auto& [k, mv] : v.members) {
-          LONGSEQ_CHECK(mv.kind == detail::Json::Kind::string, "safetensors file '", path,
-                        "': metadata entry '", k, "' is not a string");
-          st.metadata[k] = mv.str;
+        LONGSEQ_CHECK(v.is_object(), "safetensors file '", path, "': __metadata__ must be an object of strings");
+        for (const auto& [k, mv] : v.items()) {
+          LONGSEQ_CHECK(mv.is_string(), "safetensors file '", path, "': metadata entry '", k, "' is not a string");
+          st.metadata[k] = mv.get<std::string>();
         }
         continue;
       }
       auto where = [&] { return "safetensors file '" + path + "': tensor '" + name + "'"; };
-      LONGSEQ_CHECK(v.kind == detail::Json::Kind::object, where(), " must be described by an object");
-      const detail::Json *dt = nullptr, *shape = nullptr, *offs = nullptr;
-      for (auto& [k, f] : v.members) {
-        if (k == "dtype") dt = &f;
-        else if (k == "shape") shape = &f;
-        else if (k == "data_offsets") offs = &f;
-        else LONGSEQ_FAIL(where(), " has an unknown field '", k, "'");
-      }
-      LONGSEQ_CHECK(dt && dt->kind == detail::Json::Kind::string, where(), " lacks a string 'dtype'");
-      LONGSEQ_CHECK(shape && shape->kind == detail::Json::Kind::array, where(), " lacks a 'shape' array");
-      LONGSEQ_CHECK(offs && offs->kind == detail::Json::Kind::array && offs->items.size() == 2, where(),
+      LONGSEQ_CHECK(v.is_object(), where(), " must be described by an object");
+      for (const auto& [k, f] : v.items())
+        LONGSEQ_CHECK(k == "dtype" || k == "shape" || k == "data_offsets", where(), " has an unknown field '", k, "'");
+      const auto dt = v.find("dtype"), shape = v.find("shape"), offs = v.find("data_offsets");
+      LONGSEQ_CHECK(dt != v.end() && dt->is_string(), where(), " lacks a string 'dtype'");
+      LONGSEQ_CHECK(shape != v.end() && shape->is_array(), where(), " lacks a 'shape' array");
+      LONGSEQ_CHECK(offs != v.end() && offs->is_array() && offs->size() == 2, where(),
                     " lacks 'data_offsets' [begin, end]");
       TensorRecord rec;
       rec.name = name;
-      LONGSEQ_CHECK(detail::safetensors_dtype_from_name(dt->str, rec.dtype), where(), " has dtype '",
-                    dt->str, "', expected one of F32, F64, F16, BF16, I32, I64, U8");
-      LONGSEQ_CHECK(int(shape->items.size()) <= Shape::max_rank, where(), " has rank ", shape->items.size(),
+      const std::string& dts = dt->get_ref<const std::string&>();
+      LONGSEQ_CHECK(detail::safetensors_dtype_from_name(dts, rec.dtype), where(), " has dtype '", dts,
+                    "', expected one of F32, F64, F16, BF16, I32, I64, U8");
+      LONGSEQ_CHECK(shape->size() <= std::size_t(Shape::max_rank), where(), " has rank ", shape->size(),
                     ", more than the supported ", Shape::max_rank);
-      rec.shape.rank = int(shape->items.size());
+      rec.shape.rank = int(shape->size());
+      // Element counts stay below 2^62 so that numel times a dtype size (at most 8) cannot overflow.
+      constexpr std::uint64_t max_count = std::uint64_t(1) << 62;
       std::uint64_t numel = 1;
-      for (std::size_t k = 0; k < shape->items.size(); ++k) {
-        const auto& d = shape->items[k];
-        LONGSEQ_CHECK(d.kind == detail::Json::Kind::number && d.integral && d.integer >= 0, where(),
+      for (std::size_t k = 0; k < shape->size(); ++k) {
+        std::uint64_t d = 0;
+        LONGSEQ_CHECK(detail::json_count((*shape)[k], max_count, d), where(),
                       " has a shape entry that is not a non-negative integer");
-        rec.shape.dims[k] = d.integer;
-        LONGSEQ_CHECK(d.integer == 0 || numel <= (std::uint64_t(1) << 62) / std::uint64_t(d.integer),
-                      where(), " has an overflowing shape");
-        numel *= std::uint64_t(d.integer);
+        rec.shape.dims[k] = index_t(d);
+        LONGSEQ_CHECK(d == 0 || numel <= max_count / d, where(), " has an overflowing shape");
+        numel *= d;
       }
       std::uint64_t ob[2];
-      for (int k = 0; k < 2; ++k) {
-        const auto& o = offs->items[std::size_t(k)];
-        LONGSEQ_CHECK(o.kind == detail::Json::Kind::number && o.integral && o.integer >= 0, where(),
+      for (std::size_t k = 0; k < 2; ++k)
+        LONGSEQ_CHECK(detail::json_count((*offs)[k], ~std::uint64_t(0), ob[k]), where(),
                       " has a data offset that is not a non-negative integer");
-        ob[k] = std::uint64_t(o.integer);
-      }
       const std::uint64_t b = ob[0], e = ob[1];
       LONGSEQ_CHECK(b <= e && e <= data_size, where(), " has data bytes [", b, ", ", e,
                     ") (file bytes [", data_begin + b, ", ", data_begin + e, ")) outside the data block of ",
                     data_size, " bytes");
       const std::uint64_t want = numel * dtype_size(rec.dtype);
-      LONGSEQ_CHECK(e - b == want, where(), " with dtype ", dt->str, " and shape ", rec.shape, " needs ", want,
+      LONGSEQ_CHECK(e - b == want, where(), " with dtype ", dts, " and shape ", rec.shape, " needs ", want,
                     " bytes but data bytes [", b, ", ", e, ") hold ", e - b);
       spans.push_back({b, e, st.tensors.size()});
       st.tensors.push_back(std::move(rec));
@@ -403,37 +255,37 @@ class Safetensors {
 
   // Serializes to bytes (header padded with spaces to a multiple of 8, as the reference writer does).
   std::string serialize() const {
+    using nlohmann::json;
+    // Entries are dumped one at a time and joined in order (metadata first, then the tensors as listed),
+    // which keeps the order without an ordered object's linear key lookups.
     std::string h = "{";
-    bool first = true;
-    if (!metadata.empty()) {
-      h += "\"__metadata__\":{";
-      for (auto it = metadata.begin(); it != metadata.end(); ++it) {
-        if (it != metadata.begin()) h += ',';
-        detail::json_escape(it->first, h);
+    auto entry = [&](const std::string& key, const auto& value) {
+      try {
+        if (h.size() > 1) h += ',';
+        h += json(key).dump();
         h += ':';
-        detail::json_escape(it->second, h);
+        h += value.dump();  // compact, as the reference writer's
+      } catch (const json::type_error& e) {
+        // dump()'s only failure: a string that is not UTF-8, which every reader would refuse.
+        LONGSEQ_FAIL("safetensors: cannot write entry '", key, "': it holds a string that is not valid UTF-8 (",
+                     e.what(), ")");
       }
-      h += '}';
-      first = false;
-    }
+    };
+    if (!metadata.empty()) entry("__metadata__", json(metadata));
+    std::set<std::string_view> names;
     std::uint64_t off = 0;
     for (const auto& t : tensors) {
       LONGSEQ_CHECK(t.name != "__metadata__", "a tensor may not be named '__metadata__'");
+      LONGSEQ_CHECK(names.insert(t.name).second, "two tensors are named '", t.name, "'");
       LONGSEQ_CHECK(t.bytes.size() == std::size_t(t.shape.numel()) * dtype_size(t.dtype), "tensor '", t.name,
                     "' holds ", t.bytes.size(), " bytes, expected ", t.shape.numel() * index_t(dtype_size(t.dtype)),
                     " for shape ", t.shape);
-      if (!first) h += ',';
-      first = false;
-      detail::json_escape(t.name, h);
-      h += ":{\"dtype\":\"";
-      h += detail::safetensors_dtype_name(t.dtype);
-      h += "\",\"shape\":[";
-      for (int k = 0; k < t.shape.rank; ++k) {
-        if (k) h += ',';
-        h += std::to_string(t.shape.dims[k]);
-      }
-      h += "],\"data_offsets\":[" + std::to_string(off) + "," + std::to_string(off + t.bytes.size()) + "]}";
+      nlohmann::ordered_json d;  // dtype, shape, data_offsets: the reference writer's order
+      d["dtype"] = detail::safetensors_dtype_name(t.dtype);
+      d["shape"] = std::vector<index_t>(t.shape.dims.begin(), t.shape.dims.begin() + t.shape.rank);
+      d["data_offsets"] = {off, off + t.bytes.size()};
       off += t.bytes.size();
+      entry(t.name, d);
     }
     h += '}';
     while (h.size() % 8) h += ' ';
