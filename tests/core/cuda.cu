@@ -6,6 +6,7 @@
 #include <longseq/core/cuda/context.cuh>
 #include <longseq/core/cuda/memory.cuh>
 #include <longseq/core/cuda/rng.cuh>
+#include <longseq/core/parameters.hpp>
 #include <longseq/core/rng.hpp>
 
 using namespace longseq;
@@ -132,4 +133,120 @@ TEST_CASE("philox on the device gives the host Rng's numbers for the same seed, 
   Tensor<std::uint32_t> hz = to_host(z);
   CHECK(hz[0] == 0x6627e8d5u);
   CHECK(hz[3] == 0x9b00dbd8u);
+}
+
+TEST_CASE("cuda context: cuFFT plans share one work area, are capped (LRU) and may pass 2^31 elements") {
+  Context<device::cuda> ctx;
+  CHECK(ctx.plan_capacity() == Context<device::cuda>::default_plan_capacity);
+  ctx.set_plan_capacity(4);
+  CHECK_THROWS_WITH_AS(ctx.set_plan_capacity(3), Contains("plan capacity must be >= 4"), Error);
+  for (index_t n : {64, 128, 256, 512, 1024, 4096}) ctx.fft_plan(CUFFT_R2C, n, 8);
+  CHECK(ctx.fft_plan_count() == 4);
+  const std::size_t work = ctx.fft_work_bytes();
+  // The shared area only grows, to the largest plan made so far.
+  ctx.fft_plan(CUFFT_R2C, 64, 8);
+  CHECK(ctx.fft_work_bytes() >= work);
+
+  // Every cached plan transforms correctly after the shared area was replaced: a constant row has all its
+  // energy in bin 0.
+  for (index_t n : {96, 1 << 16}) {
+    const index_t rows = 3, bins = n / 2 + 1;
+    Tensor<float> h(Shape{rows, n});
+    for (index_t i = 0; i < h.numel(); ++i) h[i] = 1.0f;
+    auto dx = to_device(h);
+    Tensor<std::complex<float>, device::cuda> dX(Shape{rows, bins});
+    LONGSEQ_CUFFT_CHECK(cufftExecR2C(ctx.fft_plan(CUFFT_R2C, n, rows), dx.data(),
+                                     reinterpret_cast<cufftComplex*>(dX.data())));
+    ctx.synchronize();
+    auto X = to_host(dX);
+    CHECK(X[0].real() == doctest::Approx(double(n)));
+    CHECK(std::abs(X[1]) < 1e-3 * n);
+    CHECK(X[bins + 0].real() == doctest::Approx(double(n)));
+  }
+
+  // A limit below what a plan needs fails with the sizes, not with a cuFFT allocation error.
+  Context<device::cuda> small;
+  small.set_fft_work_limit(0);
+  small.fft_plan(CUFFT_R2C, 64, 1);  // tiny power-of-two plans need no work area
+  CHECK_THROWS_WITH_AS(small.fft_plan(CUFFT_R2C, 1 << 20, 64), Contains("fft_work_limit"), Error);
+
+  // 2^31 + 2^21 real inputs in one plan: cufftPlan1d's int sizes could not describe it (the plan needs no data).
+  std::size_t free_b = 0, total_b = 0;
+  LONGSEQ_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  if (free_b > (std::size_t(40) << 30)) {
+    ctx.set_fft_work_limit(free_b / 2);
+    CHECK_NOTHROW(ctx.fft_plan(CUFFT_R2C, 1 << 12, (index_t(1) << 19) + 512));
+  }
+}
+
+namespace {
+struct TwoParams {
+  Param<float, device::cuda> a{Shape{5}}, b{Shape{3, 7}};
+  template <class F>
+  void parameters(F&& f) {
+    f("a", a);
+    f("b", b);
+  }
+};
+}  // namespace
+
+TEST_CASE("device ParamStore buffers are zero after bind (values, gradients and padding)") {
+  // Dirty the pool first so that fresh allocations are likely to reuse non-zero memory.
+  {
+    Tensor<float> junk(Shape{4096});
+    for (index_t i = 0; i < junk.numel(); ++i) junk[i] = 123.0f;
+    for (int k = 0; k < 4; ++k) {
+      auto d = to_device(junk);
+    }
+  }
+  TwoParams m;
+  ParamStore<float, device::cuda> store;
+  store.bind(m);
+  auto v = to_host(TensorView<float, device::cuda>(store.values()));
+  auto g = to_host(TensorView<float, device::cuda>(store.grads()));
+  REQUIRE(v.numel() == 16 + 32);
+  int nonzero = 0;
+  for (index_t i = 0; i < v.numel(); ++i) nonzero += v[i] != 0.0f || g[i] != 0.0f;
+  CHECK(nonzero == 0);
+}
+
+namespace {
+__global__ void write_device_ordinal(int* out) {
+  int d = -1;
+  cudaGetDevice(&d);
+  *out = d;
+}
+int pointer_device(const void* p) {
+  cudaPointerAttributes a{};
+  LONGSEQ_CUDA_CHECK(cudaPointerGetAttributes(&a, p));
+  return a.device;
+}
+}  // namespace
+
+TEST_CASE("a context on ordinal 1 allocates and launches there whatever device is current") {
+  if (cuda::device_count() < 2) {
+    MESSAGE("one CUDA device: the non-zero ordinal case is skipped");
+    return;
+  }
+  Context<device::cuda> ctx(1);
+  CHECK(ctx.device() == 1);
+  LONGSEQ_CUDA_CHECK(cudaSetDevice(0));  // another context or thread switched away
+  auto s = ctx.scratch<int>(1);
+  CHECK(pointer_device(s.data()) == 1);
+  write_device_ordinal<<<1, 1, 0, ctx.stream()>>>(s.data());
+  LONGSEQ_CUDA_LAUNCH_CHECK("write_device_ordinal");
+  int got = -1;
+  LONGSEQ_CUDA_CHECK(cudaMemcpyAsync(&got, s.data(), sizeof(int), cudaMemcpyDeviceToHost, ctx.stream()));
+  ctx.synchronize();
+  CHECK(got == 1);
+  {
+    LONGSEQ_CUDA_CHECK(cudaSetDevice(0));
+    cuda::DeviceGuard on1(1);
+    Tensor<float, device::cuda> t(Shape{8});
+    CHECK(pointer_device(t.data()) == 1);
+  }
+  int cur = -1;
+  LONGSEQ_CUDA_CHECK(cudaGetDevice(&cur));
+  CHECK(cur == 0);  // the guard restored the previous device
+  CHECK_THROWS_WITH_AS(Context<device::cuda>(cuda::device_count()), Contains("out of range"), Error);
 }

@@ -3,6 +3,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include "error.hpp"
@@ -21,6 +22,9 @@ struct host {
     return p;
   }
   static void deallocate(void* p) noexcept { std::free(p); }
+  static void zero(void* p, std::size_t bytes) {
+    if (bytes) std::memset(p, 0, bytes);
+  }
 };
 
 // The CUDA policy: memory and kernels on the current CUDA device; see core/cuda/*.cuh.
@@ -29,6 +33,7 @@ struct cuda {
   static constexpr bool is_gpu = true;
   static void* allocate(std::size_t bytes);
   static void deallocate(void* p) noexcept;
+  static void zero(void* p, std::size_t bytes);  // ordered with the legacy default stream
 };
 
 }  // namespace longseq::device
@@ -41,6 +46,7 @@ concept DevicePolicy = requires(std::size_t n, void* p) {
   { D::is_gpu } -> std::convertible_to<bool>;
   { D::allocate(n) } -> std::same_as<void*>;
   D::deallocate(p);
+  D::zero(p, n);
 };
 
 }  // namespace longseq

@@ -79,6 +79,9 @@ class ParamStore {
     });
     values_ = Buffer<T, D>(std::size_t(total));
     grads_ = Buffer<T, D>(std::size_t(total));
+    // Device buffers come uninitialized: zero both, so gradients start at 0 and padding stays 0.
+    D::zero(values_.data(), std::size_t(total) * sizeof(T));
+    D::zero(grads_.data(), std::size_t(total) * sizeof(T));
     total_ = total;
     for (auto& e : entries_) {
       e.param->value = TensorView<T, D>(values_.data() + e.offset, e.param->shape);

@@ -79,6 +79,9 @@ struct LayerNorm {
     if (cfg.affine)
       ops::layernorm_backward<T>(ctx, s.x.view(), gamma(), s.mean.view(), s.rstd.view(), dy, dx, weight.grad,
                                  bias.grad);
+    else if constexpr (D::is_gpu)  // empty (0) views: the device op computes dx only
+      ops::layernorm_backward<T>(ctx, s.x.view(), gamma(), s.mean.view(), s.rstd.view(), dy, dx,
+                                 TensorView<T, D>(nullptr, Shape{0}), TensorView<T, D>(nullptr, Shape{0}));
     else
       ops::layernorm_backward<T>(ctx, s.x.view(), gamma(), s.mean.view(), s.rstd.view(), dy, dx, scratch_grad_.view(),
                                  scratch_grad_.view());

@@ -20,8 +20,10 @@
 namespace longseq::nn {
 
 // How Offload moves a flat buffer between the host and device policy D: upload(ctx, host, dev),
-// download(ctx, dev, host), zero(ctx, dev), all complete when they return. The host specialization is
-// here (it lets the tests run the whole adapter on the host); the CUDA one is in nn/cuda/offload.cuh.
+// download(ctx, dev, host), zero(ctx, dev), all complete when they return; select(ordinal) makes a device
+// current (ordinal < 0: leaves the current one), so that what is allocated next lands on it. The host
+// specialization is here (it lets the tests run the whole adapter on the host); the CUDA one is in
+// nn/cuda/offload.cuh.
 template <class D>
 struct Transfer;
 
@@ -33,6 +35,7 @@ struct Transfer<device::host> {
   static void download(Context<device::host>&, const U* src, U* dst, index_t n) { std::copy(src, src + n, dst); }
   template <class U>
   static void zero(Context<device::host>&, U* dst, index_t n) { std::fill(dst, dst + n, U(0)); }
+  static void select(int) {}  // one host
 };
 
 // Context<D> for the device side: the host context is plain; a device context binds to an ordinal.
@@ -72,9 +75,18 @@ class Offload {
 
   Config cfg;
   HostLayer host;
+
+ private:
+  // Constructed before `dev`: the device layer and its store allocate on cfg.ordinal, not on whatever
+  // device happens to be current (constructing a Context on an ordinal makes it current the same way).
+  struct Select {
+    explicit Select(int ordinal) { Transfer<Dev>::select(ordinal); }
+  } select_;
+
+ public:
   DeviceLayer dev;
 
-  explicit Offload(Config c) : cfg(c), host(c.host), dev(c.device) {
+  explicit Offload(Config c) : cfg(c), host(c.host), select_(c.ordinal), dev(c.device) {
     store_.bind(dev);
     // The two layers must describe the same parameters, in the same order: that is what makes a host
     // checkpoint load into the device layer.
@@ -99,6 +111,7 @@ class Offload {
   void set_key_padding(TensorView<const std::uint8_t> m)
     requires requires(DeviceLayer& d, TensorView<const std::uint8_t, Dev> v) { d.set_key_padding(v); }
   {
+    activate(context());
     padding_.resize(m.shape);
     expect_contiguous(m, "key_padding");
     Transfer<Dev>::upload(context(), m.data, padding_.data(), m.numel());
@@ -109,6 +122,7 @@ class Offload {
     expect_contiguous(x, "x");
     expect_contiguous(y, "y");
     Context<Dev>& ctx = context();
+    activate(ctx);  // the saved tensors below are allocated on the current device
     ctx.training = hctx.training;
     ctx.seed = hctx.seed;
     upload_values(ctx);
@@ -124,6 +138,7 @@ class Offload {
     expect_contiguous(dy, "dy");
     expect_contiguous(dx, "dx");
     Context<Dev>& ctx = context();
+    activate(ctx);
     Transfer<Dev>::zero(ctx, store_.grads().data, store_.grads().numel());
     s.dy.resize(dy.shape);
     s.dx.resize(dx.shape);
@@ -140,6 +155,9 @@ class Offload {
   }
 
  private:
+  static void activate(Context<Dev>& ctx) {
+    if constexpr (requires { ctx.activate(); }) ctx.activate();
+  }
   // Host values -> staging (converted, padding left zero) -> one copy into the device's flat buffer.
   void upload_values(Context<Dev>& ctx) {
     stage_.resize(Shape{store_.values().numel()});

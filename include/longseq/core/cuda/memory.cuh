@@ -25,6 +25,10 @@ inline void cuda::deallocate(void* p) noexcept {
   if (p) cudaFree(p);  // destructors must not throw; a failing free means the context is already broken
 }
 
+inline void cuda::zero(void* p, std::size_t bytes) {
+  if (bytes) LONGSEQ_CUDA_CHECK(cudaMemset(p, 0, bytes));
+}
+
 }  // namespace longseq::device
 
 namespace longseq {

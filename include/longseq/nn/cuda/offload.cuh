@@ -30,6 +30,13 @@ struct Transfer<device::cuda> {
     if (n == 0) return;
     LONGSEQ_CUDA_CHECK(cudaMemsetAsync(dst, 0, std::size_t(n) * sizeof(U), ctx.stream()));
   }
+  static void select(int ordinal) {
+    if (ordinal < 0) return;
+    const int n = cuda::device_count();
+    LONGSEQ_CHECK(ordinal < n, "nn::Offload: CUDA device ordinal ", ordinal, " is out of range: ", n,
+                  " device(s) present");
+    LONGSEQ_CUDA_CHECK(cudaSetDevice(ordinal));
+  }
 };
 
 }  // namespace longseq::nn

@@ -136,15 +136,19 @@ template <class T, bool Rms>
 void norm_backward_impl(Context<device::cuda>& ctx, const T* x, const T* gamma, const accum_t<T>* mean,
                         const accum_t<T>* rstd, const T* dy, T* dx, T* dgamma, T* dbeta, index_t rows, index_t H) {
   if (rows * H == 0) return;
-  // Parameter gradients first: dx may alias dy.
-  index_t chunks = (rows + norm_rows_per_chunk - 1) / norm_rows_per_chunk;
-  LONGSEQ_CHECK(chunks <= 65535, "norm backward: ", rows, " rows exceed the column reduction's grid (at most ",
-                65535 * norm_rows_per_chunk, ")");
-  auto partial = ctx.scratch<accum_t<T>>(std::size_t(chunks * 2 * H));
-  dim3 grid(unsigned((H + 127) / 128), unsigned(chunks));
-  norm_param_partial_kernel<T, Rms><<<grid, 128, 0, ctx.stream()>>>(x, mean, rstd, dy, partial.data(), rows, H);
-  LONGSEQ_CUDA_LAUNCH_CHECK("norm_param_partial");
-  cuda::for_each(ctx.stream(), H, NormParamFinish<T>{partial.data(), dgamma, dbeta, chunks, H}, "norm_param_finish");
+  // Parameter gradients first: dx may alias dy. A null dgamma means the caller has no parameters (a
+  // non-affine norm): only dx is computed.
+  if (dgamma) {
+    index_t chunks = (rows + norm_rows_per_chunk - 1) / norm_rows_per_chunk;
+    LONGSEQ_CHECK(chunks <= 65535, "norm backward: ", rows, " rows exceed the column reduction's grid (at most ",
+                  65535 * norm_rows_per_chunk, ")");
+    auto partial = ctx.scratch<accum_t<T>>(std::size_t(chunks * 2 * H));
+    dim3 grid(unsigned((H + 127) / 128), unsigned(chunks));
+    norm_param_partial_kernel<T, Rms><<<grid, 128, 0, ctx.stream()>>>(x, mean, rstd, dy, partial.data(), rows, H);
+    LONGSEQ_CUDA_LAUNCH_CHECK("norm_param_partial");
+    cuda::for_each(ctx.stream(), H, NormParamFinish<T>{partial.data(), dgamma, dbeta, chunks, H},
+                   "norm_param_finish");
+  }
   auto l = cuda::row_launch(rows, H);
   cuda::with_row_threads(l.threads, [&](auto threads) {
     constexpr int N = decltype(threads)::value;
@@ -156,7 +160,8 @@ void norm_backward_impl(Context<device::cuda>& ctx, const T* x, const T* gamma, 
 }  // namespace cuda_detail
 
 // Same contracts as the host norms: mean and rstd (one per row) in the accumulator type; in the backward
-// dx is written (may alias dy), dgamma and dbeta accumulated.
+// dx is written (may alias dy), dgamma and dbeta accumulated (layernorm: both may be empty (0) views, then
+// only dx is computed).
 template <class T>
 void layernorm_forward(Context<device::cuda>& ctx, cuda_detail::CudaIn<T> x, cuda_detail::CudaIn<T> gamma,
                        cuda_detail::CudaIn<T> beta, TensorView<T, device::cuda> y,
@@ -191,12 +196,19 @@ void layernorm_backward(Context<device::cuda>& ctx, cuda_detail::CudaIn<T> x, cu
   cuda_detail::expect_same_shape_as(dy, x, "dy", "x");
   cuda_detail::check_stat(mean, rows, "mean");
   cuda_detail::check_stat(rstd, rows, "rstd");
-  expect_shape(dgamma, Shape{H}, "dgamma");
-  expect_shape(dbeta, Shape{H}, "dbeta");
-  expect_contiguous(dgamma, "dgamma");
-  expect_contiguous(dbeta, "dbeta");
+  // Both of shape (0): no parameter gradients wanted (a non-affine LayerNorm). Otherwise two distinct
+  // (H) buffers: an aliased pair would have one accumulation overwrite the other.
+  const bool wanted = !(dgamma.numel() == 0 && dbeta.numel() == 0 && H > 0);
+  if (wanted) {
+    expect_shape(dgamma, Shape{H}, "dgamma");
+    expect_shape(dbeta, Shape{H}, "dbeta");
+    expect_contiguous(dgamma, "dgamma");
+    expect_contiguous(dbeta, "dbeta");
+    LONGSEQ_CHECK(H == 0 || dgamma.data != dbeta.data, "layernorm_backward: tensors 'dgamma' and 'dbeta' are the "
+                  "same buffer; pass two (H) buffers, or two empty (0) views when no parameter gradient is wanted");
+  }
   cuda_detail::norm_backward_impl<T, false>(ctx, x.data, gamma.data, mean.data, rstd.data, dy.data, dx.data,
-                                            dgamma.data, dbeta.data, rows, H);
+                                            wanted ? dgamma.data : nullptr, wanted ? dbeta.data : nullptr, rows, H);
 }
 
 template <class T>
