@@ -261,7 +261,7 @@ inline Tensor<double> learned_kernel(const KernelLayer& l, index_t L) {
     case KernelKind::conv: {
       LONGSEQ_CHECK(L <= s.L_max, "kernel layer '", l.prefix, "': length L = ", L, " exceeds the stored kernel's ",
                     s.L_max, " taps");
-      ssm::ConvKernel<double> k({.H = s.H, .L_max = s.L_max, .channels = s.channels});
+      ssm::ConvKernel<double> k({.H = s.H, .l_max = s.L_max, .channels = s.channels});
       return detail::evaluate(k, &l, L, nullptr);
     }
   }

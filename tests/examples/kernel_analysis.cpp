@@ -58,7 +58,7 @@ TEST_CASE("kernel layers are found by name, classified and rebuilt exactly") {
   interop::Safetensors st;
   ssm::S4D<double> s4d({.H = 3, .N = 8, .channels = 2});
   ssm::DLR<double> dlr({.H = 2, .N = 5, .channels = 1});
-  ssm::ConvKernel<double> conv({.H = 2, .L_max = 32, .channels = 2});
+  ssm::ConvKernel<double> conv({.H = 2, .l_max = 32, .channels = 2});
   ParamStore<double> a, b, c;
   const Tensor<double> K_s4d = store_layer(s4d, a, st, "model.backbone.layers.1.mixer.kernel.", L, 11);
   const Tensor<double> K_dlr = store_layer(dlr, b, st, "model.backbone.layers.0.mixer.kernel.", L, 12);

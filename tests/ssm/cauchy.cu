@@ -10,7 +10,8 @@
 #include <longseq/core/cuda/memory.cuh>
 #include <longseq/core/rng.hpp>
 #include <longseq/ops/fft.hpp>
-#include <longseq/ssm/cauchy.cuh>
+#include <longseq/ssm/cuda/cauchy.cuh>
+#include <longseq/ssm/cuda/s4_kernel.cuh>
 #include <longseq/ssm/s4.hpp>
 
 #include "cuda_test_util.cuh"

@@ -54,7 +54,7 @@ TEST_CASE("DLR, DSS and ConvKernel gradients match finite differences") {
   CHECK(test::kernel_grad_mismatches(sm, 10, 6) == 0);
   DSS<double, DSSVariant::softmax> smr({.H = 2, .N = 3, .random = {.enabled = true, .sigma = 0.2}});
   CHECK(test::kernel_grad_mismatches(smr, 10, 7) == 0);
-  ConvKernel<double> ck({.H = 2, .L_max = 12, .channels = 2});
+  ConvKernel<double> ck({.H = 2, .l_max = 12, .channels = 2});
   CHECK(test::kernel_grad_mismatches(ck, 9, 8) == 0);
 }
 
@@ -97,7 +97,7 @@ TEST_CASE("DSS kernels follow the published formulas") {
 }
 
 TEST_CASE("ConvKernel penalty, truncation and errors") {
-  ConvKernel<double> ck({.H = 1, .L_max = 4, .decay = 1.0, .smooth = 0.5});
+  ConvKernel<double> ck({.H = 1, .l_max = 4, .decay = 1.0, .smooth = 0.5});
   ParamStore<double> store;
   store.bind(ck);
   for (index_t l = 0; l < 4; ++l) ck.kernel.value[l] = double(l + 1);
@@ -124,7 +124,7 @@ TEST_CASE("ConvKernel penalty, truncation and errors") {
   }
   Tensor<double> K5(Shape{1, 1, 5});
   CHECK_THROWS_WITH_AS(ck.kernel_forward(ctx, 5, K5.view(), s),
-                       doctest::Contains("requested length L = 5 exceeds L_max = 4"), Error);
+                       doctest::Contains("requested length L = 5 exceeds l_max = 4"), Error);
   CHECK_THROWS_WITH_AS(DLR<double>({.H = 2, .channels = 3}), doctest::Contains("channels = 3, expected 1 or 2"), Error);
   CHECK_THROWS_WITH_AS((DSS<double>({.H = 0})), doctest::Contains("DSS: H = 0, expected H >= 1"), Error);
   DSS<double, DSSVariant::softmax> sm({.H = 1, .N = 2});

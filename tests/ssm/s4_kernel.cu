@@ -9,7 +9,7 @@
 #include <longseq/core/cuda/memory.cuh>
 #include <longseq/core/rng.hpp>
 #include <longseq/ssm/s4.hpp>
-#include <longseq/ssm/s4_kernel.cuh>
+#include <longseq/ssm/cuda/s4_kernel.cuh>
 
 #include "cuda_test_util.cuh"
 

@@ -8,7 +8,7 @@
 #include <longseq/core/cuda/memory.cuh>
 #include <longseq/core/rng.hpp>
 #include <longseq/ops/activation.hpp>
-#include <longseq/ssm/skip_gelu.cuh>
+#include <longseq/ssm/cuda/skip_gelu.cuh>
 
 #include "cuda_test_util.cuh"
 

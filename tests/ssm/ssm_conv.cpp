@@ -67,7 +67,7 @@ TEST_CASE("SSMConv gradients match finite differences for every kernel type and 
   check_layer(d, 1, 6, 4);
   SSMConv<S4<double>, Bidirectional> e({.kernel = {.H = 2, .N = 4, .l_max = 8, .dt_min = 0.05, .dt_max = 0.5}});
   check_layer(e, 2, 8, 5);
-  SSMConv<ConvKernel<double>, Bidirectional> f({.kernel = {.H = 2, .L_max = 8}, .dropout = 0.3});
+  SSMConv<ConvKernel<double>, Bidirectional> f({.kernel = {.H = 2, .l_max = 8}, .dropout = 0.3});
   check_layer(f, 2, 5, 6, /*training=*/true);
 }
 

@@ -61,8 +61,8 @@ TEST_CASE("GPU SSMConv names, shapes and groups its parameters like the host lay
   SSMConv<S4<float>, Causal> hs({.kernel = {.H = 4, .N = 8, .l_max = 16}});
   SSMConv<S4<float>, Causal, device::cuda> ds({.kernel = {.H = 4, .N = 8, .l_max = 16}});
   CHECK(slots(hs) == slots(ds));
-  SSMConv<ConvKernel<float>, Bidirectional> hc({.kernel = {.H = 4, .L_max = 16}});
-  SSMConv<ConvKernel<float>, Bidirectional, device::cuda> dc({.kernel = {.H = 4, .L_max = 16}});
+  SSMConv<ConvKernel<float>, Bidirectional> hc({.kernel = {.H = 4, .l_max = 16}});
+  SSMConv<ConvKernel<float>, Bidirectional, device::cuda> dc({.kernel = {.H = 4, .l_max = 16}});
   CHECK(slots(hc) == slots(dc));
 }
 
@@ -81,7 +81,7 @@ TEST_CASE("GPU SSMConv with DSS and DLR (device Vandermonde sums) matches the ho
 
 TEST_CASE("GPU SSMConv with S4 and ConvKernel (kernel on the host) matches the host layer") {
   compare<S4<float>, Bidirectional>({.kernel = {.H = 8, .N = 8, .l_max = 52}}, 2, 52, 1e-4, 25);
-  compare<ConvKernel<float>, Causal>({.kernel = {.H = 8, .L_max = 40}}, 2, 40, 1e-4, 26);
+  compare<ConvKernel<float>, Causal>({.kernel = {.H = 8, .l_max = 40}}, 2, 40, 1e-4, 26);
 }
 
 TEST_CASE("GPU SSMConv rejects bad shapes and unbound parameters") {

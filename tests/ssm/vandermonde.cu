@@ -3,7 +3,7 @@
 
 #include <longseq/core/cuda/memory.cuh>
 #include <longseq/core/rng.hpp>
-#include <longseq/ssm/vandermonde.cuh>
+#include <longseq/ssm/cuda/vandermonde.cuh>
 #include <longseq/ssm/vandermonde.hpp>
 
 #include "cuda_test_util.cuh"

@@ -9,32 +9,41 @@
 
 namespace longseq::ssm {
 
-template <class T>
+// The sizes and options of DLR (the same for every storage type and device policy).
+struct DLRConfig {
+  index_t H = 0;                        // channels of the layer
+  index_t N = 1024;                     // complex modes (no conjugate pairing: the kernel takes Re)
+  index_t channels = 1;                 // kernels per channel (2 for a bidirectional layer)
+  double dt_min = 1e-4, dt_max = 1e-1;  // range of the "omega" init's decay rates
+  RandomInit random{};
+};
+
+// T is the parameters' storage type and D the device policy they live on (the kernel is computed there too:
+// the host loops below, or the device ops of cuda/dlr.cuh).
+template <class T, class D = device::host>
 struct DLR {
   using value_type = T;
-  struct Config {
-    index_t H = 0;                        // channels of the layer
-    index_t N = 1024;                     // complex modes (no conjugate pairing: the kernel takes Re)
-    index_t channels = 1;                 // kernels per channel (2 for a bidirectional layer)
-    double dt_min = 1e-4, dt_max = 1e-1;  // range of the "omega" init's decay rates
-    RandomInit random{};
-  };
-  struct Saved {
+  using device_type = D;
+  template <class D2>
+  using on_device = DLR<T, D2>;
+  using Config = DLRConfig;
+  struct HostSaved {
     DiagonalForm<T> diag;
   };
+  using Saved = std::conditional_t<on_host<D>, HostSaved, DeviceDiagonalSaved<T, D>>;
 
   Config cfg;
   // Lambda_n = -Lambda_r_n^2 + i Lambda_theta_n keeps Re Lambda <= 0.
-  Param<T> Lambda_r, Lambda_theta, W;
+  Param<T, D> Lambda_r, Lambda_theta, W;
 
   explicit DLR(Config c) : cfg(c) {
     LONGSEQ_CHECK(cfg.H >= 1, "DLR: H = ", cfg.H, ", expected H >= 1");
     LONGSEQ_CHECK(cfg.N >= 1, "DLR: N = ", cfg.N, ", expected N >= 1");
     LONGSEQ_CHECK(cfg.channels == 1 || cfg.channels == 2, "DLR: channels = ", cfg.channels, ", expected 1 or 2");
     detail::check_dt_range(cfg.dt_min, cfg.dt_max, "DLR");
-    Lambda_r = Param<T>(Shape{cfg.N}, ParamGroup::ssm);
-    Lambda_theta = Param<T>(Shape{cfg.N}, ParamGroup::ssm);
-    W = Param<T>(Shape{cfg.channels, cfg.H, cfg.N, 2}, ParamGroup::ssm);
+    Lambda_r = Param<T, D>(Shape{cfg.N}, ParamGroup::ssm);
+    Lambda_theta = Param<T, D>(Shape{cfg.N}, ParamGroup::ssm);
+    W = Param<T, D>(Shape{cfg.channels, cfg.H, cfg.N, 2}, ParamGroup::ssm);
   }
   index_t channels() const { return cfg.channels; }
   index_t width() const { return cfg.H; }
@@ -49,6 +58,8 @@ struct DLR {
   // "omega" init: Re Lambda_n = -dt_n / 2 with dt_n log-uniform in [dt_min, dt_max], Im Lambda_n = 2 pi n / N;
   // W = (a + i b) / N with a, b ~ N(0, 1/2).
   void init(Rng& rng) {
+    static_assert(on_host<D>, "DLR<..., device::cuda>::init: initialization is host-only; initialize the host "
+                              "parameterization and copy its parameter values to the device");
     if (cfg.random.enabled) return detail::random_init_all(*this, rng, cfg.random.sigma);
     for (index_t n = 0; n < cfg.N; ++n) {
       double dt = std::exp(rng.uniform(std::log(cfg.dt_min), std::log(cfg.dt_max)));
@@ -81,18 +92,26 @@ struct DLR {
     diagonal(d);
   }
 
-  void kernel_forward(Context<device::host>&, index_t L, TensorView<T> K, Saved& s) {
+  void kernel_forward(Context<D>& ctx, index_t L, TensorView<T, D> K, Saved& s) {
     detail::check_kernel_out(K, cfg.channels, cfg.H, L, "DLR");
-    diagonal_forward(L, s.diag, s);
-    vandermonde_forward(s.diag, K);
+    if constexpr (on_host<D>) {
+      diagonal_forward(L, s.diag, s);
+      vandermonde_forward(s.diag, K);
+    } else {
+      device_kernel_forward(ctx, *this, L, K, s);
+    }
   }
 
-  void kernel_backward(Context<device::host>&, Saved& s, TensorView<const T> dK) {
+  void kernel_backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dK) {
     expect_rank(dK, 3, "dK");
     expect_shape(dK, Shape{cfg.channels, cfg.H, dK.size(2)}, "dK");
-    std::vector<std::complex<T>> g_coef, g_logz;
-    vandermonde_backward(s.diag, dK, g_coef, g_logz);
-    diagonal_backward(s, g_coef, g_logz);
+    if constexpr (on_host<D>) {
+      std::vector<std::complex<T>> g_coef, g_logz;
+      vandermonde_backward(s.diag, dK, g_coef, g_logz);
+      diagonal_backward(s, g_coef, g_logz);
+    } else {
+      device_kernel_backward(ctx, *this, s, dK);
+    }
   }
 
   // Chain rule from the gradients of the diagonal form (coef = W (C, H, N), log_z = Lambda (H, N), as
@@ -115,3 +134,7 @@ struct DLR {
 static_assert(DiagonalKernel<DLR<float>>, "DLR must satisfy ssm::DiagonalKernel");
 
 }  // namespace longseq::ssm
+
+#if LONGSEQ_WITH_CUDA && defined(__CUDACC__)  // the device form, visible wherever the host one is
+#include "cuda/dlr.cuh"
+#endif

@@ -13,36 +13,45 @@ namespace longseq::ssm {
 
 enum class DSSVariant { exp, softmax };
 
-template <class T, DSSVariant Variant = DSSVariant::exp>
+// The sizes and options of DSS (the same for every storage type and device policy).
+struct DSSConfig {
+  index_t H = 0;         // channels of the layer
+  index_t N = 64;        // complex modes (no conjugate pairing: the kernel takes Re)
+  index_t channels = 1;  // kernels per channel (2 for a bidirectional layer)
+  double dt_min = 1e-3, dt_max = 1e-1;
+  RandomInit random{};
+};
+
+// T is the parameters' storage type and D the device policy they live on (the kernel is computed there too:
+// the host loops below, or the device ops of cuda/dss.cuh).
+template <class T, DSSVariant Variant = DSSVariant::exp, class D = device::host>
 struct DSS {
   using value_type = T;
+  using device_type = D;
+  template <class D2>
+  using on_device = DSS<T, Variant, D2>;
   static constexpr DSSVariant variant = Variant;
-  struct Config {
-    index_t H = 0;         // channels of the layer
-    index_t N = 64;        // complex modes (no conjugate pairing: the kernel takes Re)
-    index_t channels = 1;  // kernels per channel (2 for a bidirectional layer)
-    double dt_min = 1e-3, dt_max = 1e-1;
-    RandomInit random{};
-  };
-  struct Saved {
+  using Config = DSSConfig;
+  struct HostSaved {
     DiagonalForm<T> diag;
     // (H, N): the factor f multiplying W and its derivatives in lambda (complex-analytic) and dt.
     std::vector<std::complex<double>> f, df_dl, df_ddt;
   };
+  using Saved = std::conditional_t<on_host<D>, HostSaved, DeviceDiagonalSaved<T, D>>;
 
   Config cfg;
   // exp: lambda = -exp(Lambda_re) + i Lambda_im (Re lambda < 0); softmax: lambda = Lambda_re + i Lambda_im.
-  Param<T> log_dt, Lambda_re, Lambda_im, W;
+  Param<T, D> log_dt, Lambda_re, Lambda_im, W;
 
   explicit DSS(Config c) : cfg(c) {
     LONGSEQ_CHECK(cfg.H >= 1, "DSS: H = ", cfg.H, ", expected H >= 1");
     LONGSEQ_CHECK(cfg.N >= 1, "DSS: N = ", cfg.N, ", expected N >= 1");
     LONGSEQ_CHECK(cfg.channels == 1 || cfg.channels == 2, "DSS: channels = ", cfg.channels, ", expected 1 or 2");
     detail::check_dt_range(cfg.dt_min, cfg.dt_max, "DSS");
-    log_dt = Param<T>(Shape{cfg.H}, ParamGroup::ssm);
-    Lambda_re = Param<T>(Shape{cfg.N}, ParamGroup::ssm);
-    Lambda_im = Param<T>(Shape{cfg.N}, ParamGroup::ssm);
-    W = Param<T>(Shape{cfg.channels, cfg.H, cfg.N, 2}, ParamGroup::weight);
+    log_dt = Param<T, D>(Shape{cfg.H}, ParamGroup::ssm);
+    Lambda_re = Param<T, D>(Shape{cfg.N}, ParamGroup::ssm);
+    Lambda_im = Param<T, D>(Shape{cfg.N}, ParamGroup::ssm);
+    W = Param<T, D>(Shape{cfg.channels, cfg.H, cfg.N, 2}, ParamGroup::weight);
   }
   index_t channels() const { return cfg.channels; }
   index_t width() const { return cfg.H; }
@@ -58,6 +67,8 @@ struct DSS {
   // Lambda: eigenvalues of the normal part of HiPPO-LegS of size 2N, with positive imaginary part
   // (-1/2 + i omega); W ~ complex standard normal.
   void init(Rng& rng) {
+    static_assert(on_host<D>, "DSS<..., device::cuda>::init: initialization is host-only; initialize the host "
+                              "parameterization and copy its parameter values to the device");
     if (cfg.random.enabled) return detail::random_init_all(*this, rng, cfg.random.sigma);
     detail::init_log_dt(log_dt.value, rng, cfg.dt_min, cfg.dt_max);
     const auto& h = hippo::nplr(hippo::Measure::legs, 2 * cfg.N);
@@ -132,18 +143,26 @@ struct DSS {
   // followed by diagonal_backward (the split lets the Vandermonde sums run elsewhere, e.g. on a GPU).
   void diagonal_forward(index_t L, DiagonalForm<T>& d, Saved& s) const { diagonal(L, d, &s); }
 
-  void kernel_forward(Context<device::host>&, index_t L, TensorView<T> K, Saved& s) {
+  void kernel_forward(Context<D>& ctx, index_t L, TensorView<T, D> K, Saved& s) {
     detail::check_kernel_out(K, cfg.channels, cfg.H, L, "DSS");
-    diagonal_forward(L, s.diag, s);
-    vandermonde_forward(s.diag, K);
+    if constexpr (on_host<D>) {
+      diagonal_forward(L, s.diag, s);
+      vandermonde_forward(s.diag, K);
+    } else {
+      device_kernel_forward(ctx, *this, L, K, s);
+    }
   }
 
-  void kernel_backward(Context<device::host>&, Saved& s, TensorView<const T> dK) {
+  void kernel_backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dK) {
     expect_rank(dK, 3, "dK");
     expect_shape(dK, Shape{cfg.channels, cfg.H, dK.size(2)}, "dK");
-    std::vector<std::complex<T>> g_coef, g_logz;
-    vandermonde_backward(s.diag, dK, g_coef, g_logz);
-    diagonal_backward(s, g_coef, g_logz);
+    if constexpr (on_host<D>) {
+      std::vector<std::complex<T>> g_coef, g_logz;
+      vandermonde_backward(s.diag, dK, g_coef, g_logz);
+      diagonal_backward(s, g_coef, g_logz);
+    } else {
+      device_kernel_backward(ctx, *this, s, dK);
+    }
   }
 
   // Chain rule from the gradients of the diagonal form (coef (C, H, N), log_z (H, N), as dRe + i dIm) to
@@ -182,3 +201,7 @@ struct DSS {
 static_assert(DiagonalKernel<DSS<float>>, "DSS must satisfy ssm::DiagonalKernel");
 
 }  // namespace longseq::ssm
+
+#if LONGSEQ_WITH_CUDA && defined(__CUDACC__)  // the device form, visible wherever the host one is
+#include "cuda/dss.cuh"
+#endif

@@ -6,6 +6,7 @@
 #include <complex>
 #include <concepts>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "../core/context.hpp"
@@ -16,10 +17,27 @@
 
 namespace longseq::ssm {
 
+// The device policy a parameterization's parameters live on and its kernel is computed on: its `device_type`,
+// or the host for a type that does not declare one.
+template <class K>
+struct kernel_device {
+  using type = device::host;
+};
+template <class K>
+  requires requires { typename K::device_type; }
+struct kernel_device<K> {
+  using type = typename K::device_type;
+};
+template <class K>
+using kernel_device_t = typename kernel_device<K>::type;
+
+template <class D>
+inline constexpr bool on_host = std::is_same_v<D, device::host>;
+
 // A visitor of the shape every parameters() walk receives: f(name, Param&).
-template <class T>
+template <class T, class D = device::host>
 struct KernelParamVisitor {
-  void operator()(std::string_view, Param<T>&) const {}
+  void operator()(std::string_view, Param<T, D>&) const {}
 };
 
 template <class K>
@@ -37,26 +55,27 @@ concept HasKernelShape = requires(const K& k) {
 };
 
 template <class K>
-concept HasKernelParameters = requires(K& k, KernelParamVisitor<typename K::value_type> f, Rng& rng) {
+concept HasKernelParameters =
+    requires(K& k, KernelParamVisitor<typename K::value_type, kernel_device_t<K>> f, Rng& rng) {
   k.parameters(f);
   k.init(rng);
 };
 
 template <class K>
-concept HasKernelForward = requires(K& k, Context<device::host>& ctx, index_t L, TensorView<typename K::value_type> out,
-                                    typename K::Saved& s) {
+concept HasKernelForward = requires(K& k, Context<kernel_device_t<K>>& ctx, index_t L,
+                                    TensorView<typename K::value_type, kernel_device_t<K>> out, typename K::Saved& s) {
   k.kernel_forward(ctx, L, out, s);
 };
 
 template <class K>
-concept HasKernelBackward = requires(K& k, Context<device::host>& ctx, typename K::Saved& s,
-                                     TensorView<const typename K::value_type> dK) {
+concept HasKernelBackward = requires(K& k, Context<kernel_device_t<K>>& ctx, typename K::Saved& s,
+                                     TensorView<const typename K::value_type, kernel_device_t<K>> dK) {
   k.kernel_backward(ctx, s, dK);
 };
 
-// A kernel parameterization: Config of sizes/options, Param slots visited by parameters(f), init(Rng&),
-// kernel_forward(ctx, L, K (C, H, L), saved) and kernel_backward(ctx, saved, dK (C, H, L)) which
-// accumulates into every parameter's grad.
+// A kernel parameterization on its device policy D: Config of sizes/options, Param<T, D> slots visited by
+// parameters(f), init(Rng&) (host), kernel_forward(Context<D>&, L, K (C, H, L), saved) and
+// kernel_backward(Context<D>&, saved, dK (C, H, L)) which accumulates into every parameter's grad.
 template <class K>
 concept KernelParameterization =
     HasKernelTypes<K> && HasKernelShape<K> && HasKernelParameters<K> && HasKernelForward<K> && HasKernelBackward<K>;
@@ -74,22 +93,37 @@ consteval bool assert_kernel() {
         HasKernelParameters<K>,
         "ssm::KernelParameterization: missing `template <class F> void parameters(F&&)` or `void init(Rng&)`");
     static_assert(HasKernelForward<K>,
-                  "ssm::KernelParameterization: missing `void kernel_forward(Context<host>&, index_t L, TensorView<T> "
+                  "ssm::KernelParameterization: missing `void kernel_forward(Context<D>&, index_t L, TensorView<T, D> "
                   "K, Saved&)`");
-    static_assert(
-        HasKernelBackward<K>,
-        "ssm::KernelParameterization: missing `void kernel_backward(Context<host>&, Saved&, TensorView<const T> dK)`");
+    static_assert(HasKernelBackward<K>,
+                  "ssm::KernelParameterization: missing `void kernel_backward(Context<D>&, Saved&, "
+                  "TensorView<const T, D> dK)`");
   }
   return KernelParameterization<K>;
 }
 
+// The parameterization K on device policy D: K itself when it is already there, else K's `on_device<D>` (a
+// parameterization named without a policy is on the host, so `S4D<float>` inside a CUDA layer means
+// `S4D<float, ZOH, device::cuda>`).
+template <class K, class D>
+struct kernel_on {
+  using type = typename K::template on_device<D>;
+};
+template <class K, class D>
+  requires std::is_same_v<kernel_device_t<K>, D>
+struct kernel_on<K, D> {
+  using type = K;
+};
+template <class K, class D>
+using kernel_on_t = typename kernel_on<K, D>::type;
+
 // A kernel parameterization with a diagonal state: diagonal_form(L) gives the discretized DiagonalForm (the
 // recurrent mode runs it step by step); kernel_forward is exactly diagonal_forward(L, d, saved) followed by
 // vandermonde_forward(d, K), and kernel_backward is vandermonde_backward followed by
-// diagonal_backward(saved, g_coef, g_log_z), which accumulates into the parameters' grads. Callers may
-// evaluate the Vandermonde sums elsewhere (the CUDA layer runs them on the device).
+// diagonal_backward(saved, g_coef, g_log_z), which accumulates into the parameters' grads. A host concept (the
+// recurrent mode runs it); on the device the same parameterizations build their form with device ops.
 template <class K>
-concept DiagonalKernel = KernelParameterization<K> &&
+concept DiagonalKernel = KernelParameterization<K> && on_host<kernel_device_t<K>> &&
     requires(K& k, const K& ck, index_t L, DiagonalForm<typename K::value_type>& d, typename K::Saved& s,
              const std::vector<std::complex<typename K::value_type>>& g) {
   { ck.diagonal_form(L) } -> std::same_as<DiagonalForm<typename K::value_type>>;
@@ -144,8 +178,8 @@ inline void check_diagonal_grads(std::size_t g_coef, std::size_t g_log_z, index_
                 saved_hm, " saved modes, expected ", H * M, ")");
 }
 
-template <class T>
-void check_kernel_out(const TensorView<T>& K, index_t C, index_t H, index_t L, const char* who,
+template <class T, class D>
+void check_kernel_out(const TensorView<T, D>& K, index_t C, index_t H, index_t L, const char* who,
                       std::source_location loc = std::source_location::current()) {
   LONGSEQ_CHECK(L >= 1, who, ": kernel length L = ", L, ", expected L >= 1");
   expect_shape(K, Shape{C, H, L}, "K", loc);

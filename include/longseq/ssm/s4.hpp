@@ -121,25 +121,34 @@ inline std::vector<std::complex<double>> s4_correct_C(const std::vector<std::com
   return out;
 }
 
-template <class T>
+// The sizes and options of S4 (the same for every storage type and device policy).
+struct S4Config {
+  index_t H = 0;         // channels of the layer
+  index_t N = 64;        // real state size; N/2 complex modes
+  index_t l_max = 0;     // length C is corrected for; the kernel is computed at l_max and truncated
+  index_t channels = 1;  // kernels per channel (2 for a bidirectional layer)
+  index_t n_ssm = 0;     // independent (Lambda, P, B) copies, channel h uses copy h % n_ssm; 0 means H
+  double dt_min = 1e-3, dt_max = 1e-1;
+  RandomInit random{};
+};
+
+// T is the parameters' storage type and D the device policy they live on (the kernel is computed there too:
+// the host loops below, or the Cauchy / Woodbury ops of cuda/s4_kernel.cuh through cuda/s4.cuh).
+template <class T, class D = device::host>
 struct S4 {
   using value_type = T;
-  struct Config {
-    index_t H = 0;         // channels of the layer
-    index_t N = 64;        // real state size; N/2 complex modes
-    index_t l_max = 0;     // length C is corrected for; the kernel is computed at l_max and truncated
-    index_t channels = 1;  // kernels per channel (2 for a bidirectional layer)
-    index_t n_ssm = 0;     // independent (Lambda, P, B) copies, channel h uses copy h % n_ssm; 0 means H
-    double dt_min = 1e-3, dt_max = 1e-1;
-    RandomInit random{};
-  };
+  using device_type = D;
+  template <class D2>
+  using on_device = S4<T, D2>;
+  using Config = S4Config;
   struct Saved {
     index_t L = 0;
+    Tensor<accum_t<T>, D> work;  // device: the kernel in the accumulation type when T is narrower
   };
 
   Config cfg;
   index_t M = 0, S = 0;
-  Param<T> log_dt, log_A_real, A_imag, P, B, C;
+  Param<T, D> log_dt, log_A_real, A_imag, P, B, C;
 
   explicit S4(Config c) : cfg(c) {
     LONGSEQ_CHECK(cfg.H >= 1, "S4: H = ", cfg.H, ", expected H >= 1");
@@ -150,12 +159,12 @@ struct S4 {
     LONGSEQ_CHECK(S >= 1 && cfg.H % S == 0, "S4: n_ssm = ", cfg.n_ssm, " must divide H = ", cfg.H);
     detail::check_dt_range(cfg.dt_min, cfg.dt_max, "S4");
     M = cfg.N / 2;
-    log_dt = Param<T>(Shape{cfg.H}, ParamGroup::ssm);
-    log_A_real = Param<T>(Shape{S, M}, ParamGroup::ssm);
-    A_imag = Param<T>(Shape{S, M}, ParamGroup::ssm);
-    P = Param<T>(Shape{S, M, 2}, ParamGroup::ssm);
-    B = Param<T>(Shape{S, M, 2}, ParamGroup::ssm);
-    C = Param<T>(Shape{cfg.channels, cfg.H, M, 2}, ParamGroup::weight);
+    log_dt = Param<T, D>(Shape{cfg.H}, ParamGroup::ssm);
+    log_A_real = Param<T, D>(Shape{S, M}, ParamGroup::ssm);
+    A_imag = Param<T, D>(Shape{S, M}, ParamGroup::ssm);
+    P = Param<T, D>(Shape{S, M, 2}, ParamGroup::ssm);
+    B = Param<T, D>(Shape{S, M, 2}, ParamGroup::ssm);
+    C = Param<T, D>(Shape{cfg.channels, cfg.H, M, 2}, ParamGroup::weight);
   }
   index_t channels() const { return cfg.channels; }
   index_t width() const { return cfg.H; }
@@ -179,6 +188,8 @@ struct S4 {
 
   // HiPPO-LegS in NPLR form for every copy, C ~ complex standard normal then corrected for l_max.
   void init(Rng& rng) {
+    static_assert(on_host<D>, "S4<..., device::cuda>::init: initialization is host-only; initialize the host "
+                              "parameterization and copy its parameter values to the device");
     if (cfg.random.enabled) return detail::random_init_all(*this, rng, cfg.random.sigma);
     detail::init_log_dt(log_dt.value, rng, cfg.dt_min, cfg.dt_max);
     const auto& h = hippo::nplr(hippo::Measure::legs, cfg.N);
@@ -218,11 +229,27 @@ struct S4 {
     }
   }
 
-  void kernel_forward(Context<device::host>& ctx, index_t L, TensorView<T> K, Saved& sv) {
+  void kernel_forward(Context<D>& ctx, index_t L, TensorView<T, D> K, Saved& sv) {
     detail::check_kernel_out(K, cfg.channels, cfg.H, L, "S4");
     LONGSEQ_CHECK(L <= cfg.l_max, "S4: requested kernel length L = ", L, " exceeds l_max = ", cfg.l_max,
                   " (C was corrected for l_max)");
     sv.L = L;
+    if constexpr (on_host<D>)
+      host_kernel_forward(ctx, L, K);
+    else
+      device_kernel_forward(ctx, *this, L, K, sv);
+  }
+
+  void kernel_backward(Context<D>& ctx, Saved& sv, TensorView<const T, D> dK) {
+    expect_shape(dK, Shape{cfg.channels, cfg.H, sv.L}, "dK");
+    if constexpr (on_host<D>)
+      host_kernel_backward(ctx, sv, dK);
+    else
+      device_kernel_backward(ctx, *this, sv, dK);
+  }
+
+ private:
+  void host_kernel_forward(Context<device::host>& ctx, index_t L, TensorView<T> K) {
     index_t Lk = cfg.l_max, bins = ops::rfft_bins(Lk), rows = cfg.channels * cfg.H;
     Tensor<std::complex<T>> spec(Shape{rows, bins});
     Tensor<T> full(Shape{rows, Lk});
@@ -240,9 +267,8 @@ struct S4 {
       for (index_t l = 0; l < L; ++l) K.data[r * L + l] = full(r, l);
   }
 
-  void kernel_backward(Context<device::host>& ctx, Saved& sv, TensorView<const T> dK) {
+  void host_kernel_backward(Context<device::host>& ctx, Saved& sv, TensorView<const T> dK) {
     index_t L = sv.L, Lk = cfg.l_max, bins = ops::rfft_bins(Lk), rows = cfg.channels * cfg.H;
-    expect_shape(dK, Shape{cfg.channels, cfg.H, L}, "dK");
     Tensor<T> full(Shape{rows, Lk}, T(0));
     for (index_t r = 0; r < rows; ++r)
       for (index_t l = 0; l < L; ++l) full(r, l) = dK.data[r * L + l];
@@ -282,7 +308,6 @@ struct S4 {
     }
   }
 
- private:
   struct Grads {
     double dt = 0;
     std::vector<std::complex<double>> lambda, P, B, C;
@@ -417,3 +442,7 @@ struct S4 {
 };
 
 }  // namespace longseq::ssm
+
+#if LONGSEQ_WITH_CUDA && defined(__CUDACC__)  // the device kernel, visible wherever the host one is
+#include "cuda/s4.cuh"
+#endif

@@ -15,27 +15,36 @@ namespace longseq::ssm {
 // inv: a_im = -(N/pi)(N/(2n+1) - 1); real: A = -(n+1); random: a_im = -exp(N(0,1)). B = 1 except legs.
 enum class S4DInit { legs, lin, inv, real, random };
 
-template <class T, Discretization Disc = ZOH>
+// The sizes and options of S4D (the same for every storage type and device policy).
+struct S4DConfig {
+  index_t H = 0;         // channels of the layer
+  index_t N = 64;        // real state size; N/2 complex modes
+  index_t channels = 1;  // kernels per channel (2 for a bidirectional layer)
+  index_t n_ssm = 0;     // independent (A, B) copies, channel h uses copy h % n_ssm; 0 means H
+  double dt_min = 1e-3, dt_max = 1e-1;
+  S4DInit init = S4DInit::legs;
+  RandomInit random{};
+};
+
+// T is the parameters' storage type and D the device policy they live on (the kernel is computed there too:
+// the host loops below, or the device ops of cuda/s4d.cuh).
+template <class T, Discretization Disc = ZOH, class D = device::host>
 struct S4D {
   using value_type = T;
+  using device_type = D;
   using discretization = Disc;
-  struct Config {
-    index_t H = 0;         // channels of the layer
-    index_t N = 64;        // real state size; N/2 complex modes
-    index_t channels = 1;  // kernels per channel (2 for a bidirectional layer)
-    index_t n_ssm = 0;     // independent (A, B) copies, channel h uses copy h % n_ssm; 0 means H
-    double dt_min = 1e-3, dt_max = 1e-1;
-    S4DInit init = S4DInit::legs;
-    RandomInit random{};
-  };
-  struct Saved {
+  template <class D2>
+  using on_device = S4D<T, Disc, D2>;
+  using Config = S4DConfig;
+  struct HostSaved {
     DiagonalForm<T> diag;
     std::vector<DiscreteMode> modes;  // (H, M)
   };
+  using Saved = std::conditional_t<on_host<D>, HostSaved, DeviceDiagonalSaved<T, D>>;
 
   Config cfg;
   index_t M = 0, S = 0;  // modes, copies
-  Param<T> log_dt, log_A_real, A_imag, B, C;
+  Param<T, D> log_dt, log_A_real, A_imag, B, C;
 
   explicit S4D(Config c) : cfg(c) {
     LONGSEQ_CHECK(cfg.H >= 1, "S4D: H = ", cfg.H, ", expected H >= 1");
@@ -45,11 +54,11 @@ struct S4D {
     LONGSEQ_CHECK(S >= 1 && cfg.H % S == 0, "S4D: n_ssm = ", cfg.n_ssm, " must divide H = ", cfg.H);
     detail::check_dt_range(cfg.dt_min, cfg.dt_max, "S4D");
     M = cfg.N / 2;
-    log_dt = Param<T>(Shape{cfg.H}, ParamGroup::ssm);
-    log_A_real = Param<T>(Shape{S, M}, ParamGroup::ssm);
-    A_imag = Param<T>(Shape{S, M}, ParamGroup::ssm);
-    B = Param<T>(Shape{S, M, 2}, ParamGroup::ssm);
-    C = Param<T>(Shape{cfg.channels, cfg.H, M, 2}, ParamGroup::weight);
+    log_dt = Param<T, D>(Shape{cfg.H}, ParamGroup::ssm);
+    log_A_real = Param<T, D>(Shape{S, M}, ParamGroup::ssm);
+    A_imag = Param<T, D>(Shape{S, M}, ParamGroup::ssm);
+    B = Param<T, D>(Shape{S, M, 2}, ParamGroup::ssm);
+    C = Param<T, D>(Shape{cfg.channels, cfg.H, M, 2}, ParamGroup::weight);
   }
   index_t channels() const { return cfg.channels; }
   index_t width() const { return cfg.H; }
@@ -64,6 +73,8 @@ struct S4D {
   }
 
   void init(Rng& rng) {
+    static_assert(on_host<D>, "S4D<..., device::cuda>::init: initialization is host-only; initialize the host "
+                              "parameterization and copy its parameter values to the device");
     if (cfg.random.enabled) return detail::random_init_all(*this, rng, cfg.random.sigma);
     detail::init_log_dt(log_dt.value, rng, cfg.dt_min, cfg.dt_max);
     std::vector<std::complex<double>> a(static_cast<std::size_t>(M)), b(static_cast<std::size_t>(M), 1.0);
@@ -134,18 +145,26 @@ struct S4D {
   // followed by diagonal_backward (the split lets the Vandermonde sums run elsewhere, e.g. on a GPU).
   void diagonal_forward([[maybe_unused]] index_t L, DiagonalForm<T>& d, Saved& s) const { diagonal(d, &s.modes); }
 
-  void kernel_forward(Context<device::host>&, index_t L, TensorView<T> K, Saved& s) {
+  void kernel_forward(Context<D>& ctx, index_t L, TensorView<T, D> K, Saved& s) {
     detail::check_kernel_out(K, cfg.channels, cfg.H, L, "S4D");
-    diagonal_forward(L, s.diag, s);
-    vandermonde_forward(s.diag, K);
+    if constexpr (on_host<D>) {
+      diagonal_forward(L, s.diag, s);
+      vandermonde_forward(s.diag, K);
+    } else {
+      device_kernel_forward(ctx, *this, L, K, s);
+    }
   }
 
-  void kernel_backward(Context<device::host>&, Saved& sv, TensorView<const T> dK) {
+  void kernel_backward(Context<D>& ctx, Saved& sv, TensorView<const T, D> dK) {
     expect_rank(dK, 3, "dK");
     expect_shape(dK, Shape{cfg.channels, cfg.H, dK.size(2)}, "dK");
-    std::vector<std::complex<T>> g_coef, g_logz;
-    vandermonde_backward(sv.diag, dK, g_coef, g_logz);
-    diagonal_backward(sv, g_coef, g_logz);
+    if constexpr (on_host<D>) {
+      std::vector<std::complex<T>> g_coef, g_logz;
+      vandermonde_backward(sv.diag, dK, g_coef, g_logz);
+      diagonal_backward(sv, g_coef, g_logz);
+    } else {
+      device_kernel_backward(ctx, *this, sv, dK);
+    }
   }
 
   // Chain rule from the gradients of the diagonal form (coef (C, H, M), log_z (H, M), as dRe + i dIm) to
@@ -187,3 +206,7 @@ struct S4D {
 static_assert(DiagonalKernel<S4D<float>>, "S4D must satisfy ssm::DiagonalKernel");
 
 }  // namespace longseq::ssm
+
+#if LONGSEQ_WITH_CUDA && defined(__CUDACC__)  // the device form, visible wherever the host one is
+#include "cuda/s4d.cuh"
+#endif

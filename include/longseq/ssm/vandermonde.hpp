@@ -4,6 +4,7 @@
 #include <complex>
 #include <vector>
 
+#include "../core/dtype.hpp"
 #include "../core/tensor.hpp"
 
 namespace longseq::ssm {
@@ -23,6 +24,19 @@ struct DiagonalForm {
     log_z.assign(static_cast<std::size_t>(H * M), {});
     coef.assign(static_cast<std::size_t>(C * H * M), {});
   }
+};
+
+// What a diagonal parameterization on a device policy D saves from its forward: the form in the accumulation
+// type of T (float for float, bf16 and half; double for double), per-mode factors its backward needs, and the
+// kernel in that type when T is narrower (the sums run in A; K is rounded to T once).
+template <class T, class D>
+struct DeviceDiagonalSaved {
+  using A = accum_t<T>;
+  Tensor<A, D> coef;   // (C, H, M, 2)
+  Tensor<A, D> log_z;  // (H, M, 2)
+  Tensor<A, D> aux;    // (H, M, k): the parameterization's derivatives per mode
+  Tensor<A, D> K;      // (C, H, L), only when T is not A
+  A scale = A(2);
 };
 
 namespace detail {

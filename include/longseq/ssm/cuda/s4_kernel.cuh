@@ -1,230 +1,18 @@
-// CUDA Cauchy kernels for S4: the conjugate-paired sums S[q,h,k] = sum_n v[q,h,n] / (g[h,k] - w[h,n]) +
-// conj(v[q,h,n]) / (g[h,k] - conj w[h,n]) and their backward, fused so that no (H, M, nodes) intermediate
-// reaches global memory; and the S4 generating function at the roots of unity (Woodbury identity) built on
-// them. Arrays hold interleaved (re, im) pairs of float, double or bf16; sums accumulate in accum_t<T>.
-// Every kernel is one thread per output element running a host-and-device functor (simple to check on the
-// host; a shared-memory tiled version is the next step once timings can be taken).
+// S4's convolution kernel on the device: the generating function at the roots of unity through the Woodbury
+// identity over the Cauchy sums of cauchy.cuh (s4_khat_*), then cuFFT's inverse real FFT and truncation to the
+// requested length (s4_kernel_*), with the backward of both. The same numbers as the host ssm::S4 kernel;
+// s4_khat_* take float, double or bf16, s4_kernel_* float or double (cuFFT has no bf16 path).
 #pragma once
-#include <cuda_runtime.h>
-
-#include <cmath>
+#include <complex>
 #include <type_traits>
 
-#include "../core/cuda/context.cuh"
-#include "../core/cuda/launch.cuh"
-#include "../core/dtype.hpp"
-#include "../core/tensor.hpp"
+#include "../../core/cuda/context.cuh"
+#include "../../core/cuda/launch.cuh"
+#include "../../ops/cuda/fft.cuh"
+#include "cauchy.cuh"
 
 namespace longseq::ssm::cuda {
 
-// The S4 generating function needs 2 C + 2 sums per node (C <= 2 kernel channels); a few spare.
-inline constexpr index_t cauchy_max_numerators = 8;
-
-template <class T>
-using DeviceIn = std::type_identity_t<TensorView<const T, device::cuda>>;
-template <class T>
-using DeviceOut = std::type_identity_t<TensorView<T, device::cuda>>;
-
-namespace cauchy_detail {
-
-inline constexpr int max_q = int(cauchy_max_numerators);
-
-template <class A>
-struct Cz {
-  A re, im;
-};
-template <class A>
-LONGSEQ_HD inline Cz<A> operator+(Cz<A> a, Cz<A> b) {
-  return {a.re + b.re, a.im + b.im};
-}
-template <class A>
-LONGSEQ_HD inline Cz<A> operator-(Cz<A> a, Cz<A> b) {
-  return {a.re - b.re, a.im - b.im};
-}
-template <class A>
-LONGSEQ_HD inline Cz<A> operator*(Cz<A> a, Cz<A> b) {
-  return {a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re};
-}
-template <class A>
-LONGSEQ_HD inline Cz<A> scale(A s, Cz<A> a) {
-  return {s * a.re, s * a.im};
-}
-template <class A>
-LONGSEQ_HD inline Cz<A> conj(Cz<A> a) {
-  return {a.re, -a.im};
-}
-template <class A>
-LONGSEQ_HD inline Cz<A> inv(Cz<A> a) {
-  A d = A(1) / (a.re * a.re + a.im * a.im);
-  return {a.re * d, -a.im * d};
-}
-template <class A, class T>
-LONGSEQ_HD inline Cz<A> load(const T* p, index_t i) {
-  return {A(p[2 * i]), A(p[2 * i + 1])};
-}
-template <class T, class A>
-LONGSEQ_HD inline void store(T* p, index_t i, Cz<A> z) {
-  p[2 * i] = T(z.re);
-  p[2 * i + 1] = T(z.im);
-}
-
-// One thread per (h, k): S[q,h,k] for every numerator q < Q, looping over the modes of channel h. Threads
-// of a block share h, so their reads of v and w hit the same addresses (broadcast from cache).
-template <class T>
-struct CauchyForward {
-  using A = accum_t<T>;
-  const T *v, *w, *g;
-  index_t Q, H, M, K;
-  T* S;
-  LONGSEQ_HD void operator()(index_t i) const {
-    index_t h = i / K;
-    Cz<A> node = load<A>(g, i);
-    Cz<A> acc[max_q];
-    for (int q = 0; q < max_q; ++q) acc[q] = {A(0), A(0)};
-    for (index_t n = 0; n < M; ++n) {
-      Cz<A> wn = load<A>(w, h * M + n);
-      Cz<A> r = inv(node - wn), rb = inv(node - conj(wn));
-      for (int q = 0; q < max_q; ++q)
-        if (q < Q) {
-          Cz<A> vq = load<A>(v, (q * H + h) * M + n);
-          acc[q] = acc[q] + vq * r + conj(vq) * rb;
-        }
-    }
-    for (int q = 0; q < Q; ++q) store(S, q * H * K + i, acc[q]);
-  }
-};
-
-// One thread per (h, n): the gradients of v[., h, n] and w[h, n], looping over the nodes k. With G = dS and
-// r = 1/(g - w), rb = 1/(g - conj w):
-//   dv_q = sum_k conj(r) G_q + conj(G_q) rb,
-//   dw   = sum_k conj(r^2) sum_q conj(v_q) G_q + conj(sum_q v_q G_q) rb^2   (dr/dw = r^2, rb depends on conj w).
-template <class T>
-struct CauchyBackwardVW {
-  using A = accum_t<T>;
-  const T *v, *w, *g, *dS;
-  index_t Q, H, M, K;
-  T *dv, *dw;
-  LONGSEQ_HD void operator()(index_t i) const {
-    index_t h = i / M;
-    Cz<A> wn = load<A>(w, i);
-    Cz<A> vq[max_q], gv[max_q];
-    for (int q = 0; q < max_q; ++q) {
-      vq[q] = q < Q ? load<A>(v, q * H * M + i) : Cz<A>{A(0), A(0)};
-      gv[q] = {A(0), A(0)};
-    }
-    Cz<A> gw = {A(0), A(0)};
-    for (index_t k = 0; k < K; ++k) {
-      Cz<A> node = load<A>(g, h * K + k);
-      Cz<A> r = inv(node - wn), rb = inv(node - conj(wn));
-      Cz<A> gr = {A(0), A(0)}, grb = {A(0), A(0)};
-      for (int q = 0; q < max_q; ++q)
-        if (q < Q) {
-          Cz<A> G = load<A>(dS, (q * H + h) * K + k);
-          gv[q] = gv[q] + conj(r) * G + conj(G) * rb;
-          gr = gr + conj(vq[q]) * G;
-          grb = grb + vq[q] * G;
-        }
-      gw = gw + conj(r * r) * gr + conj(grb) * (rb * rb);
-    }
-    for (int q = 0; q < Q; ++q) store(dv, q * H * M + i, gv[q]);
-    store(dw, i, gw);
-  }
-};
-
-// One thread per (h, k): the gradient of the node, dg = -sum_n conj(r^2) sum_q conj(v_q) G_q +
-// conj(rb^2) sum_q v_q G_q (r and rb are holomorphic in g with derivatives -r^2 and -rb^2).
-template <class T>
-struct CauchyBackwardG {
-  using A = accum_t<T>;
-  const T *v, *w, *g, *dS;
-  index_t Q, H, M, K;
-  T* dg;
-  LONGSEQ_HD void operator()(index_t i) const {
-    index_t h = i / K;
-    Cz<A> node = load<A>(g, i);
-    Cz<A> G[max_q];
-    for (int q = 0; q < max_q; ++q) G[q] = q < Q ? load<A>(dS, q * H * K + i) : Cz<A>{A(0), A(0)};
-    Cz<A> acc = {A(0), A(0)};
-    for (index_t n = 0; n < M; ++n) {
-      Cz<A> wn = load<A>(w, h * M + n);
-      Cz<A> r = inv(node - wn), rb = inv(node - conj(wn));
-      Cz<A> gr = {A(0), A(0)}, grb = {A(0), A(0)};
-      for (int q = 0; q < max_q; ++q)
-        if (q < Q) {
-          Cz<A> vq = load<A>(v, (q * H + h) * M + n);
-          gr = gr + conj(vq) * G[q];
-          grb = grb + vq * G[q];
-        }
-      acc = acc - conj(r * r) * gr - conj(rb * rb) * grb;
-    }
-    store(dg, i, acc);
-  }
-};
-
-struct CauchyDims {
-  index_t Q, H, M, K;
-};
-
-template <class T>
-CauchyDims check_cauchy(const TensorView<const T, device::cuda>& v, const TensorView<const T, device::cuda>& w,
-                        const TensorView<const T, device::cuda>& g, const char* fn) {
-  expect_rank(v, 4, "v");
-  CauchyDims d{v.size(0), v.size(1), v.size(2), 0};
-  LONGSEQ_CHECK(d.Q >= 1 && d.Q <= cauchy_max_numerators && v.size(3) == 2, fn, ": tensor 'v' has shape ", v.shape,
-                ", expected (Q, H, M, 2) with 1 <= Q <= ", cauchy_max_numerators);
-  expect_shape(w, Shape{d.H, d.M, 2}, "w");
-  expect_rank(g, 3, "g");
-  d.K = g.size(1);
-  expect_shape(g, Shape{d.H, d.K, 2}, "g");
-  expect_contiguous(v, "v");
-  expect_contiguous(w, "w");
-  expect_contiguous(g, "g");
-  return d;
-}
-
-}  // namespace cauchy_detail
-
-// S (Q, H, K, 2) = sum_n v[q,h,n] / (g[h,k] - w[h,n]) + conj(v[q,h,n]) / (g[h,k] - conj w[h,n]) from the
-// numerators v (Q, H, M, 2), the poles w (H, M, 2) and the nodes g (H, K, 2); Q <= cauchy_max_numerators.
-template <class T>
-void cauchy_forward(Context<device::cuda>& ctx, DeviceIn<T> v, DeviceIn<T> w, DeviceIn<T> g, DeviceOut<T> S) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, bf16>,
-                "cauchy_forward: T must be float, double or bf16");
-  auto d = cauchy_detail::check_cauchy<T>(v, w, g, "cauchy_forward");
-  expect_shape(S, Shape{d.Q, d.H, d.K, 2}, "S");
-  expect_contiguous(S, "S");
-  longseq::cuda::for_each(ctx.stream(), d.H * d.K,
-                          cauchy_detail::CauchyForward<T>{v.data, w.data, g.data, d.Q, d.H, d.M, d.K, S.data},
-                          "ssm::cauchy_forward");
-}
-
-// Given dS (Q, H, K, 2) (dLoss/dRe, dLoss/dIm interleaved), writes the gradients dv (Q, H, M, 2), dw (H, M, 2)
-// and dg (H, K, 2) in the same convention.
-template <class T>
-void cauchy_backward(Context<device::cuda>& ctx, DeviceIn<T> v, DeviceIn<T> w, DeviceIn<T> g, DeviceIn<T> dS,
-                     DeviceOut<T> dv, DeviceOut<T> dw, DeviceOut<T> dg) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, bf16>,
-                "cauchy_backward: T must be float, double or bf16");
-  auto d = cauchy_detail::check_cauchy<T>(v, w, g, "cauchy_backward");
-  expect_shape(dS, Shape{d.Q, d.H, d.K, 2}, "dS");
-  expect_shape(dv, v.shape, "dv");
-  expect_shape(dw, w.shape, "dw");
-  expect_shape(dg, g.shape, "dg");
-  expect_contiguous(dS, "dS");
-  expect_contiguous(dv, "dv");
-  expect_contiguous(dw, "dw");
-  expect_contiguous(dg, "dg");
-  longseq::cuda::for_each(
-      ctx.stream(), d.H * d.M,
-      cauchy_detail::CauchyBackwardVW<T>{v.data, w.data, g.data, dS.data, d.Q, d.H, d.M, d.K, dv.data, dw.data},
-      "ssm::cauchy_backward_vw");
-  longseq::cuda::for_each(
-      ctx.stream(), d.H * d.K,
-      cauchy_detail::CauchyBackwardG<T>{v.data, w.data, g.data, dS.data, d.Q, d.H, d.M, d.K, dg.data},
-      "ssm::cauchy_backward_g");
-}
-
-// ---------------------------------------------------------------------------------------------------------
 // The S4 generating function on the device. Channel h uses copy s = h % S of (lambda, P, B). At the nodes
 // z_k = exp(-2 pi i k / Lk), k < Lk/2 + 1, with t = tan(pi k / Lk):
 //   g = (2/dt) (1 - z)/(1 + z) = 2 i t / dt,   2/(1 + z) = 1 + i t,
@@ -233,7 +21,9 @@ void cauchy_backward(Context<device::cuda>& ctx, DeviceIn<T> v, DeviceIn<T> w, D
 // lambda and paired with the conjugate modes. At z = -1 (even Lk, k = Lk/2): Khat[c] = dt Re sum_n C B.
 // Numerator q layout: k00 for c at q = c, k01 at q = Ch + c, k10 at q = 2 Ch, k11 at q = 2 Ch + 1.
 
-namespace cauchy_detail {
+namespace s4_khat_detail {
+
+using namespace cauchy_detail;  // the complex helpers Cz, load, store, inv, conj
 
 LONGSEQ_HD inline bool is_nyquist(index_t k, index_t Lk) { return Lk % 2 == 0 && k == Lk / 2; }
 LONGSEQ_HD inline double node_tan(index_t k, index_t Lk) {
@@ -451,7 +241,7 @@ S4Dims check_s4(const TensorView<const T, device::cuda>& dt, const TensorView<co
   return d;
 }
 
-}  // namespace cauchy_detail
+}  // namespace s4_khat_detail
 
 // Khat (channels, H, Lk/2 + 1, 2): the S4 generating function of the kernel of length Lk at the roots of unity
 // (its inverse real FFT of length Lk is the kernel), from the step sizes dt (H), the copies' lambda, P, B
@@ -462,7 +252,7 @@ void s4_khat_forward(Context<device::cuda>& ctx, DeviceIn<T> dt, DeviceIn<T> lam
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, bf16>,
                 "s4_khat_forward: T must be float, double or bf16");
   using A = accum_t<T>;
-  auto d = cauchy_detail::check_s4<T>(dt, lambda, P, B, C, Lk, "s4_khat_forward");
+  auto d = s4_khat_detail::check_s4<T>(dt, lambda, P, B, C, Lk, "s4_khat_forward");
   expect_shape(Khat, Shape{d.Ch, d.H, d.K, 2}, "Khat");
   expect_contiguous(Khat, "Khat");
   index_t Q = 2 * d.Ch + 2;
@@ -472,16 +262,16 @@ void s4_khat_forward(Context<device::cuda>& ctx, DeviceIn<T> dt, DeviceIn<T> lam
   auto sums = ctx.scratch<A>(std::size_t(2 * Q * d.H * d.K));
   cudaStream_t st = ctx.stream();
   longseq::cuda::for_each(st, d.H * d.M,
-                          cauchy_detail::S4Numerators<T>{lambda.data, P.data, B.data, C.data, d.Ch, d.H, d.S, d.M,
+                          s4_khat_detail::S4Numerators<T>{lambda.data, P.data, B.data, C.data, d.Ch, d.H, d.S, d.M,
                                                          v.data(), w.data()},
                           "ssm::s4_numerators");
-  longseq::cuda::for_each(st, d.H * d.K, cauchy_detail::S4Nodes<T>{dt.data, d.K, Lk, g.data()}, "ssm::s4_nodes");
+  longseq::cuda::for_each(st, d.H * d.K, s4_khat_detail::S4Nodes<T>{dt.data, d.K, Lk, g.data()}, "ssm::s4_nodes");
   cauchy_forward<A>(ctx, TensorView<const A, device::cuda>(v.data(), Shape{Q, d.H, d.M, 2}),
                     TensorView<const A, device::cuda>(w.data(), Shape{d.H, d.M, 2}),
                     TensorView<const A, device::cuda>(g.data(), Shape{d.H, d.K, 2}),
                     TensorView<A, device::cuda>(sums.data(), Shape{Q, d.H, d.K, 2}));
   longseq::cuda::for_each(st, d.H * d.K,
-                          cauchy_detail::S4Combine<T>{dt.data, B.data, C.data, sums.data(), d.Ch, d.H, d.S, d.M, d.K,
+                          s4_khat_detail::S4Combine<T>{dt.data, B.data, C.data, sums.data(), d.Ch, d.H, d.S, d.M, d.K,
                                                       Lk, Khat.data},
                           "ssm::s4_combine");
 }
@@ -496,7 +286,7 @@ void s4_khat_backward(Context<device::cuda>& ctx, DeviceIn<T> dt, DeviceIn<T> la
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, bf16>,
                 "s4_khat_backward: T must be float, double or bf16");
   using A = accum_t<T>;
-  auto d = cauchy_detail::check_s4<T>(dt, lambda, P, B, C, Lk, "s4_khat_backward");
+  auto d = s4_khat_detail::check_s4<T>(dt, lambda, P, B, C, Lk, "s4_khat_backward");
   expect_shape(dKhat, Shape{d.Ch, d.H, d.K, 2}, "dKhat");
   expect_shape(g_dt, dt.shape, "g_dt");
   expect_shape(g_lambda, lambda.shape, "g_lambda");
@@ -524,29 +314,106 @@ void s4_khat_backward(Context<device::cuda>& ctx, DeviceIn<T> dt, DeviceIn<T> la
   using CV = TensorView<const A, device::cuda>;
   using MV = TensorView<A, device::cuda>;
   longseq::cuda::for_each(st, HM,
-                          cauchy_detail::S4Numerators<T>{lambda.data, P.data, B.data, C.data, d.Ch, d.H, d.S, d.M,
+                          s4_khat_detail::S4Numerators<T>{lambda.data, P.data, B.data, C.data, d.Ch, d.H, d.S, d.M,
                                                          v.data(), w.data()},
                           "ssm::s4_numerators");
-  longseq::cuda::for_each(st, HK, cauchy_detail::S4Nodes<T>{dt.data, d.K, Lk, g.data()}, "ssm::s4_nodes");
+  longseq::cuda::for_each(st, HK, s4_khat_detail::S4Nodes<T>{dt.data, d.K, Lk, g.data()}, "ssm::s4_nodes");
   CV vv(v.data(), Shape{Q, d.H, d.M, 2}), wv(w.data(), Shape{d.H, d.M, 2}), gv(g.data(), Shape{d.H, d.K, 2});
   cauchy_forward<A>(ctx, vv, wv, gv, MV(sums.data(), Shape{Q, d.H, d.K, 2}));
   longseq::cuda::for_each(
-      st, HK, cauchy_detail::S4CombineBackward<T>{dKhat.data, sums.data(), d.Ch, d.H, d.K, Lk, dsums.data()},
+      st, HK, s4_khat_detail::S4CombineBackward<T>{dKhat.data, sums.data(), d.Ch, d.H, d.K, Lk, dsums.data()},
       "ssm::s4_combine_backward");
   cauchy_backward<A>(ctx, vv, wv, gv, CV(dsums.data(), Shape{Q, d.H, d.K, 2}), MV(dv.data(), Shape{Q, d.H, d.M, 2}),
                      MV(dw.data(), Shape{d.H, d.M, 2}), MV(dg.data(), Shape{d.H, d.K, 2}));
   longseq::cuda::for_each(st, HM,
-                          cauchy_detail::S4ParamGrads<T>{dt.data, P.data, B.data, C.data, dKhat.data, dv.data(), d.Ch,
+                          s4_khat_detail::S4ParamGrads<T>{dt.data, P.data, B.data, C.data, dKhat.data, dv.data(), d.Ch,
                                                          d.H, d.S, d.M, d.K, Lk, g_C.data, gP_h.data(), gB_h.data()},
                           "ssm::s4_param_grads");
   longseq::cuda::for_each(st, d.H,
-                          cauchy_detail::S4DtGrad<T>{dt.data, B.data, C.data, dKhat.data, g.data(), dg.data(), d.Ch,
+                          s4_khat_detail::S4DtGrad<T>{dt.data, B.data, C.data, dKhat.data, g.data(), dg.data(), d.Ch,
                                                      d.H, d.S, d.M, d.K, Lk, g_dt.data},
                           "ssm::s4_dt_grad");
   longseq::cuda::for_each(st, d.S * d.M,
-                          cauchy_detail::S4ReduceCopies<T>{dw.data(), gP_h.data(), gB_h.data(), d.H, d.S, d.M,
+                          s4_khat_detail::S4ReduceCopies<T>{dw.data(), gP_h.data(), gB_h.data(), d.H, d.S, d.M,
                                                            g_lambda.data, g_P.data, g_B.data},
                           "ssm::s4_reduce_copies");
+}
+
+
+namespace s4_kernel_detail {
+
+// K[r, l] = full[r, l] for l < L (full has Lk columns).
+template <class T>
+struct Truncate {
+  const T* full;
+  index_t L, Lk;
+  T* K;
+  LONGSEQ_HD void operator()(index_t i) const { K[i] = full[(i / L) * Lk + i % L]; }
+};
+
+// full[r, l] = dK[r, l] for l < L, zero for L <= l < Lk.
+template <class T>
+struct ZeroPad {
+  const T* dK;
+  index_t L, Lk;
+  T* full;
+  LONGSEQ_HD void operator()(index_t i) const {
+    index_t r = i / Lk, l = i % Lk;
+    full[i] = l < L ? dK[r * L + l] : T(0);
+  }
+};
+
+template <class T>
+index_t check_kernel_length(const TensorView<T, device::cuda>& K, index_t Ch, index_t H, index_t Lk, const char* name) {
+  expect_rank(K, 3, name);
+  index_t L = K.size(2);
+  LONGSEQ_CHECK(L >= 1 && L <= Lk, "tensor '", name, "' has shape ", K.shape, ", expected (", Ch, ", ", H,
+                ", L) with 1 <= L <= Lk = ", Lk);
+  expect_shape(K, Shape{Ch, H, L}, name);
+  expect_contiguous(K, name);
+  return L;
+}
+
+}  // namespace s4_kernel_detail
+
+// K (channels, H, L), L <= Lk: the first L taps of the length-Lk S4 kernel (C corrected for Lk), from the
+// same inputs as s4_khat_forward.
+template <class T>
+void s4_kernel_forward(Context<device::cuda>& ctx, DeviceIn<T> dt, DeviceIn<T> lambda, DeviceIn<T> P, DeviceIn<T> B,
+                       DeviceIn<T> C, index_t Lk, DeviceOut<T> K) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "s4_kernel_forward: T must be float or double");
+  auto d = s4_khat_detail::check_s4<T>(dt, lambda, P, B, C, Lk, "s4_kernel_forward");
+  index_t L = s4_kernel_detail::check_kernel_length(K, d.Ch, d.H, Lk, "K"), rows = d.Ch * d.H;
+  auto khat = ctx.scratch<std::complex<T>>(std::size_t(rows * d.K));
+  auto full = ctx.scratch<T>(std::size_t(rows * Lk));
+  s4_khat_forward<T>(ctx, dt, lambda, P, B, C, Lk,
+                     TensorView<T, device::cuda>(reinterpret_cast<T*>(khat.data()), Shape{d.Ch, d.H, d.K, 2}));
+  ops::irfft_forward<T>(ctx, TensorView<const std::complex<T>, device::cuda>(khat.data(), Shape{rows, d.K}),
+                        TensorView<T, device::cuda>(full.data(), Shape{rows, Lk}));
+  longseq::cuda::for_each(ctx.stream(), rows * L, s4_kernel_detail::Truncate<T>{full.data(), L, Lk, K.data},
+                          "ssm::s4_kernel_truncate");
+}
+
+// Gradients of s4_kernel_forward given dK (channels, H, L), all written, as in s4_khat_backward.
+template <class T>
+void s4_kernel_backward(Context<device::cuda>& ctx, DeviceIn<T> dt, DeviceIn<T> lambda, DeviceIn<T> P, DeviceIn<T> B,
+                        DeviceIn<T> C, index_t Lk, DeviceIn<T> dK, DeviceOut<T> g_dt, DeviceOut<T> g_lambda,
+                        DeviceOut<T> g_P, DeviceOut<T> g_B, DeviceOut<T> g_C) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "s4_kernel_backward: T must be float or double");
+  auto d = s4_khat_detail::check_s4<T>(dt, lambda, P, B, C, Lk, "s4_kernel_backward");
+  index_t L = s4_kernel_detail::check_kernel_length(dK, d.Ch, d.H, Lk, "dK"), rows = d.Ch * d.H;
+  auto full = ctx.scratch<T>(std::size_t(rows * Lk));
+  auto dkhat = ctx.scratch<std::complex<T>>(std::size_t(rows * d.K));
+  longseq::cuda::for_each(ctx.stream(), rows * Lk, s4_kernel_detail::ZeroPad<T>{dK.data, L, Lk, full.data()},
+                          "ssm::s4_kernel_pad");
+  ops::irfft_backward<T>(ctx, TensorView<const T, device::cuda>(full.data(), Shape{rows, Lk}),
+                         TensorView<std::complex<T>, device::cuda>(dkhat.data(), Shape{rows, d.K}));
+  s4_khat_backward<T>(ctx, dt, lambda, P, B, C, Lk,
+                      TensorView<const T, device::cuda>(reinterpret_cast<const T*>(dkhat.data()),
+                                                        Shape{d.Ch, d.H, d.K, 2}),
+                      g_dt, g_lambda, g_P, g_B, g_C);
 }
 
 }  // namespace longseq::ssm::cuda

@@ -7,11 +7,11 @@
 
 #include <type_traits>
 
-#include "../core/cuda/context.cuh"
-#include "../core/cuda/launch.cuh"
-#include "../core/dtype.hpp"
-#include "../core/tensor.hpp"
-#include "../ops/cuda/activation.cuh"
+#include "../../core/cuda/context.cuh"
+#include "../../core/cuda/launch.cuh"
+#include "../../core/dtype.hpp"
+#include "../../core/tensor.hpp"
+#include "../../ops/cuda/activation.cuh"
 
 namespace longseq::ssm::cuda {
 
