@@ -338,7 +338,7 @@ struct SsmModel {
     typename Kernel::Config k;
     k.H = o.d_model;
     if constexpr (std::is_same_v<Kernel, ssm::ConvKernel<F>>) {
-      k.L_max = length;
+      k.l_max = length;
     } else {
       k.N = o.state;
       if (o.dt_min > 0) k.dt_min = o.dt_min;
