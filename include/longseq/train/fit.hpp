@@ -26,6 +26,7 @@
 #include "loss_scale.hpp"
 #include "metrics.hpp"
 #include "schedule.hpp"
+#include "step.hpp"
 
 namespace longseq::train {
 
@@ -146,6 +147,7 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
                             "inputs(), targets() and tokens() (see train::Task)");
   LONGSEQ_CHECK(cfg.accum >= 1, "fit: accum must be >= 1, got ", cfg.accum);
   const bool parallel = comm.size() > 1, root = is_root(comm);
+  LONGSEQ_CHECK(&opt.store() == &store, "fit: the optimizer must update the store passed to fit");
   if constexpr (ShardableTask<K>) {
     task.set_shard(comm.rank(), comm.size());
   } else {
@@ -306,45 +308,36 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
         if constexpr (bucketed) comm.finish();  // starts what the backward did not, waits for all
         else allreduce_gradients(comm, store);
       }
-      if (scaler.enabled()) {  // back to the true gradients before clipping and the update
-        scale_grads(store, 1.0 / scaler.scale());
-      }
-      const double norm = clip_grad_norm(store, cfg.clip);
-      if (!std::isfinite(norm)) {
+      const double factor = schedule.factor(state.step);
+      // Unscale, clip, check and step (train::apply_update). The gradients were summed over ranks above, so
+      // every rank sees the same buffer and takes the same decision.
+      const UpdateResult update = apply_update(opt, scaler, cfg.clip, factor);
+      const double norm = update.grad_norm;
+      state.loss_scale = scaler.state();
+      if (update.status == UpdateStatus::nonfinite) {
         if (!scaler.enabled())
           fail_nonfinite("non-finite gradient (first in '" + first_nonfinite_grad(store) + "')", epoch, i);
-        // Overflow under loss scaling: skip this update and lower the scale. The gradients were summed over
-        // ranks above, so every rank sees the same buffer and takes the same decision. As PyTorch's
-        // GradScaler skips the scheduler step too, state.step (the schedule's position, the dropout key
-        // and what max_steps, save_every, log_every and stop_after count) does not advance; the
-        // group's batches are consumed all the same.
-        if (!scaler.can_back_off())
-          fail_nonfinite("non-finite gradient (first in '" + first_nonfinite_grad(store) + "') at loss scale " +
-                             detail::fmt_double(scaler.scale()) + ", which cannot back off below min_scale " +
-                             detail::fmt_double(cfg.loss_scale.min_scale),
-                         epoch, i);
-        const double was = scaler.scale();
-        scaler.update(false);
-        state.loss_scale = scaler.state();
+        fail_nonfinite("non-finite gradient (first in '" + first_nonfinite_grad(store) + "') at loss scale " +
+                           detail::fmt_double(scaler.scale()) + ", which cannot back off below min_scale " +
+                           detail::fmt_double(cfg.loss_scale.min_scale),
+                       epoch, i);
+      }
+      if (update.status == UpdateStatus::skipped) {
+        // Overflow under loss scaling: the update was skipped and the scale lowered. As PyTorch's GradScaler
+        // skips the scheduler step too, state.step (the schedule's position, the dropout key and what
+        // max_steps, save_every, log_every and stop_after count) does not advance; the group's batches are
+        // consumed all the same.
         total_updates = count_updates();
-        opt.zero_grad();
         state.batch = i + 1;
         progress.flush();
         if (cfg.progress && root)
           std::fprintf(stderr, "[%s] step %ld: non-finite gradient at loss scale %g, update skipped; scale now %g (%ld skipped)\n",
-                       cfg.run.c_str(), long(state.step), was, scaler.scale(), long(scaler.skipped()));
+                       cfg.run.c_str(), long(state.step), update.loss_scale, scaler.scale(), long(scaler.skipped()));
         if (cfg.log && root)
           cfg.log->write({{"event", "loss_scale"}, {"run", cfg.run}, {"step", state.step}, {"epoch", epoch},
                           {"scale", scaler.scale()}, {"skipped", scaler.skipped()}, {"elapsed_s", since(t_start)}});
         continue;
       }
-      if (scaler.enabled()) {
-        scaler.update(true);
-        state.loss_scale = scaler.state();
-      }
-      const double factor = schedule.factor(state.step);
-      opt.step(factor);
-      opt.zero_grad();
       ++state.step;
       ++updates_this_call;
       state.batch = i + 1;
