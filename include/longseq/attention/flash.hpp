@@ -3,14 +3,18 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "../core/context.hpp"
 #include "../core/rng.hpp"
 #include "../ops/fast_math.hpp"
 #include "../ops/gemm.hpp"
+#include "flash_kernels.hpp"
 #include "mask.hpp"
 
 namespace longseq::attention {
@@ -40,6 +44,43 @@ struct FlashArgs {
 };
 
 namespace detail {
+// Float tiles go through the register-blocked products of flash_kernels.hpp (BLAS spent a third of its
+// time packing these thin 256 x 256 x 32 products); double (the tests' reference) and nvcc's host code
+// keep ops::gemm.
+template <class T>
+inline constexpr bool simd_tiles = LONGSEQ_FLASH_SIMD && std::is_same_v<T, float>;
+// Query rows per tile on that path: fewer rows keep the score tile in L1/L2 through the softmax passes.
+// One head set (B 16, 4 heads, L 1024, head_dim 32, key tile 256, 1 thread, AVX-512, loaded host), fwd /
+// bwd CPU ms: 256 rows 128 / 270, 128: 138 / 253, 64: 125 / 242, 32: 119 / 244 (BLAS tiles: 175 / 320).
+inline constexpr index_t simd_query_rows = 64;
+
+// Per-thread scratch of one call, carved from a single arena scope (no allocation once the arena has
+// reached the run's largest call): thread t's slices start at base + t * bytes of one thread.
+template <class T>
+struct Slice {
+  T* ptr;
+  std::size_t n;
+  T* data() const { return ptr; }
+  T* begin() const { return ptr; }
+  T* end() const { return ptr + n; }
+  T& operator[](std::size_t i) const { return ptr[i]; }
+};
+struct Carver {
+  std::byte* at;
+  template <class T>
+  Slice<T> take(std::size_t n) {
+    Slice<T> s{reinterpret_cast<T*>(at), n};
+    at += Arena<device::host>::bytes_for<T>(n);
+    return s;
+  }
+};
+template <class T>
+std::size_t slice_bytes(std::initializer_list<std::size_t> sizes) {
+  std::size_t b = 0;
+  for (auto n : sizes) b += Arena<device::host>::bytes_for<T>(n);
+  return b;
+}
+
 // Fork threads only when there are several heads and enough work to pay for the fork.
 template <class T>
 bool worth_parallel(const FlashArgs<T>& a) {
@@ -65,7 +106,11 @@ DropoutMask<T> dropout_of(const FlashArgs<T>& a) {
 // ops::fast::exp (libm's expf took ~18% of a layer's time); double keeps std::exp, so the
 // double-precision tests compare against the exact function.
 inline void exp_row(float* x, index_t n, float m) {
-  for (index_t c = 0; c < n; ++c) x[c] = ops::fast::exp(x[c] - m);
+  index_t c = 0;
+#if LONGSEQ_FLASH_SIMD
+  for (; c + kernels::width <= n; c += kernels::width) kernels::store(x + c, kernels::exp(kernels::load(x + c) - m));
+#endif
+  for (; c < n; ++c) x[c] = ops::fast::exp(x[c] - m);
 }
 inline void exp_row(double* x, index_t n, double m) {
   for (index_t c = 0; c < n; ++c) x[c] = std::exp(x[c] - m);
@@ -79,6 +124,9 @@ void exp_row(T* x, index_t n, T m) {
 // reassociating (no -ffast-math needed) and the dependency chain is 8 times shorter.
 template <class T>
 T row_max(const T* x, index_t n) {
+#if LONGSEQ_FLASH_SIMD
+  if constexpr (simd_tiles<T>) return kernels::row_max(x, n);
+#endif
   T part[8];
   for (auto& v : part) v = -std::numeric_limits<T>::infinity();
   index_t c = 0;
@@ -112,6 +160,16 @@ T row_sum(const T* x, index_t n) {
   return s;
 }
 
+// exp_row followed by the row's sum, in one pass for float tiles.
+template <class T>
+T exp_row_sum(T* x, index_t n, T m) {
+#if LONGSEQ_FLASH_SIMD
+  if constexpr (simd_tiles<T>) return kernels::exp_shift_sum(x, n, m, [](float v) { return ops::fast::exp(v); });
+#endif
+  exp_row(x, n, m);
+  return row_sum(x, n);
+}
+
 // Sets the entries of a score tile that the mask hides to -inf. Returns false when nothing was hidden.
 template <class T>
 bool mask_tile(const MaskSpec& mask, index_t b, index_t p0, index_t nq, index_t k0, index_t nk, T* s) {
@@ -132,13 +190,25 @@ bool mask_tile(const MaskSpec& mask, index_t b, index_t p0, index_t nq, index_t 
 template <class T>
 void flash_forward(Context<device::host>& ctx, const FlashArgs<T>& a, T* o, index_t o_batch, index_t o_row, T* lse) {
   const index_t H = a.heads, Lq = a.len_q, Lk = a.len_k, dh = a.head_dim;
-  const index_t bq = std::max<index_t>(1, a.block_q), bk = std::max<index_t>(1, a.block_k);
+  const index_t bq = std::max<index_t>(1, detail::simd_tiles<T> ? std::min(a.block_q, detail::simd_query_rows)
+                                                                : a.block_q);
+  const index_t bk = std::max<index_t>(1, a.block_k);
   const auto drop = detail::dropout_of(a);
   constexpr T neg_inf = -std::numeric_limits<T>::infinity();
-#pragma omp parallel num_threads(ctx.threads) if (detail::worth_parallel(a))
+  // Per thread: the score tile, the output accumulator, running max and sum, and (float tiles) k^T of the
+  // whole head, key block by key block (block j0 is dh x nk at kt + j0 * dh), packed once per head and
+  // read by every query block.
+  const auto n_s = std::size_t(bq * bk), n_acc = std::size_t(bq * dh), n_row = std::size_t(bq),
+             n_kt = detail::simd_tiles<T> ? std::size_t(Lk * dh) : 0;
+  const std::size_t per_thread = detail::slice_bytes<T>({n_s, n_acc, n_row, n_row, n_kt});
+  const int nt = detail::worth_parallel(a) ? std::max(1, ctx.threads) : 1;
+  auto scratch = ctx.arena.scope(per_thread * std::size_t(nt));
+  std::byte* base = scratch.take<std::byte>(per_thread * std::size_t(nt));
+#pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    std::vector<T> s(static_cast<std::size_t>(bq * bk)), acc(static_cast<std::size_t>(bq * dh));
-    std::vector<T> m(static_cast<std::size_t>(bq)), l(static_cast<std::size_t>(bq));
+    detail::Carver cut{base + per_thread * std::size_t(ops::detail::thread_index())};
+    const auto s = cut.take<T>(n_s), acc = cut.take<T>(n_acc), m = cut.take<T>(n_row), l = cut.take<T>(n_row),
+               kt = cut.take<T>(n_kt);
 #pragma omp for schedule(dynamic)
     for (index_t bh = 0; bh < a.batch * H; ++bh) {
       const index_t b = bh / H, h = bh % H;
@@ -146,16 +216,29 @@ void flash_forward(Context<device::host>& ctx, const FlashArgs<T>& a, T* o, inde
       const T* k = a.k + b * a.k_batch + h * dh;
       const T* v = a.v + b * a.v_batch + h * dh;
       T* out = o + b * o_batch + h * dh;
+#if LONGSEQ_FLASH_SIMD
+      if constexpr (detail::simd_tiles<T>)
+        for (index_t j0 = 0; j0 < Lk; j0 += bk)
+          kernels::transpose(std::min(bk, Lk - j0), dh, k + j0 * a.k_row, a.k_row, kt.data() + j0 * dh);
+#endif
       for (index_t i0 = 0; i0 < Lq; i0 += bq) {
         const index_t nq = std::min(bq, Lq - i0), p0 = i0 + a.mask.q_offset;
         std::fill(m.begin(), m.end(), neg_inf);
         std::fill(l.begin(), l.end(), T(0));
         std::fill(acc.begin(), acc.end(), T(0));
         const auto [klo, khi] = a.mask.key_range(p0, p0 + nq - 1, Lk);
-        for (index_t j0 = klo; j0 < khi; j0 += bk) {
+        // Key blocks start at multiples of bk (the packed blocks); keys before klo are masked in the tile.
+        for (index_t j0 = detail::simd_tiles<T> ? klo / bk * bk : klo; j0 < khi; j0 += bk) {
           const index_t nk = std::min(bk, khi - j0);
-          ops::gemm(ctx, ops::Trans::N, ops::Trans::T, nq, nk, dh, T(a.scale), q + i0 * a.q_row, a.q_row,
-                    k + j0 * a.k_row, a.k_row, T(0), s.data(), nk);
+          if constexpr (detail::simd_tiles<T>) {
+#if LONGSEQ_FLASH_SIMD
+            kernels::gemm(nq, nk, dh, float(a.scale), q + i0 * a.q_row, a.q_row, 1, kt.data() + j0 * dh,
+                          std::min(bk, Lk - j0), s.data(), nk, false);
+#endif
+          } else {
+            ops::gemm(ctx, ops::Trans::N, ops::Trans::T, nq, nk, dh, T(a.scale), q + i0 * a.q_row, a.q_row,
+                      k + j0 * a.k_row, a.k_row, T(0), s.data(), nk);
+          }
           detail::mask_tile(a.mask, b, p0, nq, j0, nk, s.data());
           for (index_t r = 0; r < nq; ++r) {
             T* sr = s.data() + r * nk;
@@ -166,8 +249,7 @@ void flash_forward(Context<device::host>& ctx, const FlashArgs<T>& a, T* o, inde
               continue;
             }
             const T alpha = m[r] == neg_inf ? T(0) : T(std::exp(m[r] - m_new));
-            detail::exp_row(sr, nk, m_new);
-            const T sum = detail::row_sum(sr, nk);
+            const T sum = detail::exp_row_sum(sr, nk, m_new);
             if (drop.active()) {
               const auto e0 = std::uint64_t((bh * Lq + i0 + r) * Lk + j0);
               for (index_t c = 0; c < nk; ++c)
@@ -178,8 +260,14 @@ void flash_forward(Context<device::host>& ctx, const FlashArgs<T>& a, T* o, inde
             if (alpha != T(1))
               for (index_t c = 0; c < dh; ++c) acc[r * dh + c] *= alpha;
           }
-          ops::gemm(ctx, ops::Trans::N, ops::Trans::N, nq, dh, nk, T(1), s.data(), nk, v + j0 * a.v_row, a.v_row, T(1),
-                    acc.data(), dh);
+          if constexpr (detail::simd_tiles<T>) {
+#if LONGSEQ_FLASH_SIMD
+            kernels::gemm(nq, dh, nk, 1.0f, s.data(), nk, 1, v + j0 * a.v_row, a.v_row, acc.data(), dh, true);
+#endif
+          } else {
+            ops::gemm(ctx, ops::Trans::N, ops::Trans::N, nq, dh, nk, T(1), s.data(), nk, v + j0 * a.v_row, a.v_row,
+                      T(1), acc.data(), dh);
+          }
         }
         for (index_t r = 0; r < nq; ++r) {
           const T inv = l[r] > T(0) ? T(1) / l[r] : T(0);
@@ -197,14 +285,25 @@ template <class T>
 void flash_backward(Context<device::host>& ctx, const FlashArgs<T>& a, const T* o, index_t o_batch, index_t o_row,
                     const T* lse, const T* dout, T* dq, T* dk, T* dv) {
   const index_t H = a.heads, Lq = a.len_q, Lk = a.len_k, dh = a.head_dim;
-  const index_t bq = std::max<index_t>(1, a.block_q), bk = std::max<index_t>(1, a.block_k);
+  const index_t bq = std::max<index_t>(1, detail::simd_tiles<T> ? std::min(a.block_q, detail::simd_query_rows)
+                                                                : a.block_q);
+  const index_t bk = std::max<index_t>(1, a.block_k);
   const auto drop = detail::dropout_of(a);
   constexpr T neg_inf = -std::numeric_limits<T>::infinity();
-#pragma omp parallel num_threads(ctx.threads) if (detail::worth_parallel(a))
+  // Per thread: P, P with dropout, dP, the dk and dv accumulators of a key block, delta per query and
+  // (float tiles) k^T and v^T of the current key block (dh x nk), for the score and dP products.
+  const auto tile = static_cast<std::size_t>(bq * bk), kd = static_cast<std::size_t>(bk * dh),
+             n_pd = drop.active() ? tile : 0, n_t = detail::simd_tiles<T> ? kd : 0;
+  const std::size_t per_thread = detail::slice_bytes<T>({tile, n_pd, tile, kd, kd, std::size_t(Lq), n_t, n_t});
+  const int nt = detail::worth_parallel(a) ? std::max(1, ctx.threads) : 1;
+  auto scratch = ctx.arena.scope(per_thread * std::size_t(nt));
+  std::byte* base = scratch.take<std::byte>(per_thread * std::size_t(nt));
+#pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    const auto tile = static_cast<std::size_t>(bq * bk), kd = static_cast<std::size_t>(bk * dh);
-    std::vector<T> p(tile), pd(drop.active() ? tile : 0), dp(tile), dkb(kd), dvb(kd),
-        delta(static_cast<std::size_t>(Lq));
+    detail::Carver cut{base + per_thread * std::size_t(ops::detail::thread_index())};
+    const auto p = cut.take<T>(tile), pd = cut.take<T>(n_pd), dp = cut.take<T>(tile), dkb = cut.take<T>(kd),
+               dvb = cut.take<T>(kd), delta = cut.take<T>(std::size_t(Lq)), kt = cut.take<T>(n_t),
+               vt = cut.take<T>(n_t);
 #pragma omp for schedule(dynamic)
     for (index_t bh = 0; bh < a.batch * H; ++bh) {
       const index_t b = bh / H, h = bh % H;
@@ -226,13 +325,25 @@ void flash_backward(Context<device::host>& ctx, const FlashArgs<T>& a, const T* 
         const index_t nk = std::min(bk, Lk - j0);
         std::fill(dkb.begin(), dkb.end(), T(0));
         std::fill(dvb.begin(), dvb.end(), T(0));
+#if LONGSEQ_FLASH_SIMD
+        if constexpr (detail::simd_tiles<T>) {
+          kernels::transpose(nk, dh, k + j0 * a.k_row, a.k_row, kt.data());
+          kernels::transpose(nk, dh, v + j0 * a.v_row, a.v_row, vt.data());
+        }
+#endif
         for (index_t i0 = 0; i0 < Lq; i0 += bq) {
           const index_t nq = std::min(bq, Lq - i0), p0 = i0 + a.mask.q_offset;
           const auto [klo, khi] = a.mask.key_range(p0, p0 + nq - 1, Lk);
           if (khi <= j0 || klo >= j0 + nk) continue;
           // P = exp(scale q k^T - lse), zero where masked or where the query sees no key.
-          ops::gemm(ctx, ops::Trans::N, ops::Trans::T, nq, nk, dh, T(a.scale), q + i0 * a.q_row, a.q_row,
-                    k + j0 * a.k_row, a.k_row, T(0), p.data(), nk);
+          if constexpr (detail::simd_tiles<T>) {
+#if LONGSEQ_FLASH_SIMD
+            kernels::gemm(nq, nk, dh, float(a.scale), q + i0 * a.q_row, a.q_row, 1, kt.data(), nk, p.data(), nk, false);
+#endif
+          } else {
+            ops::gemm(ctx, ops::Trans::N, ops::Trans::T, nq, nk, dh, T(a.scale), q + i0 * a.q_row, a.q_row,
+                      k + j0 * a.k_row, a.k_row, T(0), p.data(), nk);
+          }
           detail::mask_tile(a.mask, b, p0, nq, j0, nk, p.data());
           for (index_t r = 0; r < nq; ++r) {
             T* pr = p.data() + r * nk;
@@ -254,10 +365,17 @@ void flash_backward(Context<device::host>& ctx, const FlashArgs<T>& a, const T* 
             pz = pd.data();
           }
           // dv_j += Pd^T do_i ; dPd = do_i v_j^T
-          ops::gemm(ctx, ops::Trans::T, ops::Trans::N, nk, dh, nq, T(1), pz, nk, gout + i0 * o_row, o_row, T(1),
-                    dvb.data(), dh);
-          ops::gemm(ctx, ops::Trans::N, ops::Trans::T, nq, nk, dh, T(1), gout + i0 * o_row, o_row, v + j0 * a.v_row,
-                    a.v_row, T(0), dp.data(), nk);
+          if constexpr (detail::simd_tiles<T>) {
+#if LONGSEQ_FLASH_SIMD
+            kernels::gemm(nk, dh, nq, 1.0f, pz, 1, nk, gout + i0 * o_row, o_row, dvb.data(), dh, true);
+            kernels::gemm(nq, nk, dh, 1.0f, gout + i0 * o_row, o_row, 1, vt.data(), nk, dp.data(), nk, false);
+#endif
+          } else {
+            ops::gemm(ctx, ops::Trans::T, ops::Trans::N, nk, dh, nq, T(1), pz, nk, gout + i0 * o_row, o_row, T(1),
+                      dvb.data(), dh);
+            ops::gemm(ctx, ops::Trans::N, ops::Trans::T, nq, nk, dh, T(1), gout + i0 * o_row, o_row, v + j0 * a.v_row,
+                      a.v_row, T(0), dp.data(), nk);
+          }
           // dS = P * (Z * dPd - delta) = Pd * dPd - P * delta.
           for (index_t r = 0; r < nq; ++r) {
             const T d = delta[i0 + r];
@@ -266,10 +384,18 @@ void flash_backward(Context<device::host>& ctx, const FlashArgs<T>& a, const T* 
             const T* zr = pz + r * nk;
             for (index_t c = 0; c < nk; ++c) dr[c] = zr[c] * dr[c] - pr[c] * d;
           }
-          ops::gemm(ctx, ops::Trans::N, ops::Trans::N, nq, dh, nk, T(a.scale), dp.data(), nk, k + j0 * a.k_row, a.k_row,
-                    T(1), gq + i0 * a.q_row, a.q_row);
-          ops::gemm(ctx, ops::Trans::T, ops::Trans::N, nk, dh, nq, T(a.scale), dp.data(), nk, q + i0 * a.q_row, a.q_row,
-                    T(1), dkb.data(), dh);
+          if constexpr (detail::simd_tiles<T>) {
+#if LONGSEQ_FLASH_SIMD
+            kernels::gemm(nq, dh, nk, float(a.scale), dp.data(), nk, 1, k + j0 * a.k_row, a.k_row, gq + i0 * a.q_row,
+                          a.q_row, true);
+            kernels::gemm(nk, dh, nq, float(a.scale), dp.data(), 1, nk, q + i0 * a.q_row, a.q_row, dkb.data(), dh, true);
+#endif
+          } else {
+            ops::gemm(ctx, ops::Trans::N, ops::Trans::N, nq, dh, nk, T(a.scale), dp.data(), nk, k + j0 * a.k_row,
+                      a.k_row, T(1), gq + i0 * a.q_row, a.q_row);
+            ops::gemm(ctx, ops::Trans::T, ops::Trans::N, nk, dh, nq, T(a.scale), dp.data(), nk, q + i0 * a.q_row,
+                      a.q_row, T(1), dkb.data(), dh);
+          }
         }
         for (index_t r = 0; r < nk; ++r)
           for (index_t c = 0; c < dh; ++c) {

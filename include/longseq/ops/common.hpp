@@ -20,6 +20,15 @@ namespace detail {
 // Below this many elements a loop runs on one thread: the fork/join costs more than it saves.
 inline constexpr index_t parallel_grain = 1 << 15;
 
+// The calling thread's number inside an OpenMP parallel region (0 outside one, or without OpenMP): picks
+// a thread's slice of scratch carved before the region.
+inline int thread_index() {
+#if defined(_OPENMP)
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
 inline int threads_for(const Context<device::host>& ctx, index_t work) {
   return work >= parallel_grain && ctx.threads > 1 ? ctx.threads : 1;
 }

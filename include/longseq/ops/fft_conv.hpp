@@ -2,8 +2,8 @@
 #pragma once
 #include <algorithm>
 #include <complex>
+#include <cstddef>
 #include <type_traits>
-#include <vector>
 
 #include "fft.hpp"
 
@@ -60,24 +60,57 @@ void add_mul_conj(std::complex<W>* acc, const std::complex<W>* a, const std::com
 // aligned FFT plans (8 complex values are at least 64 bytes).
 inline index_t spectrum_stride(index_t bins) { return (bins + 7) / 8 * 8; }
 
-// Spectra of the zero-padded kernels, one row of n/2+1 bins (at stride spectrum_stride) per channel.
+// Scratch of one convolution call, from the context's arena (256-byte slices, so FFTW's aligned plans
+// apply): the kernel spectra, then per thread one real row of n and `spectra` rows of n/2+1 bins.
+template <class W>
+struct ConvScratch {
+  std::complex<W>* K;  // C rows at spectrum_stride
+  std::byte* threads;  // thread t's rows start at threads + t * per_thread
+  std::size_t per_thread;
+  index_t n, bins;
+  // Thread t's real row (i = 0) ...
+  W* real(int t) const { return reinterpret_cast<W*>(threads + std::size_t(t) * per_thread); }
+  // ... and its spectrum rows i = 0, 1, ...
+  std::complex<W>* spectrum(int t, int i) const {
+    return reinterpret_cast<std::complex<W>*>(threads + std::size_t(t) * per_thread +
+                                              Arena<device::host>::bytes_for<W>(std::size_t(n)) +
+                                              std::size_t(i) * Arena<device::host>::bytes_for<std::complex<W>>(std::size_t(bins)));
+  }
+};
+template <class W>
+ConvScratch<W> conv_scratch(Arena<device::host>::Scope& scope, index_t C, index_t n, int threads, int spectra) {
+  using A = Arena<device::host>;
+  const index_t bins = rfft_bins(n);
+  const std::size_t per = A::bytes_for<W>(std::size_t(n)) + std::size_t(spectra) * A::bytes_for<std::complex<W>>(std::size_t(bins));
+  auto* K = scope.take<std::complex<W>>(std::size_t(C * spectrum_stride(bins)));
+  return {K, scope.take<std::byte>(per * std::size_t(threads)), per, n, bins};
+}
+template <class W>
+std::size_t conv_scratch_bytes(index_t C, index_t n, int threads, int spectra) {
+  using A = Arena<device::host>;
+  const index_t bins = rfft_bins(n);
+  return A::bytes_for<std::complex<W>>(std::size_t(C * spectrum_stride(bins))) +
+         std::size_t(threads) * (A::bytes_for<W>(std::size_t(n)) +
+                                 std::size_t(spectra) * A::bytes_for<std::complex<W>>(std::size_t(bins)));
+}
+
+// Spectra of the zero-padded kernels into ws.K, one row of n/2+1 bins (at stride spectrum_stride) per
+// channel; uses the threads' real rows.
 template <class W, class T>
-fft_vector<std::complex<W>> kernel_spectra(Context<device::host>& ctx, const RealFft<W>& fft,
-                                           const TensorView<const T>& k) {
+void kernel_spectra(Context<device::host>& ctx, const RealFft<W>& fft, const TensorView<const T>& k,
+                    const ConvScratch<W>& ws, int max_threads) {
   index_t C = k.shape[0], Lk = k.shape[1], n = fft.n, stride = spectrum_stride(rfft_bins(n));
-  fft_vector<std::complex<W>> K(std::size_t(C * stride));
-  int nt = threads_for(ctx, C * n);
+  int nt = std::min(threads_for(ctx, C * n), max_threads);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    fft_vector<W> pad(std::size_t(n), W(0));
+    W* pad = ws.real(thread_index());
 #pragma omp for schedule(static)
     for (index_t c = 0; c < C; ++c) {
-      for (index_t j = 0; j < Lk; ++j) pad[std::size_t(j)] = W(k.data[c * Lk + j]);
-      std::fill(pad.begin() + Lk, pad.end(), W(0));
-      fft.forward(pad.data(), K.data() + c * stride);
+      for (index_t j = 0; j < Lk; ++j) pad[j] = W(k.data[c * Lk + j]);
+      std::fill(pad + Lk, pad + n, W(0));
+      fft.forward(pad, ws.K + c * stride);
     }
   }
-  return K;
 }
 
 }  // namespace detail
@@ -95,26 +128,30 @@ void fft_conv_forward(Context<device::host>& ctx, std::type_identity_t<TensorVie
   index_t N = u.shape[0], C = u.shape[1], L = u.shape[2];
   if (N * C * L == 0) return;
   index_t n = mode == ConvMode::causal ? 2 * L : L, bins = rfft_bins(n);
-  detail::RealFft<W> fft(ctx, n, /*aligned=*/true);  // every array below is fft_vector storage
-  auto K = detail::kernel_spectra<W>(ctx, fft, k);
+  detail::RealFft<W> fft(ctx, n, /*aligned=*/true);  // every array below is a 256-byte aligned arena slice
+  const int nt = std::max(detail::threads_for(ctx, N * C * n), detail::threads_for(ctx, C * n));
+  auto scope = ctx.arena.scope(detail::conv_scratch_bytes<W>(C, n, nt, 1));
+  const auto ws = detail::conv_scratch<W>(scope, C, n, nt, 1);
+  detail::kernel_spectra<W>(ctx, fft, k, ws, nt);
   index_t stride = detail::spectrum_stride(bins);
   W inv_n = W(1) / W(n);
-  int nt = detail::threads_for(ctx, N * C * n);
-#pragma omp parallel num_threads(nt) if (nt > 1)
+  int nrow = detail::threads_for(ctx, N * C * n);
+#pragma omp parallel num_threads(nrow) if (nrow > 1)
   {
-    detail::fft_vector<W> pad(std::size_t(n), W(0));
-    detail::fft_vector<std::complex<W>> U(static_cast<std::size_t>(bins));
+    const int t = detail::thread_index();
+    W* pad = ws.real(t);
+    std::complex<W>* U = ws.spectrum(t, 0);
 #pragma omp for schedule(static)
     for (index_t row = 0; row < N * C; ++row) {
-      const std::complex<W>* Kc = K.data() + (row % C) * stride;
+      const std::complex<W>* Kc = ws.K + (row % C) * stride;
       const T* ur = u.data + row * L;
-      for (index_t l = 0; l < L; ++l) pad[std::size_t(l)] = W(ur[l]);
-      std::fill(pad.begin() + L, pad.end(), W(0));
-      fft.forward(pad.data(), U.data());
-      detail::mul_spectrum(U.data(), Kc, bins, /*conj_b=*/false);
-      fft.inverse(U.data(), pad.data());
+      for (index_t l = 0; l < L; ++l) pad[l] = W(ur[l]);
+      std::fill(pad + L, pad + n, W(0));
+      fft.forward(pad, U);
+      detail::mul_spectrum(U, Kc, bins, /*conj_b=*/false);
+      fft.inverse(U, pad);
       T* yr = y.data + row * L;
-      for (index_t l = 0; l < L; ++l) yr[l] = T(pad[std::size_t(l)] * inv_n);
+      for (index_t l = 0; l < L; ++l) yr[l] = T(pad[l] * inv_n);
     }
   }
 }
@@ -142,41 +179,44 @@ void fft_conv_backward(Context<device::host>& ctx, std::type_identity_t<TensorVi
   index_t N = u.shape[0], C = u.shape[1], L = u.shape[2], Lk = k.shape[1];
   if (N * C * L == 0) return;
   index_t n = mode == ConvMode::causal ? 2 * L : L, bins = rfft_bins(n);
-  detail::RealFft<W> fft(ctx, n, /*aligned=*/true);  // every array below is fft_vector storage
-  auto K = detail::kernel_spectra<W>(ctx, fft, k);
+  detail::RealFft<W> fft(ctx, n, /*aligned=*/true);  // every array below is a 256-byte aligned arena slice
+  const int nt = std::max(detail::threads_for(ctx, N * C * n), detail::threads_for(ctx, C * n));
+  auto scope = ctx.arena.scope(detail::conv_scratch_bytes<W>(C, n, nt, 3));
+  const auto ws = detail::conv_scratch<W>(scope, C, n, nt, 3);
+  detail::kernel_spectra<W>(ctx, fft, k, ws, nt);
   index_t stride = detail::spectrum_stride(bins);
   W inv_n = W(1) / W(n);
-  int nt = detail::threads_for(ctx, N * C * n);
-#pragma omp parallel num_threads(nt) if (nt > 1)
+  int nrow = detail::threads_for(ctx, N * C * n);
+#pragma omp parallel num_threads(nrow) if (nrow > 1)
   {
-    detail::fft_vector<W> pad(std::size_t(n), W(0));
-    auto nb = static_cast<std::size_t>(bins);
-    detail::fft_vector<std::complex<W>> DY(nb), U(nb), acc(nb);
+    const int t = detail::thread_index();
+    W* pad = ws.real(t);
+    std::complex<W>*DY = ws.spectrum(t, 0), *U = ws.spectrum(t, 1), *acc = ws.spectrum(t, 2);
 #pragma omp for schedule(dynamic, 1)
     for (index_t c = 0; c < C; ++c) {
-      const std::complex<W>* Kc = K.data() + c * stride;
-      std::fill(acc.begin(), acc.end(), std::complex<W>(0));
+      const std::complex<W>* Kc = ws.K + c * stride;
+      std::fill(acc, acc + bins, std::complex<W>(0));
       for (index_t b = 0; b < N; ++b) {
         index_t row = b * C + c;
         const T* dyr = dy.data + row * L;
-        for (index_t l = 0; l < L; ++l) pad[std::size_t(l)] = W(dyr[l]);
-        std::fill(pad.begin() + L, pad.end(), W(0));
-        fft.forward(pad.data(), DY.data());
+        for (index_t l = 0; l < L; ++l) pad[l] = W(dyr[l]);
+        std::fill(pad + L, pad + n, W(0));
+        fft.forward(pad, DY);
         const T* ur = u.data + row * L;
-        for (index_t l = 0; l < L; ++l) pad[std::size_t(l)] = W(ur[l]);
-        std::fill(pad.begin() + L, pad.end(), W(0));
-        fft.forward(pad.data(), U.data());
-        detail::add_mul_conj(acc.data(), DY.data(), U.data(), bins);
+        for (index_t l = 0; l < L; ++l) pad[l] = W(ur[l]);
+        std::fill(pad + L, pad + n, W(0));
+        fft.forward(pad, U);
+        detail::add_mul_conj(acc, DY, U, bins);
         if (want_du) {
-          detail::mul_spectrum(DY.data(), Kc, bins, /*conj_b=*/true);
-          fft.inverse(DY.data(), pad.data());
+          detail::mul_spectrum(DY, Kc, bins, /*conj_b=*/true);
+          fft.inverse(DY, pad);
           T* dur = du.data + row * L;
-          for (index_t l = 0; l < L; ++l) dur[l] = T(pad[std::size_t(l)] * inv_n);
+          for (index_t l = 0; l < L; ++l) dur[l] = T(pad[l] * inv_n);
         }
       }
-      fft.inverse(acc.data(), pad.data());
+      fft.inverse(acc, pad);
       T* dkr = dk.data + c * Lk;
-      for (index_t j = 0; j < Lk; ++j) dkr[j] = T(W(dkr[j]) + pad[std::size_t(j)] * inv_n);
+      for (index_t j = 0; j < Lk; ++j) dkr[j] = T(W(dkr[j]) + pad[j] * inv_n);
     }
   }
 }

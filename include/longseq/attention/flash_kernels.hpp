@@ -1,0 +1,185 @@
+// Register-blocked float products for the host flash tiles: C = alpha A B (+ C), B read row by row with
+// vector loads, A broadcast one element at a time through any strides, nothing packed or copied.
+#pragma once
+#include <cstdint>
+
+#include "../core/shape.hpp"
+
+// GCC vector extensions (GCC and Clang; translation units compiled by nvcc keep the BLAS tiles).
+// The vector width is that of the target the translation unit is compiled for: 16 floats with AVX-512,
+// 8 with AVX/AVX2, 4 otherwise; build with LONGSEQ_NATIVE (-march=native) to get the wide ones.
+#if defined(__GNUC__) && !defined(__CUDACC__) && !defined(LONGSEQ_NO_FLASH_SIMD)
+#define LONGSEQ_FLASH_SIMD 1
+#else
+#define LONGSEQ_FLASH_SIMD 0
+#endif
+
+#if LONGSEQ_FLASH_SIMD
+namespace longseq::attention::kernels {
+
+#if defined(__AVX512F__)
+inline constexpr int width = 16;
+#elif defined(__AVX__)
+inline constexpr int width = 8;
+#else
+inline constexpr int width = 4;
+#endif
+// aligned(4): the rows of q, k, v and the tiles are only float-aligned; may_alias: loads from float*.
+typedef float vfloat __attribute__((vector_size(width * sizeof(float)), aligned(4), may_alias));
+
+inline vfloat load(const float* p) { return *reinterpret_cast<const vfloat*>(p); }
+inline void store(float* p, vfloat v) { *reinterpret_cast<vfloat*>(p) = v; }
+
+// Widest block of C in vectors, and rows per block for a block nv vectors wide: the accumulators
+// (rows * nv registers) plus nv loaded B vectors and one broadcast must fit the register file (32 vector
+// registers with AVX-512, 16 below it). Narrow blocks take more rows so that each loaded B vector serves
+// more FMAs (head_dim 32 is two AVX-512 vectors).
+inline constexpr int max_vectors = width == 16 ? 4 : 2;
+template <int NV>
+inline constexpr int rows_for = width == 16 ? (NV <= 2 ? 8 : 4) : (NV == 1 ? 8 : 6);
+
+// One MR x (NV * width) block of C over the whole reduction K, held in registers.
+template <int MR, int NV>
+inline void block(index_t K, float alpha, const float* a, index_t a_row, index_t a_k, const float* b, index_t ldb,
+                  float* c, index_t ldc, bool accumulate) {
+  vfloat acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = vfloat{};
+  for (index_t k = 0; k < K; ++k) {
+    vfloat bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = load(b + k * ldb + v * width);
+    for (int i = 0; i < MR; ++i) {
+      const float ai = a[i * a_row + k * a_k];
+      for (int v = 0; v < NV; ++v) acc[i][v] += ai * bv[v];
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) {
+      vfloat r = alpha * acc[i][v];
+      if (accumulate) r += load(c + i * ldc + v * width);
+      store(c + i * ldc + v * width, r);
+    }
+}
+
+// All M rows of one column strip NV vectors wide: full MR-row blocks, then the leftover rows one
+// smaller instantiation at a time.
+template <int NV, int MR = rows_for<NV>>
+inline void strip(index_t M, index_t K, float alpha, const float* a, index_t a_row, index_t a_k, const float* b,
+                  index_t ldb, float* c, index_t ldc, bool accumulate) {
+  index_t i = 0;
+  for (; i + MR <= M; i += MR) block<MR, NV>(K, alpha, a + i * a_row, a_row, a_k, b, ldb, c + i * ldc, ldc, accumulate);
+  if constexpr (MR > 1) {
+    if (i < M)
+      strip<NV, MR / 2>(M - i, K, alpha, a + i * a_row, a_row, a_k, b, ldb, c + i * ldc, ldc, accumulate);
+  }
+}
+
+// Columns left over after the vector strips (fewer than width), plain loops.
+inline void scalar_columns(index_t M, index_t N, index_t K, float alpha, const float* a, index_t a_row, index_t a_k,
+                           const float* b, index_t ldb, float* c, index_t ldc, bool accumulate) {
+  for (index_t i = 0; i < M; ++i)
+    for (index_t j = 0; j < N; ++j) {
+      float s = 0;
+      for (index_t k = 0; k < K; ++k) s += a[i * a_row + k * a_k] * b[k * ldb + j];
+      c[i * ldc + j] = alpha * s + (accumulate ? c[i * ldc + j] : 0.0f);
+    }
+}
+
+// C (M x N, row stride ldc) = alpha * A B, plus C when accumulate. A(i, k) = a[i * a_row + k * a_k], so
+// a transposed A is a_row = 1; B (K x N) has row stride ldb and unit column stride. Strips of
+// max_vectors vectors go first (the B strip, K x 64 floats with AVX-512, stays in L1 across the rows);
+// any head dimension or tile width works, the tail with narrower strips and finally scalar columns.
+inline void gemm(index_t M, index_t N, index_t K, float alpha, const float* a, index_t a_row, index_t a_k,
+                 const float* b, index_t ldb, float* c, index_t ldc, bool accumulate) {
+  constexpr index_t wide = index_t(max_vectors) * width;
+  index_t j = 0;
+  for (; j + wide <= N; j += wide) strip<max_vectors>(M, K, alpha, a, a_row, a_k, b + j, ldb, c + j, ldc, accumulate);
+  const index_t nv = (N - j) / width;
+  if constexpr (max_vectors > 3) {
+    if (nv == 3) strip<3>(M, K, alpha, a, a_row, a_k, b + j, ldb, c + j, ldc, accumulate);
+  }
+  if constexpr (max_vectors > 2) {
+    if (nv == 2) strip<2>(M, K, alpha, a, a_row, a_k, b + j, ldb, c + j, ldc, accumulate);
+  }
+  if (nv == 1) strip<1>(M, K, alpha, a, a_row, a_k, b + j, ldb, c + j, ldc, accumulate);
+  j += nv * width;
+  if (j < N) scalar_columns(M, N - j, K, alpha, a, a_row, a_k, b + j, ldb, c + j, ldc, accumulate);
+}
+
+// The row passes of the online softmax, a whole vector at a time. GCC vectorizes loops at 256 bits even
+// on AVX-512 machines (its default preferred width), so these are written with the vector type.
+typedef std::int32_t vint __attribute__((vector_size(width * sizeof(float))));
+
+// ops::fast::exp on a vector, the same scheme: clamp, x = k ln2 + f (Cody-Waite), degree-7 polynomial,
+// 2^k through the exponent bits; 0 below -86 (and for -inf), +inf above ln(FLT_MAX), NaN kept.
+inline vfloat exp(vfloat x) {
+  const vfloat lo = vfloat{} - 86.0f, hi = vfloat{} + 88.72283935546875f;
+  vfloat c = x < lo ? lo : x;
+  c = c > hi ? hi : c;
+  const vfloat k = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const vfloat f = (c - k * 0.693145751953125f) - k * 1.428606765330187e-6f;
+  vfloat p = vfloat{} + 1.0f / 5040.0f;
+  p = p * f + 1.0f / 720.0f;
+  p = p * f + 1.0f / 120.0f;
+  p = p * f + 1.0f / 24.0f;
+  p = p * f + 1.0f / 6.0f;
+  p = p * f + 0.5f;
+  p = p * f + 1.0f;
+  p = p * f + 1.0f;
+  const vint e = (__builtin_convertvector(k, vint) + 126) << 23;
+  vfloat r = (p + p) * reinterpret_cast<const vfloat&>(e);
+  r = x > hi ? vfloat{} + __builtin_inff() : r;
+  r = x < lo ? vfloat{} : r;
+  return x != x ? x : r;
+}
+
+inline float hmax(vfloat v) {
+  float m = v[0];
+  for (int i = 1; i < width; ++i) m = m > v[i] ? m : v[i];
+  return m;
+}
+inline float hsum(vfloat v) {
+  float s = 0;
+  for (int i = 0; i < width; ++i) s += v[i];
+  return s;
+}
+
+// max over x[0, n).
+inline float row_max(const float* x, index_t n) {
+  vfloat m = vfloat{} - __builtin_inff();
+  index_t c = 0;
+  for (; c + width <= n; c += width) {
+    const vfloat v = load(x + c);
+    m = v > m ? v : m;
+  }
+  float r = hmax(m);
+  for (; c < n; ++c) r = x[c] > r ? x[c] : r;
+  return r;
+}
+
+// x = exp(x - shift) over x[0, n), in place; returns the sum of the new values. Scalar tail through the
+// scalar function of the same algorithm (scalar_exp).
+template <class ScalarExp>
+inline float exp_shift_sum(float* x, index_t n, float shift, ScalarExp scalar_exp) {
+  vfloat s = vfloat{};
+  index_t c = 0;
+  for (; c + width <= n; c += width) {
+    const vfloat e = exp(load(x + c) - shift);
+    store(x + c, e);
+    s += e;
+  }
+  float r = hsum(s);
+  for (; c < n; ++c) r += (x[c] = scalar_exp(x[c] - shift));
+  return r;
+}
+
+// dst (cols x rows, row stride rows) = src^T for src (rows x cols, row stride ld): a key or value block
+// turned so that the score products read it along keys.
+// The inner loop writes contiguously (strided stores cost more than strided loads).
+inline void transpose(index_t rows, index_t cols, const float* src, index_t ld, float* dst) {
+  for (index_t c = 0; c < cols; ++c)
+    for (index_t r = 0; r < rows; ++r) dst[c * rows + r] = src[r * ld + c];
+}
+
+}  // namespace longseq::attention::kernels
+#endif
