@@ -21,11 +21,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--min-time", type=float, default=0.5)
+    ap.add_argument("--filter", default="", help="substring of the benchmark names to run")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     results = {}
     for B, L, D, H, F in SHAPES:
+        name = f"encoder_layer_fwd_bwd/B={B}/L={L}/D={D}"
+        if a.filter not in name:
+            continue
         layer = torch.nn.TransformerEncoderLayer(D, H, F, dropout=0.0, activation="gelu", batch_first=True,
                                                  norm_first=True)
         x = torch.randn(B, L, D, requires_grad=True)
@@ -36,7 +40,7 @@ def main():
             x.grad = None
             layer(x).backward(dy)
 
-        results[f"encoder_layer_fwd_bwd/B={B}/L={L}/D={D}"] = timed(step, a.min_time)
+        results[name] = timed(step, a.min_time)
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}))
 
 
