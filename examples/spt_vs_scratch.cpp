@@ -18,7 +18,7 @@
 #include <longseq/data/masking.hpp>
 #include <longseq/heads/classification.hpp>
 #include <longseq/heads/denoising.hpp>
-#include <longseq/nn/model.hpp>
+#include <longseq/models/model.hpp>
 #include <longseq/nn/offload.hpp>
 #include <longseq/nn/norm_layers.hpp>
 #include <longseq/nn/stack.hpp>
@@ -166,7 +166,7 @@ class PixelTask {
     }
     tokens_ = rows * L;
   }
-  nn::Inputs<float> inputs() const { return {{}, values_.view(), {}}; }
+  models::Inputs<float> inputs() const { return {{}, values_.view(), {}}; }
   heads::Targets<float> targets() const {
     if (mode_ == Mode::pretrain) return {classes_.view(), targets_.view(), mask_.view(), {}};
     return {labels_.view(), {}, {}, {}};
@@ -199,9 +199,9 @@ struct StageResult {
 // same stack on the GPU while its parameters, the encoder, the head and the optimizer stay on the host.
 template <class Backbone>
 struct Pipeline {
-  using Enc = nn::LinearEncoder<float>;
-  using Classifier = nn::Model<Enc, Backbone, nn::LayerNorm<float>, heads::ClassificationHead<float>>;
-  using Denoiser = nn::Model<Enc, Backbone, nn::LayerNorm<float>, heads::MaskedDenoisingHead<float>>;
+  using Enc = models::LinearEncoder<float>;
+  using Classifier = models::Model<Enc, Backbone, nn::LayerNorm<float>, heads::ClassificationHead<float>>;
+  using Denoiser = models::Model<Enc, Backbone, nn::LayerNorm<float>, heads::MaskedDenoisingHead<float>>;
 
   const Options& o;
   std::string name;

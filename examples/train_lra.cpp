@@ -29,7 +29,7 @@
 #include <longseq/heads/classification.hpp>
 #include <longseq/heads/denoising.hpp>
 #include <longseq/heads/retrieval.hpp>
-#include <longseq/nn/model.hpp>
+#include <longseq/models/model.hpp>
 #include <longseq/nn/offload.hpp>
 #include <longseq/nn/norm_layers.hpp>
 #include <longseq/nn/residual.hpp>
@@ -466,7 +466,7 @@ class LraTask {
     tokens_ = R * L;
   }
   bool empty() const { return rows_ == 0; }
-  nn::Inputs<F> inputs() const { return {ids_, values_, lengths_}; }
+  models::Inputs<F> inputs() const { return {ids_, values_, lengths_}; }
   heads::Targets<F> targets() const {
     if (mode_ == Mode::classify) return {labels_, {}, {}, lengths_};
     return {classes_, target_values_, mode_ == Mode::masked ? mask_view_ : TensorView<const std::uint8_t>{}, lengths_};
@@ -510,13 +510,13 @@ struct Stage {
 
   template <class Spec>
   void run() {
-    if (pixels()) with_encoder<Spec, nn::LinearEncoder<F>>();
-    else with_encoder<Spec, nn::TokenEncoder<F>>();
+    if (pixels()) with_encoder<Spec, models::LinearEncoder<F>>();
+    else with_encoder<Spec, models::TokenEncoder<F>>();
   }
 
   template <class Spec, class Enc>
   typename Enc::Config encoder(bool mask_channel) const {
-    if constexpr (std::is_same_v<Enc, nn::TokenEncoder<F>>)
+    if constexpr (std::is_same_v<Enc, models::TokenEncoder<F>>)
       return {.vocab = vocab(), .dim = o.d_model, .padding_idx = data::Vocab::pad_id, .sinusoidal = Spec::sinusoidal};
     else
       return {.channels = 1, .dim = o.d_model, .mask_channel = mask_channel, .sinusoidal = Spec::sinusoidal};
@@ -555,11 +555,11 @@ struct Stage {
       const auto loss = pixels() ? heads::parse_denoise_loss(o.spt_loss) : heads::DenoiseLoss::ce;
       const auto select = loss == heads::DenoiseLoss::ce ? train::Select::accuracy : train::Select::loss;
       if (o.causal()) {
-        using Net = nn::Model<Enc, Backbone, nn::RuntimeNorm<F>, heads::CausalLMHead<F>>;
+        using Net = models::Model<Enc, Backbone, nn::RuntimeNorm<F>, heads::CausalLMHead<F>>;
         train_model<Net>({encoder<Spec, Enc>(false), backbone, norm, {.dim = o.d_model, .classes = vocab(), .loss = loss}},
                          LraTask::Mode::causal, select);
       } else {
-        using Net = nn::Model<Enc, Backbone, nn::RuntimeNorm<F>, heads::MaskedDenoisingHead<F>>;
+        using Net = models::Model<Enc, Backbone, nn::RuntimeNorm<F>, heads::MaskedDenoisingHead<F>>;
         train_model<Net>({encoder<Spec, Enc>(true), backbone, norm, {.dim = o.d_model, .classes = vocab(), .loss = loss}},
                          LraTask::Mode::masked, select);
       }
@@ -567,14 +567,14 @@ struct Stage {
     }
     const index_t classes = d.train.info().num_classes;
     if (retrieval()) {
-      if constexpr (std::is_same_v<Enc, nn::TokenEncoder<F>>) {
-        using Net = nn::Model<Enc, Backbone, nn::RuntimeNorm<F>, heads::RetrievalHead<F>>;
+      if constexpr (std::is_same_v<Enc, models::TokenEncoder<F>>) {
+        using Net = models::Model<Enc, Backbone, nn::RuntimeNorm<F>, heads::RetrievalHead<F>>;
         train_model<Net>({encoder<Spec, Enc>(false), backbone, norm, {.dim = o.d_model, .classes = classes}},
                          LraTask::Mode::classify, train::Select::accuracy);
       }
       return;
     }
-    using Net = nn::Model<Enc, Backbone, nn::RuntimeNorm<F>, heads::ClassificationHead<F>>;
+    using Net = models::Model<Enc, Backbone, nn::RuntimeNorm<F>, heads::ClassificationHead<F>>;
     train_model<Net>({encoder<Spec, Enc>(false), backbone, norm,
                       {.dim = o.d_model, .classes = classes, .pool = nn::parse_pool(o.pool), .hidden = o.head_hidden}},
                      LraTask::Mode::classify, train::Select::accuracy);

@@ -14,7 +14,6 @@
 #include "nn/feed_forward.hpp"
 #include "nn/layer.hpp"
 #include "nn/linear.hpp"
-#include "nn/model.hpp"
 #include "nn/norm_layers.hpp"
 #include "nn/pooling.hpp"
 #include "nn/residual.hpp"
@@ -34,6 +33,11 @@
 #include "heads/head.hpp"
 #include "heads/losses.hpp"
 #include "heads/retrieval.hpp"
+
+#include "models/encoders.hpp"
+#include "models/family.hpp"
+#include "models/inputs.hpp"
+#include "models/model.hpp"
 
 #include "train/adamw.hpp"
 #include "train/checkpoint.hpp"

@@ -46,7 +46,7 @@ struct ShardedToy {
     std::memcpy(labels.data(), full.labels.data() + sh.begin, sizeof(std::int32_t) * std::size_t(sh.count));
   }
   bool empty() const { return sh.count == 0; }
-  nn::Inputs<double> inputs() const { return {{}, values.view(), {}}; }
+  models::Inputs<double> inputs() const { return {{}, values.view(), {}}; }
   heads::Targets<double> targets() const { return {labels.view(), raw.view(), mask.view(), {}}; }
   index_t tokens() const { return sh.count * full.length; }
 };

@@ -36,6 +36,7 @@ void check_head(Hd& head, ParamStore<double>& store, Tensor<double>& x, const he
 }  // namespace
 
 TEST_CASE("cross-entropy: value against log-softmax by hand, ignore index, gradient, bad targets") {
+  HostContext ctx;
   Tensor<double> z(Shape{3, 4});
   const double raw[] = {1, 2, 3, 4, -1, 0, 0.5, 2, 3, 3, 3, 3};
   for (int i = 0; i < 12; ++i) z[i] = raw[i];
@@ -44,50 +45,51 @@ TEST_CASE("cross-entropy: value against log-softmax by hand, ignore index, gradi
   y[1] = heads::ignore_index;
   y[2] = 1;
   heads::CrossEntropy<double>::Saved s;
-  auto st = heads::CrossEntropy<double>::forward(z.view(), y.view(), s);
+  auto st = heads::CrossEntropy<double>::forward(ctx, z.view(), y.view(), s);
   const double l0 = -(4 - std::log(std::exp(1) + std::exp(2) + std::exp(3) + std::exp(4)));
   const double l2 = std::log(4.0);
   CHECK(st.loss == doctest::Approx((l0 + l2) / 2).epsilon(1e-14));
   CHECK(st.count == 2);
   CHECK(st.correct == 1);  // row 0 correct; row 2 ties resolve to class 0
   Tensor<double> dz(Shape{3, 4});
-  heads::CrossEntropy<double>::backward(s, dz.view(), 2.0);
+  heads::CrossEntropy<double>::backward(ctx, s, dz.view(), 2.0);
   for (index_t k = 0; k < 4; ++k) CHECK(dz(1, k) == 0.0);
   auto loss = [&] {
     heads::CrossEntropy<double>::Saved t;
-    return 2.0 * heads::CrossEntropy<double>::forward(z.view(), y.view(), t).loss;
+    return 2.0 * heads::CrossEntropy<double>::forward(ctx, z.view(), y.view(), t).loss;
   };
   compare_fd("d logits", z.view(), dz.view(), loss, 1e-7);
   y[2] = 4;
-  CHECK_THROWS_WITH_AS(heads::CrossEntropy<double>::forward(z.view(), y.view(), s),
+  CHECK_THROWS_WITH_AS(heads::CrossEntropy<double>::forward(ctx, z.view(), y.view(), s),
                        doctest::Contains("tensor 'target' holds 4 at row 2, expected a class in [0, 4)"), Error);
 }
 
 TEST_CASE("masked L1 and MSE: values and gradients") {
+  HostContext ctx;
   Tensor<double> p(Shape{4}), t(Shape{4});
   Tensor<std::uint8_t> m(Shape{4});
   const double pv[] = {0.5, -1.0, 2.0, 0.25}, tv[] = {0.0, 1.0, 1.5, 3.0};
   const std::uint8_t mv[] = {1, 0, 1, 1};
   for (int i = 0; i < 4; ++i) { p[i] = pv[i]; t[i] = tv[i]; m[i] = mv[i]; }
   heads::MaskedL1<double>::Saved s;
-  auto st = heads::MaskedL1<double>::forward(p.view(), t.view(), m.view(), s);
+  auto st = heads::MaskedL1<double>::forward(ctx, p.view(), t.view(), m.view(), s);
   CHECK(st.loss == doctest::Approx((0.5 + 0.5 + 2.75) / 3).epsilon(1e-14));
   Tensor<double> dp(Shape{4});
-  heads::MaskedL1<double>::backward(s, dp.view());
+  heads::MaskedL1<double>::backward(ctx, s, dp.view());
   CHECK(dp[0] == doctest::Approx(1.0 / 3));
   CHECK(dp[1] == 0.0);
   CHECK(dp[3] == doctest::Approx(-1.0 / 3));
   heads::MeanSquaredError<double>::Saved q;
-  auto sq = heads::MeanSquaredError<double>::forward(p.view(), t.view(), q);
+  auto sq = heads::MeanSquaredError<double>::forward(ctx, p.view(), t.view(), q);
   CHECK(sq.loss == doctest::Approx((0.25 + 4 + 0.25 + 7.5625) / 4).epsilon(1e-14));
-  heads::MeanSquaredError<double>::backward(q, dp.view(), 1.0);
+  heads::MeanSquaredError<double>::backward(ctx, q, dp.view(), 1.0);
   auto loss = [&] {
     heads::MeanSquaredError<double>::Saved u;
-    return heads::MeanSquaredError<double>::forward(p.view(), t.view(), u).loss;
+    return heads::MeanSquaredError<double>::forward(ctx, p.view(), t.view(), u).loss;
   };
   compare_fd("d pred (mse)", p.view(), dp.view(), loss, 1e-8);
   Tensor<std::uint8_t> m3(Shape{3});
-  CHECK_THROWS_WITH_AS(heads::MaskedL1<double>::forward(p.view(), t.view(), m3.view(), s),
+  CHECK_THROWS_WITH_AS(heads::MaskedL1<double>::forward(ctx, p.view(), t.view(), m3.view(), s),
                        doctest::Contains("must have the same number of elements"), Error);
 }
 

@@ -21,7 +21,7 @@ namespace {
 template <class DevT>
 using OffloadStack = nn::Offload<nn::Stack<ToyBlock<float>>, nn::Stack<ToyBlock<DevT>>>;
 template <class DevT>
-using OffNet = nn::Model<nn::LinearEncoder<float>, OffloadStack<DevT>, nn::LayerNorm<float>, Cls>;
+using OffNet = models::Model<models::LinearEncoder<float>, OffloadStack<DevT>, nn::LayerNorm<float>, Cls>;
 
 template <class T>
 typename nn::Stack<ToyBlock<T>>::Config stack_config(index_t h, index_t depth = 2) {
@@ -88,8 +88,8 @@ TEST_CASE("Offload rejects a device layer that differs from the host layer") {
 
 TEST_CASE("Offload copies buffers back: BatchNorm's running statistics evolve as in the plain model") {
   using BnBlock = nn::PreNormResidual<nn::BatchNorm<float>, nn::FeedForward<float>>;
-  using BnPlain = nn::Model<nn::LinearEncoder<float>, nn::Stack<BnBlock>, nn::LayerNorm<float>, Cls>;
-  using BnOff = nn::Model<nn::LinearEncoder<float>, nn::Offload<nn::Stack<BnBlock>, nn::Stack<BnBlock>>,
+  using BnPlain = models::Model<models::LinearEncoder<float>, nn::Stack<BnBlock>, nn::LayerNorm<float>, Cls>;
+  using BnOff = models::Model<models::LinearEncoder<float>, nn::Offload<nn::Stack<BnBlock>, nn::Stack<BnBlock>>,
                           nn::LayerNorm<float>, Cls>;
   const typename nn::Stack<BnBlock>::Config stack{.depth = 2, .block = {{.dim = 8}, {.dim = 8, .expand = 2}, 0.0}};
   const typename BnPlain::Config pc{{.channels = 1, .dim = 8}, stack, {.dim = 8}, {.dim = 8, .classes = 2}};

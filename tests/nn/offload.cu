@@ -19,7 +19,7 @@ namespace {
 
 using DevBlock = nn::PreNormResidual<nn::LayerNorm<float, device::cuda>, nn::FeedForward<float, device::cuda>>;
 using Backbone = nn::Offload<nn::Stack<testing::ToyBlock<float>>, nn::Stack<DevBlock>>;
-using Net = nn::Model<nn::LinearEncoder<float>, Backbone, nn::LayerNorm<float>, Cls>;
+using Net = models::Model<models::LinearEncoder<float>, Backbone, nn::LayerNorm<float>, Cls>;
 
 }  // namespace
 

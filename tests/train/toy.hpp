@@ -6,7 +6,7 @@
 #include <longseq/heads/classification.hpp>
 #include <longseq/heads/denoising.hpp>
 #include <longseq/nn/feed_forward.hpp>
-#include <longseq/nn/model.hpp>
+#include <longseq/models/model.hpp>
 #include <longseq/nn/norm_layers.hpp>
 #include <longseq/nn/residual.hpp>
 #include <longseq/nn/stack.hpp>
@@ -17,7 +17,7 @@ namespace longseq::testing {
 template <class T>
 using ToyBlock = nn::PreNormResidual<nn::LayerNorm<T>, nn::FeedForward<T>>;
 template <class T, class Head>
-using ToyNet = nn::Model<nn::LinearEncoder<T>, nn::Stack<ToyBlock<T>>, nn::LayerNorm<T>, Head>;
+using ToyNet = models::Model<models::LinearEncoder<T>, nn::Stack<ToyBlock<T>>, nn::LayerNorm<T>, Head>;
 
 template <class T, class Head>
 typename ToyNet<T, Head>::Config toy_config(index_t h, typename Head::Config head, bool mask_channel = false) {
@@ -88,7 +88,7 @@ struct ToyTask {
     if (s == train::Split::train && epoch == 0 && double(i) == poison_at) values[0] = T(NAN);
   }
   index_t in_features() const { return pretrain ? 2 : 1; }
-  nn::Inputs<T> inputs() const { return {{}, values.view(), {}}; }
+  models::Inputs<T> inputs() const { return {{}, values.view(), {}}; }
   heads::Targets<T> targets() const { return {labels.view(), raw.view(), mask.view(), {}}; }
   index_t tokens() const { return batch * length; }
 };

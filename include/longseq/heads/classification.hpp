@@ -1,5 +1,6 @@
 // Downstream heads on pooled features: classification (pool + Linear or MLP, cross-entropy on labels)
-// and regression (pool + Linear, mean squared error).
+// and regression (pool + Linear, mean squared error), on either device policy: every step is a layer or
+// loss op with a host and a CUDA overload.
 #pragma once
 #include <cstdint>
 
@@ -9,24 +10,25 @@
 
 namespace longseq::heads {
 
-template <class T>
+template <class T, class D = device::host>
 struct ClassificationHead {
   using value_type = T;
+  using device_type = D;
   struct Config {
     index_t dim = 0, classes = 2;
     nn::PoolMode pool = nn::PoolMode::mean;
     index_t hidden = 0;  // > 0: Linear(dim, hidden) - ReLU - Linear(hidden, classes)
   };
   struct Saved {
-    typename nn::Pool<T>::Saved pool;
-    typename Mlp<T>::Saved mlp;
-    Tensor<T> pooled, logits, dlogits, dpooled;
-    typename CrossEntropy<T>::Saved ce;
+    typename nn::Pool<T, D>::Saved pool;
+    typename Mlp<T, D>::Saved mlp;
+    Tensor<T, D> pooled, logits, dlogits, dpooled;
+    typename CrossEntropy<T, D>::Saved ce;
   };
 
   Config cfg;
-  nn::Pool<T> pool;
-  Mlp<T> decoder;
+  nn::Pool<T, D> pool;
+  Mlp<T, D> decoder;
 
   explicit ClassificationHead(Config c)
       : cfg(c), pool({c.pool}), decoder({c.dim, c.classes, c.hidden, nn::Activation::relu}) {}
@@ -34,7 +36,7 @@ struct ClassificationHead {
   void parameters(F&& f) { decoder.parameters(prefixed("decoder", f)); }
   void init(Rng& rng) { decoder.init(rng); }
 
-  LossStats forward(HostContext& ctx, TensorView<const T> x, const Targets<T>& t, Saved& s) {
+  LossStats forward(Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t, Saved& s) {
     expect_rank(x, 3, "features");
     const index_t b = x.size(0);
     s.pooled.resize(Shape{b, cfg.dim});
@@ -42,43 +44,44 @@ struct ClassificationHead {
     pool.forward(ctx, x, s.pooled.view(), s.pool, t.lengths);
     decoder.forward(ctx, s.pooled.view(), s.logits.view(), s.mlp);
     expect_shape(t.classes, Shape{b}, "labels");
-    return CrossEntropy<T>::forward(s.logits.view(), t.classes, s.ce);
+    return CrossEntropy<T, D>::forward(ctx, s.logits.view(), t.classes, s.ce);
   }
-  void backward(HostContext& ctx, Saved& s, TensorView<T> dx, double scale = 1.0) {
+  void backward(Context<D>& ctx, Saved& s, TensorView<T, D> dx, double scale = 1.0) {
     s.dlogits.resize(s.logits.shape());
     s.dpooled.resize(s.pooled.shape());
-    CrossEntropy<T>::backward(s.ce, s.dlogits.view(), scale);
+    CrossEntropy<T, D>::backward(ctx, s.ce, s.dlogits.view(), scale);
     decoder.backward(ctx, s.mlp, s.dlogits.view(), s.dpooled.view());
     pool.backward(ctx, s.pool, s.dpooled.view(), dx);
   }
   // Logits (B, classes) of the last forward.
-  TensorView<const T> logits(const Saved& s) const { return s.logits.view(); }
+  TensorView<const T, D> logits(const Saved& s) const { return s.logits.view(); }
 };
 
-template <class T>
+template <class T, class D = device::host>
 struct RegressionHead {
   using value_type = T;
+  using device_type = D;
   struct Config {
     index_t dim = 0, outputs = 1;
     nn::PoolMode pool = nn::PoolMode::mean;
   };
   struct Saved {
-    typename nn::Pool<T>::Saved pool;
-    typename nn::Linear<T>::Saved linear;
-    Tensor<T> pooled, pred, dpred, dpooled;
-    typename MeanSquaredError<T>::Saved mse;
+    typename nn::Pool<T, D>::Saved pool;
+    typename nn::Linear<T, D>::Saved linear;
+    Tensor<T, D> pooled, pred, dpred, dpooled;
+    typename MeanSquaredError<T, D>::Saved mse;
   };
 
   Config cfg;
-  nn::Pool<T> pool;
-  nn::Linear<T> proj;
+  nn::Pool<T, D> pool;
+  nn::Linear<T, D> proj;
 
   explicit RegressionHead(Config c) : cfg(c), pool({c.pool}), proj({c.dim, c.outputs, true}) {}
   template <class F>
   void parameters(F&& f) { proj.parameters(prefixed("proj", f)); }
   void init(Rng& rng) { proj.init(rng); }
 
-  LossStats forward(HostContext& ctx, TensorView<const T> x, const Targets<T>& t, Saved& s) {
+  LossStats forward(Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t, Saved& s) {
     expect_rank(x, 3, "features");
     const index_t b = x.size(0);
     s.pooled.resize(Shape{b, cfg.dim});
@@ -86,12 +89,12 @@ struct RegressionHead {
     pool.forward(ctx, x, s.pooled.view(), s.pool, t.lengths);
     proj.forward(ctx, s.pooled.view(), s.pred.view(), s.linear);
     expect_shape(t.values, Shape{b, cfg.outputs}, "targets");
-    return MeanSquaredError<T>::forward(s.pred.view(), t.values, s.mse);
+    return MeanSquaredError<T, D>::forward(ctx, s.pred.view(), t.values, s.mse);
   }
-  void backward(HostContext& ctx, Saved& s, TensorView<T> dx, double scale = 1.0) {
+  void backward(Context<D>& ctx, Saved& s, TensorView<T, D> dx, double scale = 1.0) {
     s.dpred.resize(s.pred.shape());
     s.dpooled.resize(s.pooled.shape());
-    MeanSquaredError<T>::backward(s.mse, s.dpred.view(), scale);
+    MeanSquaredError<T, D>::backward(ctx, s.mse, s.dpred.view(), scale);
     proj.backward(ctx, s.linear, s.dpred.view(), s.dpooled.view());
     pool.backward(ctx, s.pool, s.dpooled.view(), dx);
   }
@@ -99,5 +102,8 @@ struct RegressionHead {
 
 static_assert(assert_head<ClassificationHead<float>, float>());
 static_assert(assert_head<RegressionHead<double>, double>());
+#if LONGSEQ_WITH_CUDA && defined(__CUDACC__)
+static_assert(assert_head<ClassificationHead<float, device::cuda>, float, device::cuda>());
+#endif
 
 }  // namespace longseq::heads

@@ -1,6 +1,8 @@
 // Self-pretraining heads: a per-position Linear(H -> C) whose loss is taken on masked positions only
 // (masked denoising) or at every position against the next token (causal LM, last position ignored).
 // Losses: cross-entropy over a vocabulary or over 256 pixel intensities, or L1 on the normalized value.
+// One template for both device policies: which positions carry loss and what they predict is an op with
+// a host and a CUDA overload (heads/cuda/denoising.cuh).
 #pragma once
 #include <cstdint>
 #include <string_view>
@@ -21,26 +23,84 @@ inline DenoiseLoss parse_denoise_loss(std::string_view s) {
 
 namespace detail {
 
-template <class T, Objective Obj>
+// Whether position p of sequence i carries loss, and (in `from`) the position whose target it predicts:
+// masked: itself, where the mask is set; causal: the next valid position. Shared by host and device.
+template <Objective Obj>
+struct PositionRule {
+  const std::uint8_t* mask;       // (B, L); masked only
+  const std::int32_t* lengths;    // (B) or null
+  index_t l;
+#if defined(__CUDACC__)
+  __host__ __device__
+#endif
+  bool operator()(index_t i, index_t p, index_t& from) const {
+    if constexpr (Obj == Objective::masked) {
+      from = p;
+      return (!lengths || p < index_t(lengths[i])) && mask[i * l + p] != 0;
+    } else {
+      from = p + 1;
+      return p + 1 < l && (!lengths || p + 1 < index_t(lengths[i]));
+    }
+  }
+};
+
+// ids[i * l + p] = the class position p predicts, or ignore_index where it carries no loss.
+template <Objective Obj>
+void position_targets_ce(Context<device::host>&, PositionRule<Obj> rule, TensorView<const std::int32_t> classes,
+                         index_t b, TensorView<std::int32_t> ids) {
+  const index_t l = rule.l;
+  for (index_t i = 0; i < b; ++i)
+    for (index_t p = 0; p < l; ++p) {
+      index_t from;
+      ids[i * l + p] = rule(i, p, from) ? classes[i * l + from] : ignore_index;
+    }
+}
+
+// values/mask per position: the target value and 1 where the position carries loss, 0 elsewhere.
+template <Objective Obj, class T>
+void position_targets_l1(Context<device::host>&, PositionRule<Obj> rule, TensorView<const T> values, index_t b,
+                         TensorView<T> target, TensorView<std::uint8_t> on_mask) {
+  const index_t l = rule.l;
+  for (index_t i = 0; i < b; ++i)
+    for (index_t p = 0; p < l; ++p) {
+      index_t from;
+      const bool on = rule(i, p, from);
+      on_mask[i * l + p] = on ? 1 : 0;
+      target[i * l + p] = on ? values[i * l + from] : T(0);
+    }
+}
+
+}  // namespace detail
+}  // namespace longseq::heads
+
+#if LONGSEQ_WITH_CUDA && defined(__CUDACC__)  // CUDA overloads of the target ops
+#include "cuda/denoising.cuh"
+#endif
+
+namespace longseq::heads {
+namespace detail {
+
+template <class T, Objective Obj, class D>
 struct PositionHead {
   using value_type = T;
+  using device_type = D;
   struct Config {
     index_t dim = 0;
     index_t classes = 256;  // vocabulary size or 256 intensities (ce); ignored for l1 (one output)
     DenoiseLoss loss = DenoiseLoss::ce;
   };
   struct Saved {
-    typename nn::Linear<T>::Saved linear;
-    Tensor<T> out, dout;              // (B, L, C)
-    Tensor<std::int32_t> target_ids;  // (B*L) for ce
-    Tensor<T> target_values;          // (B*L) for l1
-    Tensor<std::uint8_t> target_mask;
-    typename CrossEntropy<T>::Saved ce;
-    typename MaskedL1<T>::Saved l1;
+    typename nn::Linear<T, D>::Saved linear;
+    Tensor<T, D> out, dout;              // (B, L, C)
+    Tensor<std::int32_t, D> target_ids;  // (B*L) for ce
+    Tensor<T, D> target_values;          // (B*L) for l1
+    Tensor<std::uint8_t, D> target_mask;
+    typename CrossEntropy<T, D>::Saved ce;
+    typename MaskedL1<T, D>::Saved l1;
   };
 
   Config cfg;
-  nn::Linear<T> proj;
+  nn::Linear<T, D> proj;
 
   explicit PositionHead(Config c)
       : cfg(c), proj({c.dim, c.loss == DenoiseLoss::ce ? c.classes : 1, true}) {}
@@ -50,73 +110,54 @@ struct PositionHead {
   void parameters(F&& f) { proj.parameters(prefixed("proj", f)); }
   void init(Rng& rng) { proj.init(rng); }
 
-  LossStats forward(HostContext& ctx, TensorView<const T> x, const Targets<T>& t, Saved& s) {
+  LossStats forward(Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t, Saved& s) {
     expect_rank(x, 3, "features");
     const index_t b = x.size(0), l = x.size(1), c = outputs();
     s.out.resize(Shape{b, l, c});
     proj.forward(ctx, x, s.out.view(), s.linear);
     if (t.lengths.data) expect_shape(t.lengths, Shape{b}, "lengths");
-    auto valid = [&](index_t i, index_t pos) { return !t.lengths.data || pos < index_t(t.lengths[i]); };
-    // Which positions carry loss and what they predict.
-    auto source = [&](index_t i, index_t pos, index_t& from) {
-      if constexpr (Obj == Objective::masked) {
-        from = pos;
-        return valid(i, pos) && t.mask[i * l + pos] != 0;
-      } else {
-        from = pos + 1;
-        return pos + 1 < l && valid(i, pos + 1);
-      }
-    };
     if constexpr (Obj == Objective::masked) expect_shape(t.mask, Shape{b, l}, "mask");
+    const PositionRule<Obj> rule{t.mask.data, t.lengths.data, l};
     if (cfg.loss == DenoiseLoss::ce) {
       expect_shape(t.classes, Shape{b, l}, "classes");
       s.target_ids.resize(Shape{b * l});
-      for (index_t i = 0; i < b; ++i)
-        for (index_t p = 0; p < l; ++p) {
-          index_t from;
-          s.target_ids[i * l + p] = source(i, p, from) ? t.classes[i * l + from] : ignore_index;
-        }
-      return CrossEntropy<T>::forward(TensorView<const T>(s.out.data(), Shape{b * l, c}), s.target_ids.view(), s.ce);
+      position_targets_ce<Obj>(ctx, rule, t.classes, b, s.target_ids.view());
+      return CrossEntropy<T, D>::forward(ctx, TensorView<const T, D>(s.out.data(), Shape{b * l, c}),
+                                         s.target_ids.view(), s.ce);
     }
     expect_shape(t.values, Shape{b, l}, "values");
     s.target_values.resize(Shape{b * l});
     s.target_mask.resize(Shape{b * l});
-    for (index_t i = 0; i < b; ++i)
-      for (index_t p = 0; p < l; ++p) {
-        index_t from;
-        const bool on = source(i, p, from);
-        s.target_mask[i * l + p] = on ? 1 : 0;
-        s.target_values[i * l + p] = on ? t.values[i * l + from] : T(0);
-      }
-    return MaskedL1<T>::forward(TensorView<const T>(s.out.data(), Shape{b * l}), s.target_values.view(),
-                                s.target_mask.view(), s.l1);
+    position_targets_l1<Obj, T>(ctx, rule, t.values, b, s.target_values.view(), s.target_mask.view());
+    return MaskedL1<T, D>::forward(ctx, TensorView<const T, D>(s.out.data(), Shape{b * l}), s.target_values.view(),
+                                   s.target_mask.view(), s.l1);
   }
 
-  void backward(HostContext& ctx, Saved& s, TensorView<T> dx, double scale = 1.0) {
+  void backward(Context<D>& ctx, Saved& s, TensorView<T, D> dx, double scale = 1.0) {
     s.dout.resize(s.out.shape());
     const index_t n = s.out.size(0) * s.out.size(1);
     if (cfg.loss == DenoiseLoss::ce)
-      CrossEntropy<T>::backward(s.ce, TensorView<T>(s.dout.data(), Shape{n, outputs()}), scale);
+      CrossEntropy<T, D>::backward(ctx, s.ce, TensorView<T, D>(s.dout.data(), Shape{n, outputs()}), scale);
     else
-      MaskedL1<T>::backward(s.l1, TensorView<T>(s.dout.data(), Shape{n}), scale);
+      MaskedL1<T, D>::backward(ctx, s.l1, TensorView<T, D>(s.dout.data(), Shape{n}), scale);
     proj.backward(ctx, s.linear, s.dout.view(), dx);
   }
 
   // Per-position outputs of the last forward: logits (B, L, C) or predicted values (B, L, 1).
-  TensorView<const T> outputs_view(const Saved& s) const { return s.out.view(); }
+  TensorView<const T, D> outputs_view(const Saved& s) const { return s.out.view(); }
 };
 
 }  // namespace detail
 
 // Masked denoising (SPT for bidirectional models): loss only where Targets::mask is set.
-template <class T>
-struct MaskedDenoisingHead : detail::PositionHead<T, Objective::masked> {
-  using detail::PositionHead<T, Objective::masked>::PositionHead;
+template <class T, class D = device::host>
+struct MaskedDenoisingHead : detail::PositionHead<T, Objective::masked, D> {
+  using detail::PositionHead<T, Objective::masked, D>::PositionHead;
 };
 // Causal next-token prediction (SPT for causal models): position t predicts token t + 1.
-template <class T>
-struct CausalLMHead : detail::PositionHead<T, Objective::causal> {
-  using detail::PositionHead<T, Objective::causal>::PositionHead;
+template <class T, class D = device::host>
+struct CausalLMHead : detail::PositionHead<T, Objective::causal, D> {
+  using detail::PositionHead<T, Objective::causal, D>::PositionHead;
 };
 
 static_assert(assert_head<MaskedDenoisingHead<float>, float>());

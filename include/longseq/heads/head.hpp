@@ -8,38 +8,40 @@
 
 namespace longseq::heads {
 
-// What a batch supervises; each head reads the fields it needs and checks their shapes.
-template <class T>
+// What a batch supervises, as views in D's memory; each head reads the fields it needs and checks their
+// shapes.
+template <class T, class D = device::host>
 struct Targets {
-  TensorView<const std::int32_t> classes;  // (B, L) per-position class ids, or (B) labels
-  TensorView<const T> values;               // (B, L) per-position values, or (B, K) regression targets
-  TensorView<const std::uint8_t> mask;      // (B, L) 1 where a denoising loss is taken
-  TensorView<const std::int32_t> lengths;   // (B) valid lengths of right-padded sequences; empty: all L
+  TensorView<const std::int32_t, D> classes;  // (B, L) per-position class ids, or (B) labels
+  TensorView<const T, D> values;               // (B, L) per-position values, or (B, K) regression targets
+  TensorView<const std::uint8_t, D> mask;      // (B, L) 1 where a denoising loss is taken
+  TensorView<const std::int32_t, D> lengths;   // (B) valid lengths of right-padded sequences; empty: all L
 };
 
 // A head: parameters like a layer, a forward from backbone features (B, L, H) to a loss (its mean over
 // the counted rows, with metrics), and a backward writing d(scale * loss)/d features.
-template <class Hd, class T>
-concept Head = nn::HasSavedType<Hd> && nn::HasParameterWalk<Hd, T, device::host> && nn::HasInit<Hd> &&
-               requires(Hd& h, HostContext& ctx, TensorView<const T> x, const Targets<T>& t, typename Hd::Saved& s,
-                        TensorView<T> dx, double scale) {
+template <class Hd, class T, class D = device::host>
+concept Head = nn::HasSavedType<Hd> && nn::HasParameterWalk<Hd, T, D> && nn::HasInit<Hd> &&
+               requires(Hd& h, Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t,
+                        typename Hd::Saved& s, TensorView<T, D> dx, double scale) {
                  { h.forward(ctx, x, t, s) } -> std::same_as<LossStats>;
                  h.backward(ctx, s, dx, scale);
                };
 
-template <class Hd, class T>
+template <class Hd, class T, class D = device::host>
 consteval bool assert_head() {
   static_assert(nn::HasSavedType<Hd>, "heads::Head: the type must declare a default-constructible `struct Saved`");
-  static_assert(nn::HasParameterWalk<Hd, T, device::host>,
-                "heads::Head: missing `template <class F> void parameters(F&& f)`");
+  static_assert(nn::HasParameterWalk<Hd, T, D>,
+                "heads::Head: missing `template <class F> void parameters(F&& f)` calling f(name, Param<T, D>&)");
   static_assert(nn::HasInit<Hd>, "heads::Head: missing `void init(Rng&)`");
-  static_assert(requires(Hd& h, HostContext& ctx, TensorView<const T> x, const Targets<T>& t, typename Hd::Saved& s) {
+  static_assert(requires(Hd& h, Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t,
+                         typename Hd::Saved& s) {
     { h.forward(ctx, x, t, s) } -> std::same_as<LossStats>;
-  }, "heads::Head: missing `LossStats forward(HostContext&, TensorView<const T> x, const Targets<T>&, Saved&)`");
-  static_assert(requires(Hd& h, HostContext& ctx, typename Hd::Saved& s, TensorView<T> dx, double scale) {
+  }, "heads::Head: missing `LossStats forward(Context<D>&, TensorView<const T, D> x, const Targets<T, D>&, Saved&)`");
+  static_assert(requires(Hd& h, Context<D>& ctx, typename Hd::Saved& s, TensorView<T, D> dx, double scale) {
     h.backward(ctx, s, dx, scale);
-  }, "heads::Head: missing `void backward(HostContext&, Saved&, TensorView<T> dx, double scale)`");
-  return Head<Hd, T>;
+  }, "heads::Head: missing `void backward(Context<D>&, Saved&, TensorView<T, D> dx, double scale)`");
+  return Head<Hd, T, D>;
 }
 
 }  // namespace longseq::heads

@@ -76,7 +76,7 @@ struct Stack {
     backward(ctx, s, dy, dx, [](Block&) {});
   }
   // Calls done(block) right after each block's backward, top block first: from then on that block's
-  // parameter gradients (and those of the blocks above it) are final (see nn::Model::backward).
+  // parameter gradients (and those of the blocks above it) are final (see models::Model::backward).
   template <class F>
   void backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx, F&& done) {
     expect_shape(dx, dy.shape, "dx");

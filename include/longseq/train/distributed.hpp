@@ -56,7 +56,7 @@ concept BucketedCommunicator = Communicator<C> && requires(C& c, ParamStore<T>& 
 
 // Flat offset of the first gradient element of `part` in `store` (the store's size when the part has
 // no parameters). After part's backward, every element from there on is final when parts run their
-// backward in reverse parameters() order (nn::Model::backward's done hook).
+// backward in reverse parameters() order (models::Model::backward's done hook).
 template <class L, class T>
 index_t first_grad_offset(L& part, ParamStore<T>& store) {
   const T* base = store.grads().data;

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "../heads/head.hpp"
-#include "../nn/model.hpp"
+#include "../models/model.hpp"
 #include "adamw.hpp"
 #include "checkpoint.hpp"
 #include "clip.hpp"
@@ -40,7 +40,7 @@ template <class K, class T>
 concept Task = requires(K& k, Split s, index_t epoch, index_t i) {
   { k.num_batches(s, epoch) } -> std::convertible_to<index_t>;
   k.load(s, epoch, i);
-  { k.inputs() } -> std::convertible_to<nn::Inputs<T>>;
+  { k.inputs() } -> std::convertible_to<models::Inputs<T>>;
   { k.targets() } -> std::convertible_to<heads::Targets<T>>;
   { k.tokens() } -> std::convertible_to<index_t>;
 };

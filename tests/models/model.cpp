@@ -1,11 +1,11 @@
-// nn::Model end to end: encoder -> residual stack -> norm -> head, checked by finite differences.
+// models::Model end to end: encoder -> residual stack -> norm -> head, checked by finite differences.
 #include <doctest/doctest.h>
 
 #include <longseq/heads/classification.hpp>
 #include <longseq/heads/denoising.hpp>
 #include <longseq/nn/batch_norm.hpp>
 #include <longseq/nn/feed_forward.hpp>
-#include <longseq/nn/model.hpp>
+#include <longseq/models/model.hpp>
 #include <longseq/nn/norm_layers.hpp>
 #include <longseq/nn/residual.hpp>
 #include <longseq/nn/stack.hpp>
@@ -17,7 +17,7 @@ using namespace longseq;
 namespace {
 
 template <class M>
-void check_model(M& model, ParamStore<double>& store, const nn::Inputs<double>& in, const heads::Targets<double>& t,
+void check_model(M& model, ParamStore<double>& store, const models::Inputs<double>& in, const heads::Targets<double>& t,
                  double tol = 1e-6) {
   HostContext ctx;
   typename M::Saved s;
@@ -41,8 +41,8 @@ using FF = nn::FeedForward<double>;
 
 TEST_CASE("pixel model with a mask channel and a masked-denoising head: names and gradients") {
   using Block = nn::PreNormResidual<nn::LayerNorm<double>, FF>;
-  using Net = nn::Model<nn::LinearEncoder<double>, nn::Stack<Block>, nn::LayerNorm<double>,
-                        heads::MaskedDenoisingHead<double>>;
+  using Net = models::Model<models::LinearEncoder<double>, nn::Stack<Block>, nn::LayerNorm<double>,
+                            heads::MaskedDenoisingHead<double>>;
   const index_t b = 2, l = 5, h = 4;
   Net::Config cfg{{.channels = 1, .dim = h, .mask_channel = true, .sinusoidal = true},
                   {.depth = 2, .block = {{.dim = h}, {.dim = h, .expand = 2}}},
@@ -65,7 +65,7 @@ TEST_CASE("pixel model with a mask channel and a masked-denoising head: names an
     values[2 * i] = mask[i] ? 0.0 : target[i];
     values[2 * i + 1] = mask[i];
   }
-  nn::Inputs<double> in{{}, values.view(), {}};
+  models::Inputs<double> in{{}, values.view(), {}};
   heads::Targets<double> t{{}, target.view(), mask.view(), {}};
   check_model(net, store, in, t);
   Tensor<double> wrong(Shape{b, l, 1});
@@ -78,8 +78,8 @@ TEST_CASE("pixel model with a mask channel and a masked-denoising head: names an
 
 TEST_CASE("token model with BatchNorm post-norm blocks and a classification head: gradients") {
   using Block = nn::PostNormResidual<nn::BatchNorm<double>, FF>;
-  using Net = nn::Model<nn::TokenEncoder<double>, nn::Stack<Block>, nn::LayerNorm<double>,
-                        heads::ClassificationHead<double>>;
+  using Net = models::Model<models::TokenEncoder<double>, nn::Stack<Block>, nn::LayerNorm<double>,
+                            heads::ClassificationHead<double>>;
   const index_t b = 3, l = 4, h = 4;
   Net net({{.vocab = 6, .dim = h, .padding_idx = -1},
            {.depth = 2, .block = {{.dim = h}, {.dim = h, .expand = 1}}},
