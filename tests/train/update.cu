@@ -9,9 +9,9 @@
 #include <longseq/train/step.hpp>
 #include <vector>
 
-// Inside the library's namespace rather than `using namespace longseq` at file scope: nvcc's generated
-// stubs name CUB's ::cuda::std types unqualified, which longseq::cuda would make ambiguous.
-namespace longseq {
+// At file scope on purpose, as the trainers say it: the device update must compile there (CUB's device-wide
+// algorithms would not: nvcc's stubs name their ::cuda::std types unqualified, ambiguous with longseq::cuda).
+using namespace longseq;
 using doctest::Contains;
 
 namespace {
@@ -156,5 +156,3 @@ TEST_CASE("device update: non-finite gradients without loss scaling stop at the 
   CHECK(dop.steps() == 0);
   CHECK(train::first_nonfinite_grad(p.ds) == "w");  // the gradients were left in place
 }
-
-}  // namespace longseq

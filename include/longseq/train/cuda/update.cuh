@@ -1,4 +1,5 @@
-// The update on CUDA: global gradient norm and finite check as CUB reductions, the clipping coefficient, the
+// The update on CUDA: global gradient norm and finite check as deterministic block reductions, the clipping
+// coefficient, the
 // dynamic loss scale and the skip decision computed by one device thread, then AdamW's fused kernel gated by
 // that decision. Nothing waits for the host: the outcome is copied into pinned memory after the update, and
 // the host reads it only when asked (the next backward's scale, or logging).
@@ -6,12 +7,10 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
-#include <cub/device/device_reduce.cuh>
-#include <cub/device/device_segmented_reduce.cuh>
 #include <string>
-#include <thrust/iterator/transform_iterator.h>
 #include <vector>
 
+#include "../../core/cuda/block_reduce.cuh"
 #include "../../core/cuda/check.cuh"
 #include "../../core/cuda/launch.cuh"
 #include "../../core/cuda/memory.cuh"
@@ -94,15 +93,59 @@ __global__ void zero_unless_fatal_kernel(T* g, index_t n, const UpdateState* s) 
     g[i] = T(0.0f);
 }
 
-// Sum of squares of n gradients into *out, deterministic on a given device (CUB's tile reduction, no atomics).
+// Sum of squares of n gradients into *out, in two fixed passes: `blocks` (a function of n only) blocks each
+// sum a strided share, then one block sums their partials in order. The result depends on n alone, not on the
+// device or the run. Written on cub::BlockReduce rather than CUB's device-wide algorithms: those instantiate
+// kernels on the toolkit's ::cuda::std types, which nvcc's generated stubs name unqualified, so they fail to
+// compile in any translation unit that says `using namespace longseq` (longseq::cuda) at file scope.
+inline constexpr int reduce_threads = 256;
+inline index_t reduce_blocks(index_t n) {
+  const index_t b = (n + 4 * reduce_threads - 1) / (4 * reduce_threads);
+  return b < 1 ? 1 : b > 1024 ? 1024 : b;
+}
+
 template <class T>
-void grad_sumsq(const T* g, index_t n, double* out, cudaStream_t stream, Tensor<std::byte, device::cuda>& temp) {
-  std::size_t bytes = 0;
-  LONGSEQ_CUDA_CHECK(cub::DeviceReduce::TransformReduce(nullptr, bytes, g, out, n, ::cuda::std::plus<>{},
-                                                        Squared<T>{}, 0.0, stream));
-  if (temp.numel() < index_t(bytes)) temp = Tensor<std::byte, device::cuda>(Shape{index_t(bytes)});
-  LONGSEQ_CUDA_CHECK(cub::DeviceReduce::TransformReduce(temp.data(), bytes, g, out, n, ::cuda::std::plus<>{},
-                                                        Squared<T>{}, 0.0, stream));
+__global__ void __launch_bounds__(reduce_threads) sumsq_partial_kernel(const T* g, index_t n, double* partial) {
+  __shared__ cuda::BlockReduceStorage<double, reduce_threads> shared;
+  double acc = 0;
+  const Squared<T> sq;
+  for (index_t i = index_t(blockIdx.x) * reduce_threads + threadIdx.x; i < n; i += index_t(gridDim.x) * reduce_threads)
+    acc += sq(g[i]);
+  acc = cuda::block_sum(acc, shared);
+  if (threadIdx.x == 0) partial[blockIdx.x] = acc;
+}
+
+__global__ inline void __launch_bounds__(reduce_threads) sum_partials_kernel(const double* partial, index_t m, double* out) {
+  __shared__ cuda::BlockReduceStorage<double, reduce_threads> shared;
+  double acc = 0;
+  for (index_t i = threadIdx.x; i < m; i += reduce_threads) acc += partial[i];
+  acc = cuda::block_sum(acc, shared);
+  if (threadIdx.x == 0) *out = acc;
+}
+
+template <class T>
+void grad_sumsq(const T* g, index_t n, double* out, cudaStream_t stream, Tensor<double, device::cuda>& partial) {
+  const index_t blocks = reduce_blocks(n);
+  if (partial.numel() < blocks) partial = Tensor<double, device::cuda>(Shape{blocks});
+  sumsq_partial_kernel<T><<<unsigned(blocks), reduce_threads, 0, stream>>>(g, n, partial.data());
+  LONGSEQ_CUDA_LAUNCH_CHECK("grad_sumsq_partial");
+  sum_partials_kernel<<<1, reduce_threads, 0, stream>>>(partial.data(), blocks, out);
+  LONGSEQ_CUDA_LAUNCH_CHECK("grad_sumsq_finish");
+}
+
+// Segmented: out[s] = sum of squares over [begin[s], end[s]), one block per segment (blocks stride over
+// segments), deterministic like the above.
+template <class T>
+__global__ void __launch_bounds__(reduce_threads)
+    segment_sumsq_kernel(const T* g, const index_t* begin, const index_t* end, index_t segments, double* out) {
+  __shared__ cuda::BlockReduceStorage<double, reduce_threads> shared;
+  const Squared<T> sq;
+  for (index_t s = blockIdx.x; s < segments; s += gridDim.x) {
+    double acc = 0;
+    for (index_t i = begin[s] + threadIdx.x; i < end[s]; i += reduce_threads) acc += sq(g[i]);
+    acc = cuda::block_sum(acc, shared);
+    if (threadIdx.x == 0) out[s] = acc;
+  }
 }
 
 }  // namespace cuda_detail
@@ -171,7 +214,7 @@ class DeviceLossScaler {
     const auto& c = host_.config();
     return {enabled() ? 1 : 0, max_norm, c.growth, c.backoff, c.min_scale, double(c.window)};
   }
-  Tensor<std::byte, device::cuda>& temp() { return temp_; }
+  Tensor<double, device::cuda>& temp() { return temp_; }
   // Queues the copy of the outcome into pinned memory after the update just launched.
   void publish(cudaStream_t s) {
     LONGSEQ_CUDA_CHECK(cudaMemcpyAsync(mirror_, state_.data(), sizeof(cuda_detail::UpdateState),
@@ -191,7 +234,8 @@ class DeviceLossScaler {
 
   LossScaler host_;  // configuration and its checks; the live state is on the device
   cuda_detail::UpdateState* mirror_ = nullptr;
-  Tensor<std::byte, device::cuda> state_, temp_;
+  Tensor<std::byte, device::cuda> state_;
+  Tensor<double, device::cuda> temp_;  // the norm's per-block partial sums
   cudaEvent_t done_ = nullptr;
 };
 
@@ -228,9 +272,8 @@ void apply_update(O& opt, DeviceLossScaler& scaler, double max_norm, double lr_f
 template <class T>
 double global_grad_norm(ParamStore<T, device::cuda>& store) {
   auto g = store.grads();
-  Tensor<double, device::cuda> out(Shape{1});
-  Tensor<std::byte, device::cuda> temp;
-  cuda_detail::grad_sumsq<T>(g.data, g.numel(), out.data(), cudaStreamLegacy, temp);
+  Tensor<double, device::cuda> out(Shape{1}), partial;
+  cuda_detail::grad_sumsq<T>(g.data, g.numel(), out.data(), cudaStreamLegacy, partial);
   double sq = 0;
   LONGSEQ_CUDA_CHECK(cudaMemcpy(&sq, out.data(), sizeof(double), cudaMemcpyDeviceToHost));
   return std::sqrt(sq);
@@ -247,18 +290,15 @@ std::string first_nonfinite_grad(ParamStore<T, device::cuda>& store) {
     begin[i] = e[i].offset;
     end[i] = e[i].offset + e[i].param->shape.numel();
   }
-  const auto n = std::int64_t(e.size());
+  const auto n = index_t(e.size());
   Tensor<index_t, device::cuda> db(Shape{n}), de(Shape{n});
   Tensor<double, device::cuda> sums(Shape{n});
   LONGSEQ_CUDA_CHECK(cudaMemcpy(db.data(), begin.data(), begin.size() * sizeof(index_t), cudaMemcpyHostToDevice));
   LONGSEQ_CUDA_CHECK(cudaMemcpy(de.data(), end.data(), end.size() * sizeof(index_t), cudaMemcpyHostToDevice));
-  auto in = thrust::make_transform_iterator(store.grads().data, cuda_detail::Squared<T>{});
-  std::size_t bytes = 0;
-  LONGSEQ_CUDA_CHECK(cub::DeviceSegmentedReduce::Reduce(nullptr, bytes, in, sums.data(), n, db.data(), de.data(),
-                                                        ::cuda::std::plus<>{}, 0.0, cudaStreamLegacy));
-  Tensor<std::byte, device::cuda> temp(Shape{index_t(bytes)});
-  LONGSEQ_CUDA_CHECK(cub::DeviceSegmentedReduce::Reduce(temp.data(), bytes, in, sums.data(), n, db.data(), de.data(),
-                                                        ::cuda::std::plus<>{}, 0.0, cudaStreamLegacy));
+  const unsigned blocks = unsigned(n < 65535 ? n : 65535);
+  cuda_detail::segment_sumsq_kernel<T><<<blocks, cuda_detail::reduce_threads, 0, cudaStreamLegacy>>>(
+      store.grads().data, db.data(), de.data(), n, sums.data());
+  LONGSEQ_CUDA_LAUNCH_CHECK("segment_sumsq");
   std::vector<double> h(e.size());
   LONGSEQ_CUDA_CHECK(cudaMemcpy(h.data(), sums.data(), h.size() * sizeof(double), cudaMemcpyDeviceToHost));
   for (std::size_t i = 0; i < e.size(); ++i)
