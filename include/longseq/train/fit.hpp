@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,8 +26,10 @@
 #include "distributed.hpp"
 #include "loss_scale.hpp"
 #include "metrics.hpp"
+#include "resume.hpp"
 #include "schedule.hpp"
 #include "step.hpp"
+#include "signals.hpp"
 
 namespace longseq::train {
 
@@ -79,6 +82,9 @@ struct FitConfig {
   std::string checkpoint_dir;  // empty: no checkpoints; otherwise last.safetensors and best.safetensors
   index_t save_every = 0;      // also write last.safetensors every this many updates (0: at epoch ends only)
   bool resume = false;         // continue from checkpoint_dir/last.safetensors when it exists
+  bool resume_required = false;  // with resume: a missing last.safetensors is an error, not a fresh start
+  std::set<std::string> allow_changed;  // metadata["config"] keys a resume may change ("all": any)
+  bool stop_on_signal = false;  // SIGTERM/SIGINT (StopOnSignal) end the run with a resumable checkpoint
   index_t stop_after = 0;      // return (as if interrupted) after this many updates in this call; 0: off
   std::uint64_t seed = 0;      // keys dropout and the run's generator
   LossScaleConfig loss_scale{};  // dynamic loss scaling (initial 0: off)
@@ -97,6 +103,7 @@ struct EpochRecord {
 
 struct FitResult {
   bool interrupted = false, early_stopped = false;
+  int signal = 0;  // the signal that interrupted the run (stop_on_signal), else 0
   index_t steps = 0, best_epoch = -1;  // steps: optimizer updates taken (skipped ones not counted)
   index_t resumed_from = -1;  // step of the checkpoint a resumed run started from
   double best_metric = 0;
@@ -180,15 +187,21 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
   res.last_path = last_path;
   index_t last_saved_step = -1;
   if (!cfg.checkpoint_dir.empty() && parallel) comm.barrier();  // the folder exists before anyone reads it
-  if (cfg.resume && !last_path.empty() && std::filesystem::exists(last_path)) {
+  const bool resuming = cfg.resume && !last_path.empty() && std::filesystem::exists(last_path);
+  LONGSEQ_CHECK(resuming || !cfg.resume || !cfg.resume_required, "run '", cfg.run, "': cannot resume: '",
+                last_path.empty() ? std::string("(no checkpoint folder)") : last_path,
+                "' does not exist (nothing to resume; start without resuming to begin a new run)");
+  if (resuming) {
     // Every rank reads the same file: the state is global (step, epoch, global batch index), so a run
     // may resume on a different number of ranks.
+    check_resume_config(last_path, cfg.metadata, cfg.allow_changed);
     load_checkpoint(last_path, store, &opt, &state);
     scaler.restore(state.loss_scale);
     last_saved_step = state.step;
     res.resumed_from = state.step;
     if (cfg.progress && root) std::fprintf(stderr, "[%s] resumed from %s at step %ld (epoch %ld, batch %ld)\n", cfg.run.c_str(),
                                    last_path.c_str(), long(state.step), long(state.epoch), long(state.batch));
+    if (cfg.log && root) cfg.log->rewind(cfg.run, long(state.step), long(state.epoch));  // no repeated records
   }
   if (parallel) broadcast_parameters(comm, store);  // every rank starts from rank 0's parameters
   state.loss_scale = scaler.state();  // scaling off: nothing stored, whatever the checkpoint held
@@ -248,6 +261,12 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
   auto t_window = clock::now();
   index_t updates_this_call = 0;
   bool stop = false;
+  // A stop signal on any rank stops every rank at the same update (one small all-reduce per update).
+  auto signalled = [&] {
+    double v = stop_requested() != 0 ? 1.0 : 0.0;
+    if (parallel) comm.allreduce_sum(&v, 1);
+    return v > 0;
+  };
   opt.zero_grad();
 
   for (; state.epoch < cfg.epochs && !stop; ++state.epoch) {
@@ -258,6 +277,17 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
     for (index_t i = state.batch; i < nb; ++i) {
       const index_t group_start = (i / cfg.accum) * cfg.accum;
       const index_t group = std::min(cfg.accum, nb - group_start);
+      if (cfg.stop_on_signal && i == group_start && signalled()) {  // between updates: state is consistent
+        save_last();
+        progress.flush();
+        res.interrupted = true;
+        res.signal = stop_requested() != 0 ? stop_requested() : SIGTERM;
+        if (cfg.progress && root)
+          std::fprintf(stderr, "[%s] stopped by %s at step %ld; resumable checkpoint: %s\n", cfg.run.c_str(),
+                       signal_name(res.signal), long(state.step), last_path.empty() ? "(none)" : last_path.c_str());
+        finish();
+        return res;
+      }
       ctx.training = true;
       ctx.seed = detail::step_seed(cfg.seed, state.step, i - group_start, comm.rank());
       task.load(Split::train, epoch, i);

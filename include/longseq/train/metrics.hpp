@@ -1,8 +1,11 @@
-// Observability: metrics as JSON lines (one object per line, appended) and a progress line with step,
-// loss, tokens/s and ETA (rewritten in place on a terminal, one line per report otherwise).
+// Observability: metrics as JSON lines (one object per line, appended, every write checked) and a
+// progress line with step, loss, tokens/s and ETA (rewritten in place on a terminal, one line per
+// report otherwise).
 #pragma once
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 
@@ -11,25 +14,58 @@
 #include <nlohmann/json.hpp>
 
 #include "../core/error.hpp"
+#include "run_dir.hpp"
 
 namespace longseq::train {
 
+// Every write is checked: a full disk or a vanished folder throws an Error naming the file, so a run
+// never ends "successfully" with a truncated log.
 class MetricsLog {
  public:
   MetricsLog() = default;
-  explicit MetricsLog(const std::string& path) : path_(path) {
+  // fresh: start an empty log (a new run); otherwise append (a resumed one).
+  explicit MetricsLog(const std::string& path, bool fresh = false) : path_(path) {
     if (path.empty()) return;
-    out_.open(path, std::ios::app);
-    LONGSEQ_CHECK(out_.good(), "cannot open metrics file '", path, "' for appending");
+    open(fresh ? std::ios::trunc : std::ios::app);
   }
   bool enabled() const { return out_.is_open(); }
+  const std::string& path() const { return path_; }
   void write(const nlohmann::json& j) {
     if (!out_.is_open()) return;
     out_ << j.dump() << '\n';
     out_.flush();
+    LONGSEQ_CHECK(out_.good(), "writing metrics file '", path_, "' failed: ", std::strerror(errno));
+  }
+  // A resumed run continues after its checkpoint: records of `run` written after it (steps beyond
+  // `step`, epochs from `epoch` on, which the resumed run writes again) and a line torn by a kill are
+  // dropped, so the log reads as one uninterrupted run. The file is replaced atomically.
+  void rewind(const std::string& run, long step, long epoch) {
+    if (!out_.is_open()) return;
+    out_.close();
+    std::ifstream in(path_);
+    std::string line, kept;
+    while (std::getline(in, line)) {
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) continue;
+      if (j.value("run", std::string()) == run) {
+        if (j.contains("step") && j["step"].is_number() && j["step"].get<long>() > step) continue;
+        if (j.value("event", std::string()) == "epoch" && j.contains("epoch") && j["epoch"].get<long>() >= epoch)
+          continue;
+      }
+      kept += line;
+      kept += '\n';
+    }
+    LONGSEQ_CHECK(!in.bad(), "reading metrics file '", path_, "' failed: ", std::strerror(errno));
+    in.close();
+    write_file_atomic(path_, kept);
+    open(std::ios::app);
   }
 
  private:
+  void open(std::ios::openmode mode) {
+    out_.open(path_, std::ios::out | mode);
+    LONGSEQ_CHECK(out_.good(), "cannot open metrics file '", path_, "' for writing: ", std::strerror(errno));
+  }
   std::string path_;
   std::ofstream out_;
 };
