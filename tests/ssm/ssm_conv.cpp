@@ -4,11 +4,24 @@
 #include <longseq/ssm/ssm.hpp>
 #include <set>
 #include <string>
+#include <type_traits>
 
 #include "grad_check.hpp"
 
 using namespace longseq;
 using namespace longseq::ssm;
+
+// The device policy flows from the layer: a parameterization named without one follows it, one named on a
+// policy gives the layer its default; the layer's Config is one type for every policy and storage type.
+static_assert(std::is_same_v<SSMConv<S4D<double>, Causal>::kernel_type, S4D<double>>);
+static_assert(std::is_same_v<kernel_on_t<S4D<float>, device::cuda>, S4D<float, ZOH, device::cuda>>);
+static_assert(std::is_same_v<kernel_on_t<DSS<float, DSSVariant::softmax>, device::cuda>,
+                             DSS<float, DSSVariant::softmax, device::cuda>>);
+static_assert(std::is_same_v<kernel_on_t<ConvKernel<double>, device::host>, ConvKernel<double>>);
+static_assert(std::is_same_v<kernel_device_t<S4<float, device::cuda>>, device::cuda>);
+static_assert(std::is_same_v<SSMConv<DLR<float>, Bidirectional>::Config,
+                             SSMConvConfig<DLR<double, device::cuda>::Config>>);
+static_assert(!DiagonalKernel<S4D<float, ZOH, device::cuda>>, "the diagonal form (recurrent mode) is a host concept");
 
 namespace {
 

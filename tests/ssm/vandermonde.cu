@@ -68,6 +68,13 @@ TEST_CASE("CUDA Vandermonde kernel and backward match the host") {
                        doctest::Contains("C = 3, expected 1 or 2"), Error);
 }
 
+// gridDim.y holds at most 65535 channels: past that the forward strides over them, the backward over (h, m).
+TEST_CASE("CUDA Vandermonde kernel and backward for H past 65535 channels and L = 65536") {
+  compare<float>(2, 70001, 2, 9, 2e-3);
+  compare<float>(1, 2, 3, 65536, 2e-3);
+  compare<double>(1, 65536 + 7, 1, 300, 1e-10);
+}
+
 TEST_CASE("CUDA Vandermonde kernel and backward with bf16 storage match the float path") {
   index_t C = 2, H = 3, M = 40, L = 500;
   Rng rng(19);

@@ -65,21 +65,19 @@ struct ConvKernel {
     detail::check_kernel_out(K, cfg.channels, cfg.H, L, "ConvKernel");
     s.L = L;
     s.penalty = 0;
-    if constexpr (!on_host<D>) {
-      device_kernel_forward(ctx, *this, L, K, s);
-      return;
-    } else {
+    if constexpr (on_host<D>)
       host_kernel_forward(L, K, s);
-    }
+    else
+      device_kernel_forward(ctx, *this, L, K, s);
   }
 
   // Adds dK to the first L taps and the gradient of the penalty to every tap.
   void kernel_backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dK) {
     expect_shape(dK, Shape{cfg.channels, cfg.H, s.L}, "dK");
-    if constexpr (!on_host<D>)
-      device_kernel_backward(ctx, *this, s, dK);
-    else
+    if constexpr (on_host<D>)
       host_kernel_backward(s, dK);
+    else
+      device_kernel_backward(ctx, *this, s, dK);
   }
 
  private:

@@ -186,6 +186,16 @@ concept Direction = requires {
   { D::channels } -> std::convertible_to<index_t>;
 };
 
+// The sizes and options of an SSMConv, one type for every storage type and device policy of its kernel.
+template <class KernelConfig>
+struct SSMConvConfig {
+  KernelConfig kernel;  // its `channels` is set from the direction
+  double dropout = 0.0;  // after the activation
+  ops::Gelu gelu = ops::Gelu::exact;
+  std::uint64_t stream = 0;  // dropout stream, distinct per layer
+  RandomInit random{};       // draw every parameter of the layer (kernel, D, out) from N(0, sigma)
+};
+
 // The layer on the device policy Dev. The kernel parameterization follows the layer: one named without a policy
 // (`S4D<float>`, on the host by default) is moved to Dev (`S4D<float, ZOH, Dev>`), so the same Kernel argument
 // serves a host and a CUDA model; one named on a policy must be on Dev, which is also the default. T, the
@@ -207,13 +217,7 @@ class SSMConv {
                              : (std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, bf16>),
                 "SSMConv: the kernel's value_type must be float or double (host), or float, double or bf16 (CUDA)");
 
-  struct Config {
-    typename kernel_type::Config kernel;  // its `channels` is set from Dir
-    double dropout = 0.0;                 // after the activation
-    ops::Gelu gelu = ops::Gelu::exact;
-    std::uint64_t stream = 0;  // dropout stream, distinct per layer
-    RandomInit random{};       // draw every parameter of the layer (kernel, D, out) from N(0, sigma)
-  };
+  using Config = SSMConvConfig<typename kernel_type::Config>;
   struct Saved {
     typename kernel_type::Saved kernel;
     Tensor<T, Dev> K;      // (C, H, L)

@@ -78,47 +78,47 @@ __global__ void vandermonde_backward_kernel(const T* coef, const T* log_z, const
   using A = accum_t<T>;
   __shared__ A red[8][32];
   for (index_t hm = blockIdx.x; hm < H * M; hm += gridDim.x) {
-  index_t h = hm / M, m = hm % M;
-  Cx<A> lz = {A(log_z[2 * hm]), A(log_z[2 * hm + 1])};
-  A s0r[2] = {0, 0}, s0i[2] = {0, 0}, s1r[2] = {0, 0}, s1i[2] = {0, 0};
-  for (index_t l = threadIdx.x; l < L; l += blockDim.x) {
-    Cx<A> p = cexp_scaled(lz, A(l));
-    for (index_t c = 0; c < C; ++c) {
-      A g = A(dK[(c * H + h) * L + l]);
-      // g * conj(p)
-      s0r[c] += g * p.re;
-      s0i[c] -= g * p.im;
-      s1r[c] += A(l) * g * p.re;
-      s1i[c] -= A(l) * g * p.im;
+    index_t h = hm / M, m = hm % M;
+    Cx<A> lz = {A(log_z[2 * hm]), A(log_z[2 * hm + 1])};
+    A s0r[2] = {0, 0}, s0i[2] = {0, 0}, s1r[2] = {0, 0}, s1i[2] = {0, 0};
+    for (index_t l = threadIdx.x; l < L; l += blockDim.x) {
+      Cx<A> p = cexp_scaled(lz, A(l));
+      for (index_t c = 0; c < C; ++c) {
+        A g = A(dK[(c * H + h) * L + l]);
+        // g * conj(p)
+        s0r[c] += g * p.re;
+        s0i[c] -= g * p.im;
+        s1r[c] += A(l) * g * p.re;
+        s1i[c] -= A(l) * g * p.im;
+      }
     }
-  }
-  A vals[8] = {s0r[0], s0i[0], s1r[0], s1i[0], s0r[1], s0i[1], s1r[1], s1i[1]};
-  int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-  for (int k = 0; k < 8; ++k) {
-    A v = longseq::cuda::warp_sum(vals[k]);
-    if (lane == 0) red[k][warp] = v;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    A tot[8];
+    A vals[8] = {s0r[0], s0i[0], s1r[0], s1i[0], s0r[1], s0i[1], s1r[1], s1i[1]};
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
     for (int k = 0; k < 8; ++k) {
-      tot[k] = 0;
-      for (int w = 0; w < nwarps; ++w) tot[k] += red[k][w];
+      A v = longseq::cuda::warp_sum(vals[k]);
+      if (lane == 0) red[k][warp] = v;
     }
-    A gzr = 0, gzi = 0;
-    for (index_t c = 0; c < C; ++c) {
-      index_t i = (c * H + h) * M + m;
-      g_coef[2 * i] = T(scale * tot[4 * c]);
-      g_coef[2 * i + 1] = T(scale * tot[4 * c + 1]);
-      // conj(coef) * s1
-      A cr = A(coef[2 * i]), ci = -A(coef[2 * i + 1]), ar = tot[4 * c + 2], ai = tot[4 * c + 3];
-      gzr += scale * (cr * ar - ci * ai);
-      gzi += scale * (cr * ai + ci * ar);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      A tot[8];
+      for (int k = 0; k < 8; ++k) {
+        tot[k] = 0;
+        for (int w = 0; w < nwarps; ++w) tot[k] += red[k][w];
+      }
+      A gzr = 0, gzi = 0;
+      for (index_t c = 0; c < C; ++c) {
+        index_t i = (c * H + h) * M + m;
+        g_coef[2 * i] = T(scale * tot[4 * c]);
+        g_coef[2 * i + 1] = T(scale * tot[4 * c + 1]);
+        // conj(coef) * s1
+        A cr = A(coef[2 * i]), ci = -A(coef[2 * i + 1]), ar = tot[4 * c + 2], ai = tot[4 * c + 3];
+        gzr += scale * (cr * ar - ci * ai);
+        gzi += scale * (cr * ai + ci * ar);
+      }
+      g_log_z[2 * hm] = T(gzr);
+      g_log_z[2 * hm + 1] = T(gzi);
     }
-    g_log_z[2 * hm] = T(gzr);
-    g_log_z[2 * hm + 1] = T(gzi);
-  }
-  __syncthreads();  // red is reused by the next (h, m)
+    __syncthreads();  // red is reused by the next (h, m)
   }
 }
 
