@@ -2,6 +2,7 @@
 
 #include <longseq/interop/safetensors.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -117,6 +118,58 @@ TEST_CASE("safetensors keeps the file's tensor order and refuses headers it coul
   twice.put<float>("w", x.view());
   twice.tensors.push_back(twice.tensors[0]);
   CHECK_THROWS_WITH_AS(twice.serialize(), doctest::Contains("two tensors are named 'w'"), Error);
+}
+
+TEST_CASE("safetensors refuses a floating value that does not fit the integer type it is read as") {
+  Safetensors st;
+  Tensor<double> d(Shape{3});
+  d[0] = 2.9;
+  d[1] = -1e300;
+  d[2] = std::nan("");
+  st.put<double>("d", d.view());
+  CHECK_THROWS_WITH_AS(st.get<std::int64_t>("d"), doctest::Contains("tensor 'd' element 1 = -1e+300"), Error);
+  Tensor<float> f(Shape{2});
+  f[0] = 255.5f;
+  f[1] = 256.0f;
+  st.put<float>("f", f.view());
+  CHECK_THROWS_WITH_AS(st.get<std::uint8_t>("f"), doctest::Contains("element 1 = 256"), Error);
+  f[1] = -0.5f;  // truncates to 0: fits
+  st.put<float>("f", f.view());
+  auto u = st.get<std::uint8_t>("f");
+  CHECK(u[0] == 255);
+  CHECK(u[1] == 0);
+  d[1] = -2147483648.0;
+  d[2] = 2147483647.0;
+  st.put<double>("d", d.view());
+  auto i = st.get<std::int32_t>("d");
+  CHECK(i[0] == 2);
+  CHECK(i[1] == -2147483647 - 1);
+  CHECK(i[2] == 2147483647);
+}
+
+// Every input that once crashed the fuzz harness (tests/data/fuzz/regressions/safetensors) is read the
+// way the harness reads it: refused with longseq::Error, or accepted and written back unchanged.
+TEST_CASE("safetensors fuzz regression inputs are refused cleanly") {
+  const std::filesystem::path dir = std::filesystem::path(LONGSEQ_TEST_DATA_DIR) / "fuzz/regressions/safetensors";
+  REQUIRE(std::filesystem::is_directory(dir));
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    CAPTURE(e.path().filename().string());
+    ++n;
+    try {
+      Safetensors st = Safetensors::load(e.path().string());
+      for (const auto& t : st.tensors) {
+        (void)st.get<float>(t.name);
+        (void)st.get<std::int64_t>(t.name);
+      }
+      std::string p = temp_path("replay.safetensors");
+      st.save(p);
+      CHECK(read_all(p) == st.serialize());
+    } catch (const Error& err) {
+      CHECK(std::string(err.what()).find("safetensors") != std::string::npos);
+    }
+  }
+  CHECK(n > 0);
 }
 
 TEST_CASE("safetensors put copies strided views") {

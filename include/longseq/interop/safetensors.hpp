@@ -4,16 +4,19 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cmath>
 #include <complex>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <fcntl.h>
@@ -114,23 +117,34 @@ inline bool json_count(const nlohmann::json& v, std::uint64_t limit, std::uint64
   return out <= limit;
 }
 
-// Reads element i of a little-endian buffer of dtype d as U.
+// Reads element i of a little-endian buffer of dtype d as U. A floating value converted to an integer
+// type must fit it after truncation (anything else, NaN included, is undefined behaviour in C++), so it
+// is refused with the tensor and element named.
 template <class U>
-U read_as(const std::byte* p, DType d, index_t i) {
+U read_as(const std::byte* p, DType d, index_t i, std::string_view name) {
   auto load = [&](auto tag) {
     using S = decltype(tag);
     S v;
     std::memcpy(&v, p + i * index_t(sizeof(S)), sizeof(S));
     return v;
   };
+  auto convert = [&](auto v) -> U {
+    if constexpr (std::is_integral_v<U> && std::is_floating_point_v<decltype(v)>) {
+      const double hi = std::ldexp(1.0, std::numeric_limits<U>::digits), lo = std::is_signed_v<U> ? -hi : 0.0;
+      const double t = std::trunc(double(v));
+      LONGSEQ_CHECK(t >= lo && t < hi, "safetensors: tensor '", name, "' element ", i, " = ", v, " (", dtype_name(d),
+                    ") does not fit ", dtype_name(dtype_v<U>));
+    }
+    return static_cast<U>(v);
+  };
   switch (d) {
-    case DType::f32: return static_cast<U>(load(float{}));
-    case DType::f64: return static_cast<U>(load(double{}));
-    case DType::f16: return static_cast<U>(float(load(half{})));
-    case DType::bf16: return static_cast<U>(float(load(bf16{})));
-    case DType::i32: return static_cast<U>(load(std::int32_t{}));
-    case DType::i64: return static_cast<U>(load(std::int64_t{}));
-    case DType::u8: return static_cast<U>(load(std::uint8_t{}));
+    case DType::f32: return convert(load(float{}));
+    case DType::f64: return convert(load(double{}));
+    case DType::f16: return convert(float(load(half{})));
+    case DType::bf16: return convert(float(load(bf16{})));
+    case DType::i32: return convert(load(std::int32_t{}));
+    case DType::i64: return convert(load(std::int64_t{}));
+    case DType::u8: return convert(load(std::uint8_t{}));
     default: break;
   }
   LONGSEQ_FAIL("unsupported dtype ", dtype_name(d));
@@ -367,9 +381,9 @@ class Safetensors {
     }
     for (index_t i = 0; i < n; ++i) {
       if constexpr (std::is_same_v<T, half> || std::is_same_v<T, bf16>)
-        out[i] = T(detail::read_as<float>(r.bytes.data(), r.dtype, i));
+        out[i] = T(detail::read_as<float>(r.bytes.data(), r.dtype, i, name));
       else
-        out[i] = detail::read_as<T>(r.bytes.data(), r.dtype, i);
+        out[i] = detail::read_as<T>(r.bytes.data(), r.dtype, i, name);
     }
     return out;
   }
