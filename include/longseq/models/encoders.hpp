@@ -4,6 +4,7 @@
 // and a CUDA overload (models/cuda/encoders.cuh).
 #pragma once
 #include <cmath>
+#include <concepts>
 
 #include "../nn/embedding.hpp"
 #include "../nn/linear.hpp"
