@@ -95,13 +95,17 @@ struct Context<device::cuda> {
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
   ~Context() {
-    // Errors cannot be thrown from here; finish outstanding work, then release in reverse order.
+    // Errors cannot be thrown from here; finish outstanding work, then release in reverse order, on this
+    // context's device, leaving the caller's current device as it was.
+    int previous = -1;
+    cudaGetDevice(&previous);
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
     plans_.clear();
     if (work_) cudaFree(work_);
     if (cublas_) cublasDestroy(cublas_);
     cudaStreamDestroy(stream_);
+    if (previous >= 0) cudaSetDevice(previous);
   }
 
   int device() const { return device_; }
