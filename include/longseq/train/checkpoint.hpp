@@ -56,6 +56,15 @@ I meta_int(const interop::Safetensors& st, const std::string& path, const std::s
                 "' = '", s, "' is not an integer");
   return v;
 }
+// An integer entry that must lie in [lo, hi]: values outside would load and then break the resumed run
+// (an RNG position past its block reads out of bounds; negative counters index batches and epochs).
+template <class I>
+I meta_int_in(const interop::Safetensors& st, const std::string& path, const std::string& key, I lo, I hi) {
+  const I v = meta_int<I>(st, path, key);
+  LONGSEQ_CHECK(v >= lo && v <= hi, "checkpoint '", path, "': metadata entry '", key, "' = ", v,
+                " is out of range (expected ", lo, "..", hi, ")");
+  return v;
+}
 inline double meta_double(const interop::Safetensors& st, const std::string& path, const std::string& key) {
   const std::string s = meta(st, path, key);
   if (s == "nan") return std::numeric_limits<double>::quiet_NaN();
@@ -125,6 +134,7 @@ template <class T>
 std::map<std::string, std::string> load_checkpoint(const std::string& path, ParamStore<T>& store, AdamW<T>* opt,
                                                    TrainState* state) {
   const interop::Safetensors st = interop::Safetensors::load(path);
+  constexpr index_t max_count = std::numeric_limits<index_t>::max();
   LONGSEQ_CHECK(detail::meta(st, path, "format") == checkpoint_format, "checkpoint '", path, "' has format '",
                 detail::meta(st, path, "format"), "', expected '", checkpoint_format, "'");
   for (const auto& rec : st.tensors)
@@ -133,32 +143,38 @@ std::map<std::string, std::string> load_checkpoint(const std::string& path, Para
                     "' that the model does not have (a different architecture?)");
   for (const auto& e : store.entries()) detail::restore<T>(st, path, "model." + e.name, e.param->value);
   if (opt) {
-    opt->set_steps(detail::meta_int<index_t>(st, path, "optim.steps"));
+    opt->set_steps(detail::meta_int_in<index_t>(st, path, "optim.steps", 0, max_count));
     for (const auto& e : store.entries()) {
       detail::restore<T>(st, path, "optim.exp_avg." + e.name, opt->exp_avg(e));
       detail::restore<T>(st, path, "optim.exp_avg_sq." + e.name, opt->exp_avg_sq(e));
     }
   }
   if (state) {
-    state->step = detail::meta_int<index_t>(st, path, "step");
-    state->epoch = detail::meta_int<index_t>(st, path, "epoch");
-    state->batch = detail::meta_int<index_t>(st, path, "batch");
+    state->step = detail::meta_int_in<index_t>(st, path, "step", 0, max_count);
+    state->epoch = detail::meta_int_in<index_t>(st, path, "epoch", 0, max_count);
+    state->batch = detail::meta_int_in<index_t>(st, path, "batch", 0, max_count);
     state->best_metric = detail::meta_double(st, path, "best_metric");
-    state->best_epoch = detail::meta_int<index_t>(st, path, "best_epoch");
-    state->bad_epochs = detail::meta_int<index_t>(st, path, "bad_epochs");
+    state->best_epoch = detail::meta_int_in<index_t>(st, path, "best_epoch", -1, max_count);
+    state->bad_epochs = detail::meta_int_in<index_t>(st, path, "bad_epochs", 0, max_count);
     state->best_val_loss = detail::meta_double(st, path, "best_val_loss");
     state->best_val_acc = detail::meta_double(st, path, "best_val_acc");
     state->best_test_loss = detail::meta_double(st, path, "best_test_loss");
     state->best_test_acc = detail::meta_double(st, path, "best_test_acc");
+    const auto counter = detail::meta_int<std::uint64_t>(st, path, "rng.counter");
+    const int index = detail::meta_int_in<int>(st, path, "rng.index", 0, 4);
+    // A position inside a block (index < 4) means that block, number counter - 1, was drawn.
+    LONGSEQ_CHECK(index == 4 || counter > 0, "checkpoint '", path, "': metadata entry 'rng.index' = ", index,
+                  " needs 'rng.counter' of at least 1, got 0");
     state->rng.restore(detail::meta_int<std::uint64_t>(st, path, "rng.seed"),
-                       detail::meta_int<std::uint64_t>(st, path, "rng.stream"),
-                       detail::meta_int<std::uint64_t>(st, path, "rng.counter"),
-                       detail::meta_int<int>(st, path, "rng.index"));
+                       detail::meta_int<std::uint64_t>(st, path, "rng.stream"), counter, index);
     state->loss_scale = {};  // files without loss-scaler entries: no saved scale
     if (detail::has_meta(st, "loss_scale.scale")) {
       state->loss_scale.scale = detail::meta_double(st, path, "loss_scale.scale");
-      state->loss_scale.good_steps = detail::meta_int<index_t>(st, path, "loss_scale.good_steps");
-      state->loss_scale.skipped = detail::meta_int<index_t>(st, path, "loss_scale.skipped");
+      LONGSEQ_CHECK(std::isfinite(state->loss_scale.scale) && state->loss_scale.scale > 0, "checkpoint '", path,
+                    "': metadata entry 'loss_scale.scale' = ", state->loss_scale.scale,
+                    " is not a positive finite number");
+      state->loss_scale.good_steps = detail::meta_int_in<index_t>(st, path, "loss_scale.good_steps", 0, max_count);
+      state->loss_scale.skipped = detail::meta_int_in<index_t>(st, path, "loss_scale.skipped", 0, max_count);
     }
   }
   return st.metadata;
