@@ -33,6 +33,8 @@
 #include <longseq/ssm/ssm_conv.hpp>
 
 #include "device_option.hpp"
+#include "options.hpp"
+#include "run_dir.hpp"
 
 using namespace longseq;
 namespace fs = std::filesystem;
@@ -112,6 +114,7 @@ struct Options {
   index_t log_every = 20;
   index_t save_every = 20;
   bool resume = false;
+  std::vector<std::string> allow_changed;  // options a resume may change
 };
 
 // Sequential Fashion-MNIST batches for one stage: classification (input [value]) or masked denoising
@@ -241,17 +244,30 @@ struct Pipeline {
     c.test_eval = stage == "spt" ? train::TestEval::never : train::TestEval::on_improvement;
     c.checkpoint_dir = (fs::path(o.out_dir) / name / stage).string();
     c.resume = o.resume;
+    c.allow_changed = examples::allowed_changes(o.allow_changed);
+    c.stop_on_signal = true;
     c.save_every = o.save_every;
     c.seed = o.seed;
     c.log_every = o.log_every;
     c.log = &log;
-    c.metadata["config"] = nlohmann::json{{"model", name}, {"stage", stage}, {"d_model", o.d_model},
-                                          {"layers", o.layers}, {"state", o.state}, {"heads", o.heads},
-                                          {"batch", o.batch}, {"mask_p", o.mask_p}, {"spt_loss", o.spt_loss},
-                                          {"seed", o.seed}, {"device", o.device}, {"precision", o.precision}}.dump();
+    // What shapes this stage's numbers; a resume refuses changes to any of it (--allow-changed).
+    const bool spt = stage == "spt";
+    nlohmann::json config{{"model", name}, {"stage", stage}, {"d_model", o.d_model},
+                          {"layers", o.layers}, {"state", o.state}, {"heads", o.heads},
+                          {"batch", o.batch}, {"mask_p", o.mask_p}, {"spt_loss", o.spt_loss},
+                          {"seed", o.seed}, {"device", o.device}, {"precision", o.precision},
+                          {"data_dir", o.data_dir}, {"train_subset", o.train_subset}, {"val_subset", o.val_subset},
+                          {"test_subset", o.test_subset}, {"init", o.init}, {"ssm_lr", o.ssm_lr},
+                          {"weight_decay", o.weight_decay}, {"dropout", o.dropout}, {"warmup", o.warmup},
+                          {"schedule", o.schedule}, {"clip", o.clip}, {"pool", o.pool}};
+    config[spt ? "pretrain_epochs" : "finetune_epochs"] = epochs;
+    config[spt ? "pretrain_lr" : "lr"] = spt ? o.pretrain_lr : o.lr;
+    c.metadata["config"] = config.dump();
     return c;
   }
-  static StageResult result(const train::FitResult& r) {
+  StageResult result(const train::FitResult& r) const {
+    if (r.signal != 0) throw examples::Interrupted(r.signal, name + " stopped at step " + std::to_string(r.steps) +
+                                                                 ", checkpoint " + r.last_path);
     StageResult s;
     s.test_acc = r.best_test_acc;
     s.val_acc = r.best_val_acc;
@@ -321,56 +337,81 @@ static data::Dataset head_of(const data::Dataset& d, index_t n) {
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"Self-pretraining vs. training from scratch on sequential Fashion-MNIST"};
-  app.add_option("--data-dir", o.data_dir, "folder with the Fashion-MNIST IDX files (Debian: dataset-fashion-mnist)");
-  app.add_option("--out-dir", o.out_dir, "where checkpoints, metrics.jsonl and results.json go");
+  using examples::at_least;
+  app.add_option("--data-dir,--data", o.data_dir, "folder with the Fashion-MNIST IDX files (Debian: dataset-fashion-mnist)");
+  app.add_option("--out-dir,--out", o.out_dir, "where checkpoints, metrics.jsonl and results.json go (one run at a time)");
   app.add_option("--device", o.device, examples::device_help)->check(CLI::IsMember({"host", "cuda"}));
-  app.add_option("--gpu", o.gpu, "CUDA device ordinal with --device cuda (-1: the current one)");
+  app.add_option("--gpu", o.gpu, "CUDA device ordinal with --device cuda (-1: the current one)")->check(at_least(-1));
   app.add_option("--precision", o.precision, examples::precision_help)->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
-  app.add_option("--loss-scale", o.loss_scale, examples::loss_scale_help);
+  app.add_option("--loss-scale", o.loss_scale, examples::loss_scale_help)->check(at_least(0));
   app.add_option("--models", o.models, "models to compare: s4, s4d, dss, dlr, conv, transformer")->delimiter(',');
   app.add_option("--init", o.init, "structured (each parameterization's own) or random (mixer parameters ~ N(0, 0.1))")
       ->check(CLI::IsMember({"structured", "random"}));
   app.add_option("--mode", o.mode, "both, scratch (only the baseline) or spt (only pretraining + fine-tuning)")
       ->check(CLI::IsMember({"both", "scratch", "spt"}));
-  app.add_option("--train-subset", o.train_subset, "training images used (0: all 54000)");
-  app.add_option("--val-subset", o.val_subset, "validation images used (0: all 6000)");
-  app.add_option("--test-subset", o.test_subset, "test images used (0: all 10000)");
-  app.add_option("--d-model", o.d_model, "model width");
-  app.add_option("--layers", o.layers, "residual blocks");
-  app.add_option("--state", o.state, "SSM state size N (S4, S4D, DSS, DLR)");
-  app.add_option("--heads", o.heads, "attention heads");
-  app.add_option("--batch", o.batch, "batch size");
-  app.add_option("--pretrain-epochs", o.pretrain_epochs, "self-pretraining epochs");
-  app.add_option("--finetune-epochs", o.finetune_epochs, "epochs of fine-tuning and of training from scratch");
-  app.add_option("--lr", o.lr, "learning rate (scratch and fine-tuning)");
-  app.add_option("--pretrain-lr", o.pretrain_lr, "learning rate of self-pretraining");
-  app.add_option("--ssm-lr", o.ssm_lr, "learning rate of the SSM dynamics (no weight decay)");
-  app.add_option("--weight-decay", o.weight_decay, "AdamW weight decay");
-  app.add_option("--dropout", o.dropout, "residual dropout");
-  app.add_option("--warmup", o.warmup, "linear warmup updates");
+  app.add_option("--train-subset", o.train_subset, "training images used (0: all 54000)")->check(at_least(0));
+  app.add_option("--val-subset", o.val_subset, "validation images used (0: all 6000)")->check(at_least(0));
+  app.add_option("--test-subset", o.test_subset, "test images used (0: all 10000)")->check(at_least(0));
+  app.add_option("--d-model", o.d_model, "model width")->check(at_least(1));
+  app.add_option("--layers", o.layers, "residual blocks")->check(at_least(1));
+  app.add_option("--state", o.state, "SSM state size N (S4, S4D, DSS, DLR)")->check(at_least(1));
+  app.add_option("--heads", o.heads, "attention heads")->check(at_least(1));
+  app.add_option("--batch", o.batch, "batch size")->check(at_least(1));
+  app.add_option("--pretrain-epochs", o.pretrain_epochs, "self-pretraining epochs")->check(at_least(1));
+  app.add_option("--finetune-epochs", o.finetune_epochs, "epochs of fine-tuning and of training from scratch")
+      ->check(at_least(1));
+  app.add_option("--lr", o.lr, "learning rate (scratch and fine-tuning)")->check(examples::positive());
+  app.add_option("--pretrain-lr", o.pretrain_lr, "learning rate of self-pretraining")->check(examples::positive());
+  app.add_option("--ssm-lr", o.ssm_lr, "learning rate of the SSM dynamics (no weight decay; 0: frozen)")
+      ->check(at_least(0));
+  app.add_option("--weight-decay,--wd", o.weight_decay, "AdamW weight decay")->check(at_least(0));
+  app.add_option("--dropout", o.dropout, "residual dropout")->check(examples::probability());
+  app.add_option("--warmup", o.warmup, "linear warmup updates")->check(at_least(0));
   app.add_option("--schedule", o.schedule, "constant or cosine after warmup")->check(CLI::IsMember({"constant", "cosine"}));
-  app.add_option("--mask-p", o.mask_p, "masking ratio of self-pretraining");
+  app.add_option("--mask-p", o.mask_p, "masking ratio of self-pretraining, in (0, 1)")->check(examples::probability());
   app.add_option("--spt-loss", o.spt_loss, "l1 (normalized value) or ce (256 intensities)")->check(CLI::IsMember({"l1", "ce"}));
-  app.add_option("--pool", o.pool, "classifier pooling: mean, max or last");
-  app.add_option("--clip", o.clip, "gradient clipping by global norm (0: off)");
+  app.add_option("--pool", o.pool, "classifier pooling: mean, max or last")->check(CLI::IsMember({"mean", "max", "last"}));
+  app.add_option("--clip", o.clip, "gradient clipping by global norm (0: off)")->check(at_least(0));
   app.add_option("--seed", o.seed, "seed of initialization, data order, masks and dropout");
-  app.add_option("--log-every", o.log_every, "updates between progress lines");
-  app.add_option("--save-every", o.save_every, "updates between resumable checkpoints (besides epoch ends)");
-  app.add_flag("--resume", o.resume, "continue interrupted stages from their last checkpoint");
+  app.add_option("--log-every", o.log_every, "updates between progress lines (0: none)")->check(at_least(0));
+  app.add_option("--save-every", o.save_every, "updates between resumable checkpoints (besides epoch ends; 0: only "
+                 "those)")->check(at_least(0));
+  app.add_flag("--resume", o.resume, "continue an interrupted run (same options) from its last checkpoints");
+  app.add_option("--allow-changed", o.allow_changed, examples::allow_changed_help)->delimiter(',');
   CLI11_PARSE(app, argc, argv);
 
   try {
     examples::single_threaded_blas();
     examples::check_device(o.device, o.gpu);
     examples::check_precision(o.device, o.precision);
+    if (o.mode != "scratch") examples::check_mask_p(o.mask_p);
+    examples::RunFolder folder(o.out_dir, "spt_vs_scratch");
+    train::StopOnSignal on_signal;
+    if (o.resume && !o.models.empty()) {
+      // An interrupted run has a checkpoint of its first stage. A folder without any checkpoint holds no
+      // run to resume (a run killed before its first save): say so and start one; anything else is refused.
+      const fs::path first = fs::path(o.out_dir) / o.models.front() / (o.mode == "spt" ? "spt" : "scratch") /
+                             "last.safetensors";
+      bool any = false;
+      for (const auto& e : fs::recursive_directory_iterator(o.out_dir))
+        any = any || e.path().extension() == ".safetensors";
+      LONGSEQ_CHECK(fs::exists(first) || !any, "--resume: '", first.string(), "' does not exist, but '", o.out_dir,
+                    "' holds checkpoints of another run (other --models or --mode?); resume with the options it "
+                    "was started with, or start without --resume");
+      if (!any) {
+        std::fprintf(stderr, "[spt_vs_scratch] --resume: '%s' holds no checkpoint yet, starting a new run\n",
+                     o.out_dir.c_str());
+        o.resume = false;
+      }
+    }
     const auto t0 = std::chrono::steady_clock::now();
     data::Splits all = data::load_idx_task(o.data_dir, "fashion-mnist");
     data::Splits d{head_of(all.train, o.train_subset), head_of(all.val, o.val_subset), head_of(all.test, o.test_subset)};
     std::fprintf(stderr, "fashion-mnist: %ld train / %ld val / %ld test images of %ld pixels\n", long(d.train.size()),
                  long(d.val.size()), long(d.test.size()), long(d.train.info().max_length));
-    fs::create_directories(o.out_dir);
-    if (!o.resume) fs::remove(fs::path(o.out_dir) / "metrics.jsonl");  // a fresh run starts a fresh log
-    train::MetricsLog log((fs::path(o.out_dir) / "metrics.jsonl").string());
+    examples::check_batch_fits(o.batch, d.train.size());
+    // A fresh run starts a fresh log; a resumed one appends after its checkpoints (fit drops what follows them).
+    train::MetricsLog log((fs::path(o.out_dir) / "metrics.jsonl").string(), !o.resume);
 
     nlohmann::json results = nlohmann::json::object();
     results["dataset"] = {{"name", "fashion-mnist"}, {"train", d.train.size()}, {"val", d.val.size()},
@@ -441,7 +482,7 @@ int main(int argc, char** argv) {
     }
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     results["seconds"] = total;
-    std::ofstream(fs::path(o.out_dir) / "results.json") << results.dump(2) << "\n";
+    examples::write_json(fs::path(o.out_dir) / "results.json", results);
 
     std::printf("\nSequential Fashion-MNIST (784 steps), %ld train images, seed %llu: test accuracy at the best "
                 "validation epoch\n",
@@ -469,6 +510,8 @@ int main(int argc, char** argv) {
                 cpu, long(o.finetune_epochs), long(o.pretrain_epochs), o.mask_p, o.spt_loss.c_str());
     std::printf("results: %s, metrics: %s (total %.0fs)\n", (fs::path(o.out_dir) / "results.json").string().c_str(),
                 (fs::path(o.out_dir) / "metrics.jsonl").string().c_str(), total);
+  } catch (const examples::Interrupted& e) {
+    return examples::report_interrupted(e, "spt_vs_scratch");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

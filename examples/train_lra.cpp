@@ -49,6 +49,8 @@
 #endif
 
 #include "device_option.hpp"
+#include "options.hpp"
+#include "run_dir.hpp"
 
 using namespace longseq;
 namespace fs = std::filesystem;
@@ -70,6 +72,7 @@ struct Options {
   std::uint64_t seed = 0;
   index_t log_every = 20, save_every = 0, patience = 0;
   bool resume = false;
+  std::vector<std::string> allow_changed;  // options a resume may change
   std::string device = "host", precision = "fp32";  // where the residual stack runs, in which storage
   int gpu = -1;
   double loss_scale = -1;  // initial dynamic loss scale; < 0: 65536 for fp16, off otherwise
@@ -501,10 +504,12 @@ struct Stage {
   bool root() const { return train::is_root(comm); }
   bool pixels() const { return d.train.info().modality == data::Modality::pixels; }
   bool retrieval() const { return d.train.info().docs == 2; }
+  // The length the kernels are built for: --l-max (main checked that it covers the data), else the readers' cap.
   index_t length() const {
+    if (o.l_max > 0) return o.l_max;
     index_t l = 0;
     for (const auto* s : {&d.train, &d.val, &d.test}) l = std::max(l, s->info().max_length);
-    return std::max(l, o.l_max);
+    return l;
   }
   index_t vocab() const { return pixels() ? 256 : std::max<index_t>(d.vocab.size(), d.train.info().vocab_size); }
 
@@ -591,6 +596,8 @@ struct Stage {
                              o.model.c_str(), o.task.c_str(), long(store.count()), comm.size());
     nlohmann::json transfer_info;
     if (o.stage == "finetune") {
+      LONGSEQ_CHECK(!fs::is_directory(o.pretrained), "--pretrained '", o.pretrained, "' is a folder; give the "
+                    "checkpoint file in it (e.g. '", (fs::path(o.pretrained) / "best.safetensors").string(), "')");
       // Every rank reads the checkpoint (fit broadcasts rank 0's parameters anyway).
       const auto rep = train::transfer<F>(o.pretrained, store);
       if (root())
@@ -611,10 +618,9 @@ struct Stage {
 
     std::unique_ptr<train::MetricsLog> log;
     if (root()) {
-      fs::create_directories(o.out);
-      if (!o.resume) fs::remove(fs::path(o.out) / "metrics.jsonl");
-      log = std::make_unique<train::MetricsLog>((fs::path(o.out) / "metrics.jsonl").string());
-      if (!transfer_info.is_null()) log->write(transfer_info);
+      // A fresh run starts a fresh log; a resumed one keeps it up to its checkpoint (fit drops the rest).
+      log = std::make_unique<train::MetricsLog>((fs::path(o.out) / "metrics.jsonl").string(), !o.resume);
+      if (!transfer_info.is_null() && !o.resume) log->write(transfer_info);
     }
     train::FitConfig fc;
     fc.run = o.task + "/" + o.model + "/" + o.stage;
@@ -628,6 +634,9 @@ struct Stage {
     fc.checkpoint_dir = o.out;
     fc.save_every = o.save_every;
     fc.resume = o.resume;
+    fc.resume_required = true;
+    fc.allow_changed = examples::allowed_changes(o.allow_changed);
+    fc.stop_on_signal = true;
     fc.seed = o.seed;
     fc.log_every = o.log_every;
     fc.log = log.get();
@@ -637,8 +646,21 @@ struct Stage {
                                            {"ff_expand", o.ff_expand}, {"n_ssm", o.n_ssm}, {"l_max", o.l_max},
                                            {"head_hidden", o.head_hidden}, {"preset", o.preset},
                                            {"spt_loss", o.spt_loss}, {"seed", o.seed},
-                                           {"device", o.device}, {"precision", o.precision}}.dump();
+                                           {"device", o.device}, {"precision", o.precision},
+                                           // what else shapes the numbers: a resume refuses changes to it
+                                           {"data", o.data}, {"batch", o.batch}, {"lr", o.lr}, {"ssm_lr", o.ssm_lr},
+                                           {"wd", o.wd}, {"epochs", o.epochs}, {"max_steps", o.max_steps},
+                                           {"warmup", o.warmup}, {"schedule", o.schedule},
+                                           {"schedule_steps", o.schedule_steps}, {"dropout", o.dropout},
+                                           {"clip", o.clip}, {"train_fraction", o.train_fraction},
+                                           {"dt_min", o.dt_min}, {"dt_max", o.dt_max}, {"norm", o.norm},
+                                           {"residual", o.residual}, {"attn_window", o.attn_window},
+                                           {"look_back", o.look_back}, {"look_forward", o.look_forward},
+                                           {"pool", o.pool}, {"patience", o.patience},
+                                           {"pretrained", o.pretrained}}.dump();
     const train::FitResult r = train::fit(model, store, opt, sched, task, fc, comm);
+    if (r.signal != 0)
+      throw examples::Interrupted(r.signal, "step " + std::to_string(r.steps) + ", checkpoint " + r.last_path);
     if (!root()) return;
     const nlohmann::json result{{"task", o.task}, {"model", o.model}, {"stage", o.stage}, {"steps", r.steps},
                                 {"best_epoch", r.best_epoch}, {"val_loss", r.best_val_loss},
@@ -647,7 +669,7 @@ struct Stage {
                                 {"interrupted", r.interrupted}, {"best_checkpoint", r.best_path},
                                 {"device", o.device}, {"precision", o.precision}, {"loss_scale", r.loss_scale},
                                 {"skipped_updates", r.skipped}};
-    std::ofstream(fs::path(o.out) / "result.json") << result.dump(2) << "\n";
+    examples::write_json(fs::path(o.out) / "result.json", result);
     std::printf("%s %s %s: %ld steps, best epoch %ld, val loss %.4f acc %.4f", o.task.c_str(), o.model.c_str(),
                 o.stage.c_str(), long(r.steps), long(r.best_epoch), r.best_val_loss, r.best_val_acc);
     if (o.stage != "pretrain") std::printf(", test acc %.4f", r.best_test_acc);
@@ -669,7 +691,9 @@ int main(int argc, char** argv) {
   CLI::App app{"Self-pretraining, fine-tuning or training from scratch on an LRA task"};
   app.add_option("--task", o.task, data::task_names)->required()->check(
       CLI::IsMember({"listops", "text", "retrieval", "image", "pathfinder", "fashion-mnist", "mnist"}));
-  app.add_option("--data", o.data, "the task's folder as its release unpacks it (see data::load_task); "
+  using examples::at_least;
+  using examples::positive;
+  app.add_option("--data,--data-dir", o.data, "the task's folder as its release unpacks it (see data::load_task); "
                                    "required unless --print-config");
   app.add_option("--preset", o.preset, "paper: the paper's settings for (task, model, stage); flags given "
                                        "override them")
@@ -682,54 +706,72 @@ int main(int argc, char** argv) {
   app.add_option("--pretrained", o.pretrained, "SPT checkpoint to fine-tune from (its best.safetensors)");
   app.add_option("--objective", o.objective, "masked (bidirectional models) or causal (causal models)")
       ->check(CLI::IsMember({"masked", "causal"}));
-  app.add_option("--mask-p", o.mask_p, "masking ratio (default: 0.5 images, 0.15 text/retrieval, 0.1 listops)");
+  app.add_option("--mask-p", o.mask_p, "masking ratio in (0, 1) (default: 0.5 images, 0.15 text/retrieval, 0.1 listops)")
+      ->check(examples::probability());
   app.add_option("--spt-loss", o.spt_loss, "pixel SPT loss: ce (256 intensities) or l1 (normalized value)")
       ->check(CLI::IsMember({"ce", "l1"}));
   app.add_option("--pool", o.pool, "classifier pooling")->check(CLI::IsMember({"mean", "max", "last"}));
-  app.add_option("--d-model", o.d_model, "model width");
-  app.add_option("--layers", o.layers, "residual blocks");
-  app.add_option("--state", o.state, "SSM state size N");
-  app.add_option("--heads", o.heads, "attention heads");
-  app.add_option("--ff-expand", o.ff_expand, "Transformer feed-forward width as a multiple of --d-model");
-  app.add_option("--n-ssm", o.n_ssm, "S4/S4D: independent (A, B) copies shared across channels (0: one per channel)");
-  app.add_option("--dt-min", o.dt_min, "SSM: smallest initial step / decay rate (default: the kernel's)");
-  app.add_option("--dt-max", o.dt_max, "SSM: largest initial step / decay rate (default: the kernel's)");
-  app.add_option("--l-max", o.l_max, "sequence length the kernels are built for (0: longest in the data); "
-                                     "selects PathX (16384) or PathX-256 (65536) rows of --preset paper");
-  app.add_option("--head-hidden", o.head_hidden, "classifier: hidden width of a two-layer MLP head (0: linear)");
-  app.add_option("--batch", o.batch, "global batch size (split over the ranks)");
-  app.add_option("--lr", o.lr, "learning rate");
-  app.add_option("--ssm-lr", o.ssm_lr, "learning rate of the SSM dynamics (no weight decay)");
-  app.add_option("--wd", o.wd, "AdamW weight decay");
+  app.add_option("--d-model", o.d_model, "model width")->check(at_least(1));
+  app.add_option("--layers", o.layers, "residual blocks")->check(at_least(1));
+  app.add_option("--state", o.state, "SSM state size N")->check(at_least(1));
+  app.add_option("--heads", o.heads, "attention heads")->check(at_least(1));
+  app.add_option("--ff-expand", o.ff_expand, "Transformer feed-forward width as a multiple of --d-model")
+      ->check(at_least(1));
+  app.add_option("--n-ssm", o.n_ssm, "S4/S4D: independent (A, B) copies shared across channels (0: one per channel)")
+      ->check(at_least(0));
+  app.add_option("--dt-min", o.dt_min, "SSM: smallest initial step / decay rate (default: the kernel's)")
+      ->check(positive());
+  app.add_option("--dt-max", o.dt_max, "SSM: largest initial step / decay rate (default: the kernel's)")
+      ->check(positive());
+  app.add_option("--l-max", o.l_max, "sequence length the kernels are built for, at least the longest sequence "
+                                     "(0: the reader's maximum); selects PathX (16384) or PathX-256 (65536) rows "
+                                     "of --preset paper")
+      ->check(at_least(0));
+  app.add_option("--head-hidden", o.head_hidden, "classifier: hidden width of a two-layer MLP head (0: linear)")
+      ->check(at_least(0));
+  app.add_option("--batch", o.batch, "global batch size (split over the ranks)")->check(at_least(1));
+  app.add_option("--lr", o.lr, "learning rate")->check(positive());
+  app.add_option("--ssm-lr", o.ssm_lr, "learning rate of the SSM dynamics (no weight decay; 0: frozen)")
+      ->check(at_least(0));
+  app.add_option("--wd,--weight-decay", o.wd, "AdamW weight decay")->check(at_least(0));
   app.add_option("--norm", o.norm, "SSM blocks: layer (LayerNorm) or batch (BatchNorm)")
       ->check(CLI::IsMember({"layer", "batch"}));
   app.add_option("--residual", o.residual, "SSM blocks: pre (x + M(N(x)), final norm) or post (N(x + M(x)), "
                                            "no final norm)")
       ->check(CLI::IsMember({"pre", "post"}));
   app.add_option("--attn-window", o.attn_window, "Transformer: block-local attention with blocks of this many "
-                                                 "positions (0: full attention)");
-  app.add_option("--look-back", o.look_back, "block-local attention: earlier blocks each query block sees");
+                                                 "positions (0: full attention)")
+      ->check(at_least(0));
+  app.add_option("--look-back", o.look_back, "block-local attention: earlier blocks each query block sees")
+      ->check(at_least(0));
   app.add_option("--look-forward", o.look_forward, "block-local attention: later blocks each query block sees "
-                                                   "(not with --objective causal)");
-  app.add_option("--dropout", o.dropout, "residual dropout");
-  app.add_option("--clip", o.clip, "gradient clipping by global norm (0: off)");
-  app.add_option("--warmup", o.warmup, "linear warmup updates");
+                                                   "(not with --objective causal)")
+      ->check(at_least(0));
+  app.add_option("--dropout", o.dropout, "residual dropout")->check(examples::probability());
+  app.add_option("--clip", o.clip, "gradient clipping by global norm (0: off)")->check(at_least(0));
+  app.add_option("--warmup", o.warmup, "linear warmup updates")->check(at_least(0));
   app.add_option("--schedule", o.schedule, "after warmup")->check(CLI::IsMember({"constant", "cosine"}));
-  app.add_option("--schedule-steps", o.schedule_steps, "cosine: updates to decay over (0: the run's length)");
-  app.add_option("--epochs", o.epochs, "epochs");
-  app.add_option("--max-steps", o.max_steps, "stop after this many updates (0: no limit)");
-  app.add_option("--patience", o.patience, "early stopping after this many epochs without improvement (0: off)");
+  app.add_option("--schedule-steps", o.schedule_steps, "cosine: updates to decay over (0: the run's length)")
+      ->check(at_least(0));
+  app.add_option("--epochs", o.epochs, "epochs")->check(at_least(1));
+  app.add_option("--max-steps", o.max_steps, "stop after this many updates (0: no limit)")->check(at_least(0));
+  app.add_option("--patience", o.patience, "early stopping after this many epochs without improvement (0: off)")
+      ->check(at_least(0));
   app.add_option("--seed", o.seed, "seed of initialization, data order, masks and dropout");
-  app.add_option("--out", o.out, "folder for last/best.safetensors, metrics.jsonl and result.json");
-  app.add_option("--log-every", o.log_every, "updates between progress lines");
-  app.add_option("--save-every", o.save_every, "updates between resumable checkpoints (besides epoch ends)");
-  app.add_flag("--resume", o.resume, "continue from --out/last.safetensors");
+  app.add_option("--out,--out-dir", o.out, "folder for last/best.safetensors, metrics.jsonl and result.json (one "
+                                           "run at a time)");
+  app.add_option("--log-every", o.log_every, "updates between progress lines (0: none)")->check(at_least(0));
+  app.add_option("--save-every", o.save_every, "updates between resumable checkpoints (besides epoch ends; 0: only "
+                 "those)")->check(at_least(0));
+  app.add_flag("--resume", o.resume, "continue from --out/last.safetensors (which must exist, with the same options)");
+  app.add_option("--allow-changed", o.allow_changed, examples::allow_changed_help)->delimiter(',');
   app.add_option("--device", o.device, examples::device_help)->check(CLI::IsMember({"host", "cuda"}));
   app.add_option("--gpu", o.gpu, "CUDA device ordinal with --device cuda (-1: the current one; under mpirun, "
-                 "rank modulo the visible devices)");
+                 "rank modulo the visible devices)")->check(at_least(-1));
   app.add_option("--precision", o.precision, examples::precision_help)->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
-  app.add_option("--loss-scale", o.loss_scale, examples::loss_scale_help);
-  app.add_option("--train-fraction", o.train_fraction, "share of the training set used (0, 1]");
+  app.add_option("--loss-scale", o.loss_scale, examples::loss_scale_help)->check(at_least(0));
+  app.add_option("--train-fraction", o.train_fraction, "share of the training set used (0, 1]")
+      ->check(examples::fraction());
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -746,6 +788,10 @@ int main(int argc, char** argv) {
     examples::check_device(o.device, o.gpu);
     examples::check_precision(o.device, o.precision);
     Comm comm;
+    // Rank 0 owns --out for the whole run; the others write nothing there.
+    std::unique_ptr<examples::RunFolder> folder;
+    if (train::is_root(comm)) folder = std::make_unique<examples::RunFolder>(o.out, "train_lra");
+    train::StopOnSignal on_signal;
     data::Splits d = data::load_task(o.task, o.data);
     if (o.preset == "paper") {
       index_t longest = 0;
@@ -756,13 +802,23 @@ int main(int argc, char** argv) {
       for (const auto& n : not_applied) train::root_printf(comm, "[train_lra] preset paper: not applied: %s\n", n.c_str());
     }
     if (o.mask_p < 0) o.mask_p = default_mask_p(o.task);
+    if (o.stage == "pretrain" && !o.causal()) examples::check_mask_p(o.mask_p);
+    LONGSEQ_CHECK(o.dt_min <= 0 || o.dt_max <= 0 || o.dt_min <= o.dt_max, "--dt-min ", o.dt_min,
+                  " is larger than --dt-max ", o.dt_max);
     LONGSEQ_CHECK(o.batch >= comm.size(), "--batch ", o.batch, " is smaller than the number of ranks ", comm.size());
     d.train = fraction_of(d.train, o.train_fraction, o.seed);
+    examples::check_batch_fits(o.batch, d.train.size());
+    index_t longest = 0;
+    for (const auto* s : {&d.train, &d.val, &d.test}) longest = std::max(longest, examples::longest_sequence(*s));
+    LONGSEQ_CHECK(o.l_max == 0 || o.l_max >= longest, "--l-max ", o.l_max, " is shorter than the longest sequence of ",
+                  "the data (", longest, " positions); use at least ", longest, " or 0 (the reader's maximum)");
     train::root_printf(comm, "[train_lra] %s: %ld train / %ld val / %ld test, longest %ld, mask p %.2f\n",
                        o.task.c_str(), long(d.train.size()), long(d.val.size()), long(d.test.size()),
-                       long(d.train.info().max_length), o.mask_p);
+                       long(longest), o.mask_p);
     Stage stage{o, d, comm};
     dispatch_model(o, [&](auto spec) { stage.run<decltype(spec)>(); });
+  } catch (const examples::Interrupted& e) {
+    return examples::report_interrupted(e, "train_lra");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "train_lra: error: %s\n", e.what());
     return 1;

@@ -281,3 +281,11 @@ TEST_CASE("fit: SIGTERM stops at the next update with a checkpoint; resuming rea
   };
   CHECK(strip(read(dir_a + "/metrics.jsonl")) == strip(read(dir_b + "/metrics.jsonl")));
 }
+
+TEST_CASE("checkpoint: a folder given as a checkpoint is refused by name, nothing read") {
+  const std::string dir = temp_dir("folder_ckpt");
+  Run r;
+  const std::string msg = error_of([&] { train::load_checkpoint<float>(dir, r.store, &r.opt, nullptr); });
+  CAPTURE(msg);
+  CHECK(msg.find("safetensors file '" + dir + "' is a folder, not a file") != std::string::npos);
+}

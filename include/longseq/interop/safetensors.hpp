@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -163,13 +164,16 @@ class Safetensors {
   static Safetensors load(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     LONGSEQ_CHECK(in.good(), "cannot open safetensors file '", path, "': ", std::strerror(errno));
+    // A folder opens like a file but reads nothing: say so instead of parsing an unread length.
+    LONGSEQ_CHECK(!std::filesystem::is_directory(path), "safetensors file '", path, "' is a folder, not a file");
     in.seekg(0, std::ios::end);
     const std::uint64_t file_size = std::uint64_t(in.tellg());
     in.seekg(0);
     LONGSEQ_CHECK(file_size >= 8, "safetensors file '", path, "' is truncated: ", file_size,
                   " bytes, expected at least the 8-byte header length");
     unsigned char lenbuf[8];
-    in.read(reinterpret_cast<char*>(lenbuf), 8);
+    LONGSEQ_CHECK(in.read(reinterpret_cast<char*>(lenbuf), 8), "safetensors file '", path,
+                  "': reading the 8-byte header length failed");
     std::uint64_t n = 0;
     for (int k = 7; k >= 0; --k) n = (n << 8) | lenbuf[k];
     LONGSEQ_CHECK(n >= 2 && n <= max_header_bytes, "safetensors file '", path, "': header length ", n,
