@@ -3,6 +3,7 @@
 #pragma once
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -96,7 +97,9 @@ inline std::int64_t parse_label(std::string_view field, const std::string& where
   if (ec == std::errc() && p == f.data() + f.size() && !f.empty()) return v;
   double d = 0;
   auto [q, ec2] = std::from_chars(f.data(), f.data() + f.size(), d);
-  if (ec2 == std::errc() && q == f.data() + f.size() && !f.empty() && d == double(std::int64_t(d)))
+  // Range first: converting a double outside int64's range is undefined behaviour.
+  if (ec2 == std::errc() && q == f.data() + f.size() && !f.empty() && d >= -0x1p63 && d < 0x1p63 &&
+      d == std::trunc(d))
     return std::int64_t(d);
   LONGSEQ_FAIL(where, ": expected an integer label, got '", std::string(f.substr(0, 40)), "'");
 }

@@ -79,10 +79,12 @@ inline IdxArray parse_idx(std::string bytes, const std::string& f) {
     std::size_t o = 4 + 4 * std::size_t(d);
     index_t v = (index_t(u8(o)) << 24) | (index_t(u8(o + 1)) << 16) | (index_t(u8(o + 2)) << 8) | index_t(u8(o + 3));
     a.dims.push_back(v);
-    if (d > 0) inner *= v;
-    // Each extent is below 2^32, so checking the running product keeps it far from overflow.
-    LONGSEQ_CHECK(inner <= index_t(max_idx_bytes) && a.dims[0] <= index_t(max_idx_bytes), "file '", f,
+    // Checked before multiplying: two extents near 2^32 overflow index_t.
+    LONGSEQ_CHECK(d == 0 || v == 0 || inner <= index_t(max_idx_bytes) / v, "file '", f,
                   "': IDX dimensions describe more than ", max_idx_bytes, " bytes");
+    if (d > 0) inner *= v;
+    LONGSEQ_CHECK(a.dims[0] <= index_t(max_idx_bytes), "file '", f, "': IDX dimensions describe more than ",
+                  max_idx_bytes, " bytes");
   }
   LONGSEQ_CHECK(inner == 0 || a.dims[0] <= index_t(max_idx_bytes) / inner, "file '", f,
                 "': IDX dimensions describe more than ", max_idx_bytes, " bytes");
