@@ -1,72 +1,119 @@
 #!/usr/bin/env bash
-# Builds the benchmarks, runs them and the PyTorch peer with the same thread count, and prints a Markdown
-# table of times and ratios (longseq time / torch time; below 1 means longseq is faster).
-#   bench/run.sh [build-dir]      environment: THREADS (default 2), FILTER (substring of names),
-#                                 MIN_TIME (PyTorch, seconds per shape), REPS (longseq repetitions, default 3)
-# Both sides report a median: of REPS repetitions (each a mean over >= 0.5 s of calls) for longseq, of the
-# single calls for PyTorch.
+# Times longseq against PyTorch on the CPU in one run and prints one Markdown table: the ops (GEMM, FFT
+# convolution), the SSM layers (S4D, S4), the Transformer encoder layer and one whole training step of the
+# main job's S4D and Transformer classifiers, each next to its PyTorch peer with the same thread count.
+# Rounds are interleaved (round r runs every longseq group and its peer before round r + 1 starts), so a
+# change in the machine's load touches both sides alike; the table gives medians over the rounds.
+#
+#   bench/run.sh [build-dir]                 (default build-bench; configured Release with LONGSEQ_NATIVE)
+# Environment:
+#   THREADS        threads on both sides (default 2): OMP_NUM_THREADS for longseq, torch.set_num_threads
+#   ROUNDS         interleaved rounds (default 3)
+#   BENCH_GROUPS   which groups, space-separated (default "ops ssm encoder train")
+#   FILTER         substring of the benchmark names to run
+#   MIN_TIME       PyTorch: seconds of calls per shape after the warm-up (default 0.5)
+#   S4_REFERENCE   checkout of state-spaces/s4 for the reference S4/S4D layers; without it the ssm
+#                  group times longseq only
+#   LONGSEQ_BENCH_PYTHON   Python with torch, einops, scipy (default: the virtual environment made by
+#                  scripts/install-deps.sh --bench)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 build="${1:-$root/build-bench}"
 threads="${THREADS:-2}"
+rounds="${ROUNDS:-3}"
+groups="${BENCH_GROUPS:-ops ssm encoder train}"
 filter="${FILTER:-}"
 min_time="${MIN_TIME:-0.5}"
-reps="${REPS:-3}"
-export OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
+py="${LONGSEQ_BENCH_PYTHON:-${LONGSEQ_BENCH_VENV:-$HOME/.local/share/longseq/bench-venv}/bin/python}"
+if ! "$py" -c "import torch" 2>/dev/null; then
+  echo "no PyTorch in '$py': run scripts/install-deps.sh --bench, or set LONGSEQ_BENCH_PYTHON" >&2
+  exit 1
+fi
+# OpenBLAS runs single-threaded inside longseq's OpenMP loops (as the trainers run it).
+export OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS="$threads"
 
 if [[ -f "$build/CMakeCache.txt" ]]; then  # an existing build keeps its settings; only the benchmarks are added
   cmake -S "$root" -B "$build" -DLONGSEQ_BUILD_BENCH=ON >/dev/null
 else
-  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLONGSEQ_BUILD_BENCH=ON \
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLONGSEQ_BUILD_BENCH=ON -DLONGSEQ_NATIVE=ON \
     -DLONGSEQ_BUILD_TESTS=OFF -DLONGSEQ_BUILD_EXAMPLES=OFF >/dev/null
 fi
-targets=(bench_gemm bench_fft_conv)
-if [[ -f "$build/build.ninja" ]] && grep -q "bench_cuda" "$build/build.ninja"; then targets+=(bench_cuda); fi
+declare -A ours=([ops]="bench_gemm bench_fft_conv" [ssm]="bench_ssm" [encoder]="bench_attention" [train]="bench_train")
+# A CUDA build also times the cuBLAS/cuFFT ops (rows cuda_*, without a PyTorch column; nothing without a device).
+if [[ -f "$build/build.ninja" ]] && grep -q "bench_cuda" "$build/build.ninja"; then ours[ops]+=" bench_cuda"; fi
+targets=()
+for g in $groups; do targets+=(${ours[$g]}); done
 cmake --build "$build" --target "${targets[@]}" -j"$threads" >/dev/null
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-for b in "${targets[@]}"; do
-  "$build/bench/$b" --benchmark_filter="${filter:-.}" --benchmark_repetitions="$reps" \
-    --benchmark_report_aggregates_only=true --benchmark_out="$out/$b.json" --benchmark_out_format=json >/dev/null
+peer() {  # peer GROUP: the PyTorch side of one group, JSON on stdout
+  local common=(--threads "$threads" --min-time "$min_time" --filter "$filter")
+  case "$1" in
+    ops) "$py" "$here/peer_torch.py" "${common[@]}" ;;
+    ssm) if [[ -n "${S4_REFERENCE:-}" ]]; then
+           "$py" "$here/peers/ssm_torch.py" --reference "$S4_REFERENCE" "${common[@]}"
+         else echo '{"results": {}}'; fi ;;
+    encoder) "$py" "$here/peers/attention_torch.py" "${common[@]}" ;;
+    train) "$py" "$here/peers/train_torch.py" "${common[@]}" ;;
+  esac
+}
+load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
+for ((r = 1; r <= rounds; ++r)); do
+  for g in $groups; do
+    for b in ${ours[$g]}; do
+      "$build/bench/$b" --benchmark_filter="${filter:-.}" --benchmark_out="$out/$r.$b.json" \
+        --benchmark_out_format=json >/dev/null || [[ "$b" == bench_cuda ]]
+    done
+    peer "$g" 2>/dev/null >"$out/$r.torch.$g.json"
+  done
+  echo "round $r of $rounds done (load average $(cut -d' ' -f1 /proc/loadavg))" >&2
 done
-if ! python3 -c "import torch" 2>/dev/null; then
-  echo "PyTorch is not importable: pip install torch (PyPI) or apt-get install python3-torch (Debian)" >&2
-  exit 1
-fi
-python3 "$here/peer_torch.py" --threads "$threads" --min-time "$min_time" --filter "$filter" >"$out/torch.json"
+load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-python3 - "$out" <<'PY'
-import glob, json, os, sys
-out = sys.argv[1]
+cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+flags="$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx|avx2|fma|avx512f|avx512bw|avx512vl|avx512_bf16|avx512_fp16|amx_tile' | tr '\n' ' ')"
+cxx_flags="$(sed -n 's/^CMAKE_CXX_FLAGS:STRING=//p' "$build/CMakeCache.txt")"
+native="$(sed -n 's/^LONGSEQ_NATIVE:BOOL=//p' "$build/CMakeCache.txt")"
+btype="$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt")"
+commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit; CPU: $cpu, $(nproc) CPUs; vector extensions: $flags"
+echo "longseq: $btype, LONGSEQ_NATIVE=$native, CMAKE_CXX_FLAGS='$cxx_flags', OMP_NUM_THREADS=$threads;" \
+  "PyTorch $("$py" -c 'import torch; print(torch.__version__)'), $threads threads; $rounds interleaved rounds;" \
+  "load average $load_start at the start, $load_end at the end"
+echo
+"$py" - "$out" "$rounds" <<'PY'
+import glob, json, os, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
 scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
-ours, cuda = {}, {}
-for path in glob.glob(os.path.join(out, "bench_*.json")):
-    try:
-        data = json.load(open(path))
-    except ValueError:
-        continue  # bench_cuda without a device writes nothing
-    for b in data.get("benchmarks", []):
-        if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
+ours, torch = {}, {}  # name -> [seconds per round]
+for r in range(1, rounds + 1):
+    for path in glob.glob(os.path.join(out, f"{r}.bench_*.json")):
+        try:
+            data = json.load(open(path))
+        except ValueError:
             continue
-        name = b["run_name"].split("/min_time")[0].split("/real_time")[0].split("/manual_time")[0]
-        secs = b["real_time"] * scale[b["time_unit"]]
-        (cuda if name.startswith("cuda_") else ours)[name.removeprefix("cuda_")] = secs
-peer = json.load(open(os.path.join(out, "torch.json")))
-print(f"PyTorch {peer['torch']} ({peer.get('source', '?')}) on the CPU, {peer['threads']} threads\n")
-header = "| op | longseq host (ms) | torch CPU (ms) | longseq / torch |"
-if cuda:
-    header += " longseq CUDA (ms) |"
-print(header)
-print("|" + "---|" * (header.count("|") - 1))
-for name in sorted(set(ours) | set(peer["results"])):
-    a, t = ours.get(name), peer["results"].get(name)
-    ratio = f"{a / t:.2f}" if a and t else "-"
-    row = f"| {name} | {a * 1e3:.2f} |" if a else f"| {name} | - |"
-    row += f" {t * 1e3:.2f} | {ratio} |" if t else f" - | {ratio} |"
-    if cuda:
-        c = cuda.get(name)
-        row += f" {c * 1e3:.3f} |" if c else " - |"
-    print(row)
+        for b in data.get("benchmarks", []):
+            if b.get("run_type") == "aggregate":
+                continue
+            name = b["run_name"].split("/min_time")[0].split("/real_time")[0].split("/manual_time")[0]
+            ours.setdefault(name, {})[r] = b["real_time"] * scale[b["time_unit"]]
+    for path in glob.glob(os.path.join(out, f"{r}.torch.*.json")):
+        try:
+            data = json.load(open(path))
+        except ValueError:
+            continue
+        for name, secs in data.get("results", {}).items():
+            torch.setdefault(name, {})[r] = secs
+print("| benchmark | longseq ms (median) | PyTorch ms (median) | throughput vs PyTorch (median) | per round |")
+print("|---|---|---|---|---|")
+for name in sorted(set(ours) | set(torch)):
+    a, t = ours.get(name, {}), torch.get(name, {})
+    ma = f"{statistics.median(a.values()) * 1e3:.1f}" if a else "-"
+    mt = f"{statistics.median(t.values()) * 1e3:.1f}" if t else "-"
+    per = [t[r] / a[r] for r in sorted(a) if r in t]
+    ratio = f"{statistics.median(per):.2f}x" if per else "-"
+    rounds_txt = " ".join(f"{x:.2f}" for x in per) if per else "-"
+    print(f"| {name} | {ma} | {mt} | {ratio} | {rounds_txt} |")
 PY
