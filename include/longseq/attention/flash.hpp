@@ -382,6 +382,12 @@ void flash_backward(Context<device::host>& ctx, const FlashArgs<T>& a, const T* 
             T* dr = dp.data() + r * nk;
             const T* pr = p.data() + r * nk;
             const T* zr = pz + r * nk;
+#if LONGSEQ_FLASH_SIMD
+            if constexpr (detail::simd_tiles<T>) {
+              kernels::softmax_grad_row(dr, zr, pr, d, nk);
+              continue;
+            }
+#endif
             for (index_t c = 0; c < nk; ++c) dr[c] = zr[c] * dr[c] - pr[c] * d;
           }
           if constexpr (detail::simd_tiles<T>) {

@@ -15,7 +15,17 @@
 #endif
 
 #if LONGSEQ_FLASH_SIMD
+#if defined(__AVX512F__)
+#define LONGSEQ_FLASH_WIDTH_NS w16
+#elif defined(__AVX__)
+#define LONGSEQ_FLASH_WIDTH_NS w8
+#else
+#define LONGSEQ_FLASH_WIDTH_NS w4
+#endif
 namespace longseq::attention::kernels {
+// Translation units built for different vector widths get differently named kernels (the linker must
+// not pick one width's inline function for another's callers).
+inline namespace LONGSEQ_FLASH_WIDTH_NS {
 
 #if defined(__AVX512F__)
 inline constexpr int width = 16;
@@ -173,6 +183,13 @@ inline float exp_shift_sum(float* x, index_t n, float shift, ScalarExp scalar_ex
   return r;
 }
 
+// d = z * d - p * delta over a row: the backward's dS from dP (z is P with its dropout multipliers).
+inline void softmax_grad_row(float* d, const float* z, const float* p, float delta, index_t n) {
+  index_t c = 0;
+  for (; c + width <= n; c += width) store(d + c, load(z + c) * load(d + c) - load(p + c) * delta);
+  for (; c < n; ++c) d[c] = z[c] * d[c] - p[c] * delta;
+}
+
 // dst (cols x rows, row stride rows) = src^T for src (rows x cols, row stride ld): a key or value block
 // turned so that the score products read it along keys.
 // The inner loop writes contiguously (strided stores cost more than strided loads).
@@ -181,5 +198,6 @@ inline void transpose(index_t rows, index_t cols, const float* src, index_t ld, 
     for (index_t r = 0; r < rows; ++r) dst[c * rows + r] = src[r * ld + c];
 }
 
+}  // namespace LONGSEQ_FLASH_WIDTH_NS
 }  // namespace longseq::attention::kernels
 #endif

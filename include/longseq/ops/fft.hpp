@@ -69,6 +69,20 @@ struct RealFft {
   }
 };
 
+// One row of scratch per thread for the one-row transforms, from the context's arena (reused by every
+// later call of the same or a smaller size).
+template <class X>
+struct RowScratch {
+  Arena<device::host>::Scope scope;
+  std::size_t stride;  // elements from one thread's row to the next
+  X* base;
+  RowScratch(Context<device::host>& ctx, int threads, index_t len)
+      : scope(ctx.arena.scope(std::size_t(threads) * Arena<device::host>::bytes_for<X>(std::size_t(len)))),
+        stride(Arena<device::host>::bytes_for<X>(std::size_t(len)) / sizeof(X)),
+        base(scope.take<X>(std::size_t(threads) * stride)) {}
+  X* row() const { return base + std::size_t(thread_index()) * stride; }
+};
+
 template <class T>
 void check_fft_pair(const TensorView<T>& real, const TensorView<std::complex<T>>& spec, std::string_view rname,
                     std::string_view sname) {
@@ -97,13 +111,14 @@ void rfft_forward(Context<device::host>& ctx, TensorView<const T> x, TensorView<
   if (rows == 0 || n == 0) return;
   detail::RealFft<T> fft(ctx, n);
   int nt = detail::threads_for(ctx, rows * n);
+  const detail::RowScratch<T> ws(ctx, nt, n);  // FFTW may not read through a pointer to const
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    std::vector<T> in(static_cast<std::size_t>(n));  // FFTW may not read through a pointer to const
+    T* in = ws.row();
 #pragma omp for schedule(static)
     for (index_t r = 0; r < rows; ++r) {
-      std::copy(x.data + r * n, x.data + (r + 1) * n, in.begin());
-      fft.forward(in.data(), X.data + r * bins);
+      std::copy(x.data + r * n, x.data + (r + 1) * n, in);
+      fft.forward(in, X.data + r * bins);
     }
   }
 }
@@ -117,18 +132,19 @@ void rfft_backward(Context<device::host>& ctx, TensorView<const std::complex<T>>
   if (rows == 0 || n == 0) return;
   detail::RealFft<T> fft(ctx, n);
   int nt = detail::threads_for(ctx, rows * n);
+  const detail::RowScratch<std::complex<T>> ws(ctx, nt, bins);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    std::vector<std::complex<T>> s(static_cast<std::size_t>(bins));
+    std::complex<T>* s = ws.row();
 #pragma omp for schedule(static)
     for (index_t r = 0; r < rows; ++r) {
       // c2r counts each bin strictly between DC and Nyquist twice (as itself and its mirror): halve those.
       const std::complex<T>* g = dX.data + r * bins;
       for (index_t f = 0; f < bins; ++f) {
         bool edge = f == 0 || (n % 2 == 0 && f == n / 2);
-        s[std::size_t(f)] = edge ? g[f] : g[f] * T(0.5);
+        s[f] = edge ? g[f] : g[f] * T(0.5);
       }
-      fft.inverse(s.data(), dx.data + r * n);
+      fft.inverse(s, dx.data + r * n);
     }
   }
 }
@@ -144,14 +160,15 @@ void irfft_forward(Context<device::host>& ctx, TensorView<const std::complex<T>>
   detail::RealFft<T> fft(ctx, n);
   T inv_n = T(1) / T(n);
   int nt = detail::threads_for(ctx, rows * n);
+  const detail::RowScratch<std::complex<T>> ws(ctx, nt, bins);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    std::vector<std::complex<T>> s(static_cast<std::size_t>(bins));
+    std::complex<T>* s = ws.row();
 #pragma omp for schedule(static)
     for (index_t r = 0; r < rows; ++r) {
-      std::copy(X.data + r * bins, X.data + (r + 1) * bins, s.begin());  // c2r overwrites its input
+      std::copy(X.data + r * bins, X.data + (r + 1) * bins, s);  // c2r overwrites its input
       T* out = x.data + r * n;
-      fft.inverse(s.data(), out);
+      fft.inverse(s, out);
       for (index_t t = 0; t < n; ++t) out[t] *= inv_n;
     }
   }
@@ -167,14 +184,15 @@ void irfft_backward(Context<device::host>& ctx, TensorView<const T> dx, TensorVi
   detail::RealFft<T> fft(ctx, n);
   T inv_n = T(1) / T(n);
   int nt = detail::threads_for(ctx, rows * n);
+  const detail::RowScratch<T> ws(ctx, nt, n);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    std::vector<T> in(static_cast<std::size_t>(n));
+    T* in = ws.row();
 #pragma omp for schedule(static)
     for (index_t r = 0; r < rows; ++r) {
-      std::copy(dx.data + r * n, dx.data + (r + 1) * n, in.begin());
+      std::copy(dx.data + r * n, dx.data + (r + 1) * n, in);
       std::complex<T>* g = dX.data + r * bins;
-      fft.forward(in.data(), g);
+      fft.forward(in, g);
       for (index_t f = 0; f < bins; ++f) {
         bool edge = f == 0 || (n % 2 == 0 && f == n / 2);
         g[f] = edge ? std::complex<T>(g[f].real() * inv_n, T(0)) : g[f] * (T(2) * inv_n);
