@@ -11,6 +11,7 @@
   kill -9   the same after kill -9 (resuming from the last periodic checkpoint);
   resume    a missing checkpoint, changed --seed/--batch/--lr/--data are refused naming each option
             (old and new value) unless --allow-changed; --pretrained given a folder is refused;
+  spt       the same signal and resume for spt_vs_scratch's three stages;
   disk      a metrics.jsonl whose writes fail (/dev/full) or a result.json that cannot be replaced
             ends the run with an error naming the file.
 
@@ -288,6 +289,29 @@ def disk(bin_dir, listops, fmnist, work):
     check(rc != 0 and "--seed: checkpoint 2222, now 3" in out, "spt_vs_scratch: a changed --seed is refused on resume")
 
 
+def spt_signal(bin_dir, fmnist, work):
+    """spt_vs_scratch: SIGTERM in the middle of its stages, --resume, the same table as a run never stopped."""
+    base = [bin_dir / "spt_vs_scratch", "--data-dir", fmnist, "--models", "s4d", "--train-subset", "6",
+            "--val-subset", "4", "--test-subset", "4", "--d-model", "8", "--layers", "1", "--state", "4",
+            "--batch", "2", "--pretrain-epochs", "30", "--finetune-epochs", "30", "--log-every", "1",
+            "--dropout", "0.1"]
+    full, stopped = work / "spt-full", work / "spt-stopped"
+    rc, _ = run(base + ["--out-dir", full])
+    check(rc == 0, f"spt_vs_scratch uninterrupted (rc {rc})")
+    p = subprocess.Popen([str(c) for c in base + ["--out-dir", stopped]], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    check(wait_for_step(p, stopped / "metrics.jsonl", 30), "spt_vs_scratch run under way")
+    p.send_signal(signal.SIGTERM)
+    out = p.communicate(timeout=120)[0]
+    check(p.returncode == 128 + signal.SIGTERM and "stopped by SIGTERM" in out and "--resume" in out,
+          f"spt_vs_scratch: SIGTERM exits {p.returncode} with a message")
+    rc, _ = run(base + ["--out-dir", stopped, "--resume"])
+    keep = lambda d: {m: {st: {k: v for k, v in r.items() if k not in ("seconds", "cpu_seconds")}
+                           for st, r in stages.items()}
+                      for m, stages in json.loads((d / "results.json").read_text())["models"].items()}
+    check(rc == 0 and keep(stopped) == keep(full), "spt_vs_scratch: SIGTERM + resume gives the same results")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", type=Path, required=True)
@@ -317,6 +341,7 @@ def main():
         return 1
     folder_signal_resume(a.bin, long, work)
     disk(a.bin, listops, a.data_dir.resolve(), work)
+    spt_signal(a.bin, a.data_dir.resolve(), work)
     print(f"{len(FAILURES)} failure(s)")
     return 1 if FAILURES else 0
 
