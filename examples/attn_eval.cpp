@@ -12,13 +12,13 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
-#include <longseq/attention/torch_encoder.hpp>
+#include <longseq/interop/torch_encoder.hpp>
 #include <string>
 
 int main(int argc, char** argv) {
   CLI::App app{"Evaluate a PyTorch Transformer encoder layer with longseq (outputs and gradients)"};
   std::string layer, in_path, out_path, activation = "relu";
-  longseq::attention::TorchEncoderOptions opt;
+  longseq::interop::TorchEncoderOptions opt;
   app.add_option("--layer", layer, "layer kind")->required()->check(CLI::IsMember({"torch-encoder-layer"}));
   app.add_option("--in", in_path, "input safetensors (parameters, x, dy, optional key_padding_mask)")
       ->required()
@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   opt.activation = activation == "gelu" ? longseq::nn::Activation::gelu : longseq::nn::Activation::relu;
   try {
     const auto in = longseq::interop::Safetensors::load(in_path);
-    const auto out = longseq::attention::eval_torch_encoder_layer(in, opt);
+    const auto out = longseq::interop::eval_torch_encoder_layer(in, opt);
     out.save(out_path);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "attn_eval: %s\n", e.what());

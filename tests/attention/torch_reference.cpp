@@ -2,7 +2,7 @@
 
 #include <longseq/attention/flash.hpp>
 #include <longseq/attention/rotary.hpp>
-#include <longseq/attention/torch_encoder.hpp>
+#include <longseq/interop/torch_encoder.hpp>
 #include <string>
 
 using namespace longseq;
@@ -21,8 +21,8 @@ double max_rel_err(const Tensor<double>& a, const Tensor<double>& b) {
   return err / scale;
 }
 
-attention::TorchEncoderOptions options_of(const interop::Safetensors& st) {
-  attention::TorchEncoderOptions o;
+interop::TorchEncoderOptions options_of(const interop::Safetensors& st) {
+  interop::TorchEncoderOptions o;
   o.heads = std::stoi(st.metadata.at("heads"));
   o.norm_first = st.metadata.at("norm_first") == "1";
   o.causal = st.metadata.at("causal") == "1";
@@ -38,7 +38,7 @@ TEST_CASE("torch.nn.TransformerEncoderLayer fixtures are reproduced (y, dx, ever
     const auto in = interop::Safetensors::load(fixture(name));
     const bool f32 = in.record("x").dtype == DType::f32;
     const double tol = f32 ? 2e-5 : 1e-11;
-    const auto out = attention::eval_torch_encoder_layer(in, options_of(in));
+    const auto out = interop::eval_torch_encoder_layer(in, options_of(in));
     CHECK(out.record("y").dtype == in.record("x").dtype);
     int compared = 0;
     for (const auto& r : in.tensors) {
@@ -106,31 +106,31 @@ TEST_CASE("encoder import names the tensor and shape that is wrong") {
     auto bad = in;
     Tensor<double> w(Shape{24, 7}, 0.0);
     bad.put<double>("self_attn.in_proj_weight", w.view());
-    CHECK_THROWS_WITH_AS(attention::eval_torch_encoder_layer(bad, o),
+    CHECK_THROWS_WITH_AS(interop::eval_torch_encoder_layer(bad, o),
                          doctest::Contains("tensor 'self_attn.in_proj_weight' has shape (24, 7), expected (24, 8)"),
                          Error);
   }
   {
     auto bad = in;
     std::erase_if(bad.tensors, [](const auto& r) { return r.name == "norm2.bias"; });
-    CHECK_THROWS_WITH_AS(attention::eval_torch_encoder_layer(bad, o),
+    CHECK_THROWS_WITH_AS(interop::eval_torch_encoder_layer(bad, o),
                          doctest::Contains("input has no tensor 'norm2.bias' (expected shape (8))"), Error);
   }
   {
     auto bad = in;
     Tensor<double> dy(Shape{2, 5, 4}, 0.0);
     bad.put<double>("dy", dy.view());
-    CHECK_THROWS_WITH_AS(attention::eval_torch_encoder_layer(bad, o),
+    CHECK_THROWS_WITH_AS(interop::eval_torch_encoder_layer(bad, o),
                          doctest::Contains("tensor 'dy' has shape (2, 5, 4), expected (2, 5, 8)"), Error);
   }
   auto o3 = o;
   o3.heads = 3;
-  CHECK_THROWS_WITH_AS(attention::eval_torch_encoder_layer(in, o3),
+  CHECK_THROWS_WITH_AS(interop::eval_torch_encoder_layer(in, o3),
                        doctest::Contains("--heads 3 must divide the model width 8"), Error);
   {
     auto bad = in;
     Tensor<std::int32_t> xi(Shape{2, 5, 8});
     bad.put<std::int32_t>("x", xi.view());
-    CHECK_THROWS_WITH_AS(attention::eval_torch_encoder_layer(bad, o), doctest::Contains("tensor 'x' has dtype"), Error);
+    CHECK_THROWS_WITH_AS(interop::eval_torch_encoder_layer(bad, o), doctest::Contains("tensor 'x' has dtype"), Error);
   }
 }

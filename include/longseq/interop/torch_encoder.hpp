@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "../interop/safetensors.hpp"
-#include "encoder_layer.hpp"
+#include "safetensors.hpp"
+#include "../attention/encoder_layer.hpp"
 
-namespace longseq::attention {
+namespace longseq::interop {
 
 struct TorchEncoderOptions {
   index_t heads = 1;
@@ -32,7 +32,7 @@ struct TorchSlot {
 };
 
 template <class T, bool NormFirst>
-std::vector<TorchSlot<T>> torch_slots(TransformerEncoderLayer<T, NormFirst>& layer) {
+std::vector<TorchSlot<T>> torch_slots(attention::TransformerEncoderLayer<T, NormFirst>& layer) {
   auto& a = layer.attn.mixer;
   const index_t D = layer.cfg.dim;
   return {{"self_attn.in_proj_weight", &a.q_proj.weight, 0, 3 * D},
@@ -60,7 +60,7 @@ inline Shape torch_shape(const Shape& ours, index_t torch_rows) {
 }
 
 template <class T>
-Tensor<T> fetch(const interop::Safetensors& st, const std::string& name, const Shape& want) {
+Tensor<T> fetch(const Safetensors& st, const std::string& name, const Shape& want) {
   LONGSEQ_CHECK(st.contains(name), "input has no tensor '", name, "' (expected shape ", want, ")");
   Tensor<T> t = st.get<T>(name);
   LONGSEQ_CHECK(t.shape() == want, "tensor '", name, "' has shape ", t.shape(), ", expected ", want);
@@ -68,7 +68,7 @@ Tensor<T> fetch(const interop::Safetensors& st, const std::string& name, const S
 }
 
 template <class T, bool NormFirst>
-interop::Safetensors eval_torch_encoder(const interop::Safetensors& in, const TorchEncoderOptions& o) {
+Safetensors eval_torch_encoder(const Safetensors& in, const TorchEncoderOptions& o) {
   LONGSEQ_CHECK(in.contains("x"), "input has no tensor 'x' (expected shape (B, L, D))");
   Tensor<T> x = in.get<T>("x");
   LONGSEQ_CHECK(x.shape().rank == 3, "tensor 'x' has shape ", x.shape(), ", expected (B, L, D)");
@@ -79,14 +79,14 @@ interop::Safetensors eval_torch_encoder(const interop::Safetensors& in, const To
   const Shape w1 = in.record("linear1.weight").shape;
   LONGSEQ_CHECK(w1.rank == 2 && w1[1] == D && w1[0] > 0, "tensor 'linear1.weight' has shape ", w1, ", expected (F, ", D,
                 ")");
-  typename TransformerEncoderLayer<T, NormFirst>::Config cfg;
+  typename attention::TransformerEncoderLayer<T, NormFirst>::Config cfg;
   cfg.dim = D;
   cfg.heads = o.heads;
   cfg.ff_hidden = w1[0];
   cfg.activation = o.activation;
   cfg.causal = o.causal;
   cfg.eps = o.eps;
-  TransformerEncoderLayer<T, NormFirst> layer(cfg);
+  attention::TransformerEncoderLayer<T, NormFirst> layer(cfg);
   ParamStore<T> store;
   store.bind(layer);
   const auto slots = torch_slots(layer);
@@ -105,11 +105,11 @@ interop::Safetensors eval_torch_encoder(const interop::Safetensors& in, const To
   }
   Context<device::host> ctx;
   Tensor<T> y(x.shape()), dx(x.shape());
-  typename TransformerEncoderLayer<T, NormFirst>::Saved saved;
+  typename attention::TransformerEncoderLayer<T, NormFirst>::Saved saved;
   layer.forward(ctx, x.view(), y.view(), saved);
   layer.backward(ctx, saved, dy.view(), dx.view());
 
-  interop::Safetensors out;
+  Safetensors out;
   out.put<T>("y", y.view());
   out.put<T>("dx", dx.view());
   // Gradients are gathered back into PyTorch's layout (q, k, v stacked in in_proj_*).
@@ -132,7 +132,7 @@ interop::Safetensors eval_torch_encoder(const interop::Safetensors& in, const To
 }  // namespace detail
 
 // Runs in the dtype of `x` (float64 or float32).
-inline interop::Safetensors eval_torch_encoder_layer(const interop::Safetensors& in, const TorchEncoderOptions& o) {
+inline Safetensors eval_torch_encoder_layer(const Safetensors& in, const TorchEncoderOptions& o) {
   LONGSEQ_CHECK(in.contains("x"), "input has no tensor 'x' (expected shape (B, L, D))");
   const DType dt = in.record("x").dtype;
   if (dt == DType::f64)
@@ -144,4 +144,4 @@ inline interop::Safetensors eval_torch_encoder_layer(const interop::Safetensors&
   LONGSEQ_FAIL("tensor 'x' has dtype ", dtype_name(dt), ", expected float64 or float32");
 }
 
-}  // namespace longseq::attention
+}  // namespace longseq::interop
