@@ -33,7 +33,7 @@ TEST_CASE("an arena scope carves aligned slices, gives them back, and refuses to
   CHECK(arena.mark() == 0);
 }
 
-TEST_CASE("fft_conv and flash attention reuse the arena: no growth after the largest call, same results") {
+TEST_CASE("fft_conv, rfft and flash attention reuse the arena: no growth after the largest call, same results") {
   HostContext ctx;
   auto u = random_tensor<float>(Shape{3, 5, 64}, 1), k = random_tensor<float>(Shape{5, 64}, 2),
        dy = random_tensor<float>(Shape{3, 5, 64}, 3);
@@ -47,6 +47,16 @@ TEST_CASE("fft_conv and flash attention reuse the arena: no growth after the lar
   CHECK(ctx.arena.capacity() == cap);
   CHECK(ctx.arena.mark() == 0);
   for (index_t i = 0; i < y1.numel(); ++i) CHECK(y1[i] == y2[i]);
+
+  // rfft / irfft rows: same arena, no growth for a call no larger than the first.
+  auto x = random_tensor<float>(Shape{6, 64}, 5);
+  Tensor<std::complex<float>> X(Shape{6, ops::rfft_bins(64)});
+  Tensor<float> back(x.shape());
+  ops::rfft_forward<float>(ctx, x.view(), X.view());
+  ops::irfft_forward<float>(ctx, X.view(), back.view());
+  CHECK(ctx.arena.capacity() == cap);
+  CHECK(ctx.arena.mark() == 0);
+  for (index_t i = 0; i < x.numel(); ++i) CHECK(back[i] == doctest::Approx(x[i]).epsilon(1e-5));
 
   const index_t B = 2, H = 2, L = 40, dh = 16;
   auto q = random_tensor<float>(Shape{B, L, H * dh}, 4);
