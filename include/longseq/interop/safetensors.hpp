@@ -98,14 +98,20 @@ inline ParsedHeader parse_header(std::string_view text, const std::string& file)
     }
     return true;
   };
+  auto message = [](const json::exception& e) {
+    std::string what = e.what();
+    if (auto k = what.find("] "); k != std::string::npos) what.erase(0, k + 2);  // drop "[json.exception...]"
+    return what;
+  };
   try {
     out.root = json::parse(text.begin(), text.end(), cb);
   } catch (const json::parse_error& e) {
-    std::string what = e.what();
-    if (auto k = what.find("] "); k != std::string::npos) what.erase(0, k + 2);  // drop "[json.exception...]"
     const std::size_t at = e.byte > 0 ? e.byte - 1 : 0;  // nlohmann counts from 1
     LONGSEQ_FAIL("safetensors file '", file, "': invalid JSON header at byte ", 8 + at, " (header offset ", at,
-                 "): ", what);
+                 "): ", message(e));
+  } catch (const json::exception& e) {
+    // The parser also throws out_of_range for a number beyond double's range (e.g. 1e999).
+    LONGSEQ_FAIL("safetensors file '", file, "': invalid JSON header: ", message(e));
   }
   return out;
 }
