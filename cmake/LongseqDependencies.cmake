@@ -23,7 +23,7 @@ endif()
 
 find_package(nlohmann_json 3 CONFIG QUIET)
 if(NOT nlohmann_json_FOUND)
-  message(STATUS "longseq: nlohmann_json not found; train/ (metrics log, fit loop) cannot be used "
+  message(STATUS "longseq: nlohmann_json not found; train/ and interop/ (safetensors, checkpoints) cannot be used "
                  "(apt-get install nlohmann-json3-dev)")
 endif()
 find_package(PNG)
