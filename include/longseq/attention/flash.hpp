@@ -45,8 +45,7 @@ struct FlashArgs {
 
 namespace detail {
 // Float tiles go through the register-blocked products of flash_kernels.hpp (BLAS spent a third of its
-// time packing these thin 256 x 256 x 32 products); double (the tests' reference) and nvcc's host code
-// keep ops::gemm.
+// time packing these thin 256 x 256 x 32 products); double (the tests' reference) keeps ops::gemm.
 template <class T>
 inline constexpr bool simd_tiles = LONGSEQ_FLASH_SIMD && std::is_same_v<T, float>;
 // Query rows per tile on that path: fewer rows keep the score tile in L1/L2 through the softmax passes.

@@ -5,17 +5,18 @@
 
 #include "../core/shape.hpp"
 
-// GCC vector extensions (GCC and Clang; translation units compiled by nvcc keep the BLAS tiles).
+// GCC vector extensions (GCC, Clang, and the host pass of nvcc; its device pass never runs host code).
 // The vector width is that of the target the translation unit is compiled for: 16 floats with AVX-512,
-// 8 with AVX/AVX2, 4 otherwise; build with LONGSEQ_NATIVE (-march=native) to get the wide ones.
-#if defined(__GNUC__) && !defined(__CUDACC__) && !defined(LONGSEQ_NO_FLASH_SIMD)
+// 8 with AVX/AVX2, 4 otherwise; build with LONGSEQ_NATIVE (-march=native) to get the wide ones. Under
+// nvcc the width stops at 8: nvcc 12 crashed on the 64-byte vector types (-march=native, AVX-512).
+#if defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(LONGSEQ_NO_FLASH_SIMD)
 #define LONGSEQ_FLASH_SIMD 1
 #else
 #define LONGSEQ_FLASH_SIMD 0
 #endif
 
 #if LONGSEQ_FLASH_SIMD
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && !defined(__CUDACC__)
 #define LONGSEQ_FLASH_WIDTH_NS w16
 #elif defined(__AVX__)
 #define LONGSEQ_FLASH_WIDTH_NS w8
@@ -27,7 +28,7 @@ namespace longseq::attention::kernels {
 // not pick one width's inline function for another's callers).
 inline namespace LONGSEQ_FLASH_WIDTH_NS {
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && !defined(__CUDACC__)
 inline constexpr int width = 16;
 #elif defined(__AVX__)
 inline constexpr int width = 8;
