@@ -117,6 +117,13 @@ class AdamW {
   // changing the values yourself (loading a checkpoint), so the next step starts from them.
   void reload_masters() { masters_loaded_ = false; }
   TensorView<float, D> masters() requires has_master { return master_.view(); }
+  TensorView<float, D> master(const typename ParamStore<T, D>::Entry& e) requires has_master {
+    return {master_.data() + e.offset, e.param->shape};
+  }
+  // Checkpoints: sync_masters() takes them from the values if no step has yet; masters_restored() says the
+  // masters were written from a file, so the next step starts from them rather than the rounded values.
+  void sync_masters() { load_masters_once(); }
+  void masters_restored() { masters_loaded_ = true; }
 
  private:
   void host_step(double lr_scale) {

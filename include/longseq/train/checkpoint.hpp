@@ -1,7 +1,10 @@
 // Checkpoints as safetensors files: parameters ("model.<name>"), AdamW moments ("optim.exp_avg.<name>",
-// "optim.exp_avg_sq.<name>") and, as string metadata, the step, epoch, position in the epoch, early-
+// "optim.exp_avg_sq.<name>", in the optimizer's state type), the float32 masters of bf16/half storage
+// ("optim.master.<name>") and, as string metadata, the step, epoch, position in the epoch, early-
 // stopping state, RNG state, loss-scaler state (when scaling is on) and the model configuration. Written
-// atomically; loading is strict (except for entries older files lack, which get their defaults).
+// atomically; loading is strict (except for entries older files lack, which get their defaults). One layout
+// for every device policy: a device store is read back to the host for writing and filled from it on
+// loading, so a run saved on the GPU resumes on the host and the other way round.
 #pragma once
 #include <charconv>
 #include <cmath>
@@ -10,11 +13,17 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <type_traits>
 
 #include "../core/rng.hpp"
+#include "../core/tensor.hpp"
 #include "../interop/safetensors.hpp"
 #include "adamw.hpp"
 #include "loss_scale.hpp"
+
+#if LONGSEQ_WITH_CUDA && defined(__CUDACC__)
+#include "../core/cuda/memory.cuh"
+#endif
 
 namespace longseq::train {
 
@@ -76,21 +85,38 @@ inline double meta_double(const interop::Safetensors& st, const std::string& pat
                 "' is not a number");
   return v;
 }
-// Copies a stored tensor into a bound view, checking the shape; the error names file and tensor.
-template <class T>
-void restore(const interop::Safetensors& st, const std::string& path, const std::string& key, TensorView<T> dst) {
+// A view's values on the host: the view itself there, a downloaded copy from a device.
+template <class T, class D>
+Tensor<T> on_host(TensorView<T, D> v) {
+  Tensor<T> h(v.shape);
+  if constexpr (D::is_gpu) {
+    copy_to_host<T>(TensorView<const T, D>(v), h.view());
+  } else {
+    std::copy(v.data, v.data + v.numel(), h.data());
+  }
+  return h;
+}
+// Copies a stored tensor into a bound view (of any policy), checking the shape; the error names file and
+// tensor. The stored dtype is converted to T (a float checkpoint loads into a bf16 model).
+template <class T, class D = device::host>
+void restore(const interop::Safetensors& st, const std::string& path, const std::string& key, TensorView<T, D> dst) {
   LONGSEQ_CHECK(st.contains(key), "checkpoint '", path, "' lacks tensor '", key, "'");
   const auto& rec = st.record(key);
   LONGSEQ_CHECK(rec.shape == dst.shape, "checkpoint '", path, "': tensor '", key, "' has shape ", rec.shape,
                 ", the model expects ", dst.shape);
   Tensor<T> t = st.get<T>(key);
-  std::copy(t.data(), t.data() + t.numel(), dst.data);
+  if constexpr (D::is_gpu) {
+    copy_to_device<T>(TensorView<const T>(t.view()), dst);
+  } else {
+    std::copy(t.data(), t.data() + t.numel(), dst.data);
+  }
 }
 }  // namespace detail
 
 // Writes parameters, optimizer state (when given) and the training state to `path` atomically.
-template <class T>
-void save_checkpoint(const std::string& path, ParamStore<T>& store, AdamW<T>* opt, const TrainState& state,
+template <class T, class D>
+void save_checkpoint(const std::string& path, ParamStore<T, D>& store, std::type_identity_t<AdamW<T, D>>* opt,
+                     const TrainState& state,
                      const std::map<std::string, std::string>& extra_metadata = {}) {
   interop::Safetensors st;
   st.metadata = extra_metadata;
@@ -116,12 +142,17 @@ void save_checkpoint(const std::string& path, ParamStore<T>& store, AdamW<T>* op
     st.metadata["loss_scale.good_steps"] = std::to_string(state.loss_scale.good_steps);
     st.metadata["loss_scale.skipped"] = std::to_string(state.loss_scale.skipped);
   }
-  for (const auto& e : store.entries()) st.put<T>("model." + e.name, TensorView<const T>(e.param->value));
+  using S = typename AdamW<T, D>::state_type;
+  for (const auto& e : store.entries()) st.put<T>("model." + e.name, detail::on_host(e.param->value).view());
   if (opt) {
     st.metadata["optim.steps"] = std::to_string(opt->steps());
+    // Narrow storage: the masters are what the next update starts from (the values are them rounded).
+    if constexpr (AdamW<T, D>::has_master) opt->sync_masters();
     for (const auto& e : store.entries()) {
-      st.put<T>("optim.exp_avg." + e.name, TensorView<const T>(opt->exp_avg(e)));
-      st.put<T>("optim.exp_avg_sq." + e.name, TensorView<const T>(opt->exp_avg_sq(e)));
+      st.put<S>("optim.exp_avg." + e.name, detail::on_host(opt->exp_avg(e)).view());
+      st.put<S>("optim.exp_avg_sq." + e.name, detail::on_host(opt->exp_avg_sq(e)).view());
+      if constexpr (AdamW<T, D>::has_master)
+        st.put<float>("optim.master." + e.name, detail::on_host(opt->master(e)).view());
     }
   }
   st.save(path);
@@ -130,8 +161,9 @@ void save_checkpoint(const std::string& path, ParamStore<T>& store, AdamW<T>* op
 // Restores a checkpoint written by save_checkpoint into a model of the same architecture. Every model
 // tensor must be present with the same shape, and the file may not hold model tensors the model lacks.
 // Returns the file's metadata (e.g. "config").
-template <class T>
-std::map<std::string, std::string> load_checkpoint(const std::string& path, ParamStore<T>& store, AdamW<T>* opt,
+template <class T, class D>
+std::map<std::string, std::string> load_checkpoint(const std::string& path, ParamStore<T, D>& store,
+                                                   std::type_identity_t<AdamW<T, D>>* opt,
                                                    TrainState* state) {
   const interop::Safetensors st = interop::Safetensors::load(path);
   constexpr index_t max_count = std::numeric_limits<index_t>::max();
@@ -141,12 +173,24 @@ std::map<std::string, std::string> load_checkpoint(const std::string& path, Para
     if (rec.name.rfind("model.", 0) == 0)
       LONGSEQ_CHECK(store.find(rec.name.substr(6)) != nullptr, "checkpoint '", path, "' holds tensor '", rec.name,
                     "' that the model does not have (a different architecture?)");
-  for (const auto& e : store.entries()) detail::restore<T>(st, path, "model." + e.name, e.param->value);
+  using S = typename AdamW<T, D>::state_type;
+  for (const auto& e : store.entries()) detail::restore<T, D>(st, path, "model." + e.name, e.param->value);
   if (opt) {
     opt->set_steps(detail::meta_int_in<index_t>(st, path, "optim.steps", 0, max_count));
     for (const auto& e : store.entries()) {
-      detail::restore<T>(st, path, "optim.exp_avg." + e.name, opt->exp_avg(e));
-      detail::restore<T>(st, path, "optim.exp_avg_sq." + e.name, opt->exp_avg_sq(e));
+      detail::restore<S, D>(st, path, "optim.exp_avg." + e.name, opt->exp_avg(e));
+      detail::restore<S, D>(st, path, "optim.exp_avg_sq." + e.name, opt->exp_avg_sq(e));
+    }
+    if constexpr (AdamW<T, D>::has_master) {
+      // A file written from wider storage has no masters: the next step takes them from the loaded values.
+      bool all = true;
+      for (const auto& e : store.entries()) all = all && st.contains("optim.master." + e.name);
+      if (all) {
+        for (const auto& e : store.entries()) detail::restore<float, D>(st, path, "optim.master." + e.name, opt->master(e));
+        opt->masters_restored();
+      } else {
+        opt->reload_masters();
+      }
     }
   }
   if (state) {

@@ -6,6 +6,12 @@
 // and lowers the scale; only a scale that would fall below its minimum stops the run.
 // Data parallel: given a Communicator, every rank computes its shard of each global batch, gradients and
 // metrics are summed over ranks, and only rank 0 writes checkpoints, logs and progress.
+// One loop for every device policy: with a CUDA model (its device ParamStore, AdamW<T, device::cuda> and the
+// DeviceLossScaler) batches are staged through pinned memory (train::BatchStage, the next one while the
+// current one trains) and the update is decided on the device (train::apply_update); the loop reads the
+// update's outcome only when it needs it (loss scaling on: whether the step was taken; otherwise at the log
+// interval, checkpoints and epoch ends). The pieces: BatchStage, UpdateLog (logging), Checkpoints,
+// EarlyStopping; fit() strings them together.
 #pragma once
 #include <chrono>
 #include <cmath>
@@ -16,6 +22,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../heads/head.hpp"
@@ -23,6 +30,7 @@
 #include "adamw.hpp"
 #include "checkpoint.hpp"
 #include "clip.hpp"
+#include "device_batch.hpp"
 #include "distributed.hpp"
 #include "loss_scale.hpp"
 #include "metrics.hpp"
@@ -32,9 +40,6 @@
 #include "signals.hpp"
 
 namespace longseq::train {
-
-enum class Split { train, val, test };
-inline const char* split_name(Split s) { return s == Split::train ? "train" : s == Split::val ? "val" : "test"; }
 
 // A task feeds the loop: how many batches a split has in an epoch, and for batch i the model inputs,
 // the targets and the number of tokens (for throughput). Batch contents must depend only on
@@ -53,16 +58,6 @@ concept Task = requires(K& k, Split s, index_t epoch, index_t i) {
 // documents keep their [first B, second B] row layout). Batch counts stay those of the global batches.
 template <class K>
 concept ShardableTask = requires(K& k, int rank, int ranks) { k.set_shard(rank, ranks); };
-
-namespace detail {
-// A rank whose share of the loaded batch is empty (a global batch smaller than the number of ranks)
-// computes nothing for it but still joins the collectives. Tasks say so through an optional empty().
-template <class K>
-bool shard_empty(const K& task) {
-  if constexpr (requires { { task.empty() } -> std::convertible_to<bool>; }) return task.empty();
-  else return false;
-}
-}  // namespace detail
 
 // Which validation number picks the best checkpoint: accuracy (higher is better) or loss (lower).
 enum class Select { accuracy, loss };
@@ -116,20 +111,42 @@ struct FitResult {
   std::string best_path, last_path;
 };
 
+// The loss scaler of a device policy: LossScaler on the host, DeviceLossScaler (state on the device) on CUDA.
+template <class D>
+struct scaler_for {
+  using type = LossScaler;
+};
+#if LONGSEQ_WITH_CUDA && defined(__CUDACC__)
+template <>
+struct scaler_for<device::cuda> {
+  using type = DeviceLossScaler;
+};
+#endif
+template <class D>
+using scaler_for_t = typename scaler_for<D>::type;
+
+// Sums a split's loss statistics over its batches in evaluation mode. The stage carries the batches to the
+// model's device (on the host it is the task's own views).
 template <class M, class K>
-heads::LossStats evaluate(M& model, K& task, Split split, index_t epoch, HostContext& ctx,
-                          typename M::Saved& saved) {
+heads::LossStats evaluate(M& model, K& task, Split split, index_t epoch, Context<typename M::device_type>& ctx,
+                          typename M::Saved& saved, BatchStage<typename M::value_type, typename M::device_type>& stage) {
   const bool was = ctx.training;
   ctx.training = false;
   heads::LossStats total;
   const index_t nb = task.num_batches(split, epoch);
   for (index_t i = 0; i < nb; ++i) {
-    task.load(split, epoch, i);
-    if (detail::shard_empty(task)) continue;
-    total.merge(model.forward(ctx, task.inputs(), task.targets(), saved));
+    const auto& b = stage.get(ctx, task, {split, epoch, i});
+    if (b.empty) continue;
+    total.merge(model.forward(ctx, b.inputs, b.targets, saved));
   }
   ctx.training = was;
   return total;
+}
+template <class M, class K>
+heads::LossStats evaluate(M& model, K& task, Split split, index_t epoch, Context<typename M::device_type>& ctx,
+                          typename M::Saved& saved) {
+  BatchStage<typename M::value_type, typename M::device_type> stage;
+  return evaluate(model, task, split, epoch, ctx, saved, stage);
 }
 
 namespace detail {
@@ -142,16 +159,210 @@ inline std::uint64_t step_seed(std::uint64_t seed, index_t step, index_t micro, 
   x ^= x >> 31;
   return x ^ (std::uint64_t(rank) * 0xD1B54A32D192ED03ull);  // rank 0 keeps the single-process key
 }
+
+// The update after an accumulated group. On the host its outcome is known at once. On CUDA it is decided on
+// the device; with loss scaling on the loop must know now whether the step was taken (the schedule, the
+// dropout key and the step count depend on it), so the outcome is read (a few bytes in pinned memory); with
+// scaling off an update is never skipped, and the outcome stays pending until logging or a checkpoint.
+template <class O, class S>
+UpdateResult run_update(O& opt, S& scaler, double clip, double factor) {
+  if constexpr (O::device_type::is_gpu) {
+    apply_update(opt, scaler, clip, factor);
+    if (scaler.enabled()) return scaler.last();
+    UpdateResult r;
+    r.pending = true;
+    return r;
+  } else {
+    return apply_update(opt, scaler, clip, factor);
+  }
+}
+// Whether an update the device decided (and the loop did not read) found gradients nothing could absorb.
+template <class S>
+bool pending_failed(S& scaler) {
+  if constexpr (requires { scaler.last(); }) return scaler.last().status == UpdateStatus::nonfinite;
+  else return false;
+}
+// An update's outcome, read from the device when the loop left it pending.
+template <class S>
+UpdateResult settled(S& scaler, const UpdateResult& r) {
+  if constexpr (requires { scaler.last(); })
+    if (r.pending) return scaler.last();
+  return r;
+}
+// The scale of the next backward: 1 without scaling (a device scaler is then not read at all).
+template <class S>
+double backward_loss_scale(S& scaler) {
+  return scaler.enabled() ? scaler.scale() : 1.0;
+}
 }  // namespace detail
 
+// Logging: the loss, tokens and time of the updates since the last report; a progress line and a "step"
+// record every log_every updates (and at the last one), a "loss_scale" record for each skipped update.
+struct UpdateLog {
+  double tokens = 0, loss = 0, n = 0;
+  std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+
+  void add(double batch_tokens, double batch_loss) {
+    tokens += batch_tokens;
+    loss += batch_loss;
+    n += 1;
+  }
+  bool due(const FitConfig& cfg, index_t step, index_t total) const {
+    return cfg.log_every > 0 && (step % cfg.log_every == 0 || step == total);
+  }
+  // The window summed over ranks (every rank calls this at the same update).
+  template <Communicator C>
+  void reduce(C& comm) {
+    if (comm.size() <= 1) return;
+    double v[3] = {loss, n, tokens};
+    comm.allreduce_sum(v, 3);
+    loss = v[0];
+    n = v[1];
+    tokens = v[2];
+  }
+  // eta_s: < 0 when unknown; grad_norm and loss_scale (0: off) of the update being reported.
+  void report(const FitConfig& cfg, bool root, Progress& progress, index_t step, index_t epoch, index_t total,
+              double lr, double grad_norm, double loss_scale, double eta_s, double elapsed_s) {
+    const double dt = std::max(1e-9, std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count());
+    const double mean = loss / std::max(1.0, n);
+    progress.line(cfg.run, long(step), long(total), mean, lr, tokens / dt, eta_s);
+    if (cfg.log && root) {
+      nlohmann::json j{{"event", "step"}, {"run", cfg.run}, {"step", step}, {"epoch", epoch},
+                       {"loss", mean}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens / dt},
+                       {"elapsed_s", elapsed_s}};
+      if (loss_scale != 0) j["loss_scale"] = loss_scale;
+      cfg.log->write(j);
+    }
+    tokens = loss = n = 0;
+    since = std::chrono::steady_clock::now();
+  }
+  static void skipped(const FitConfig& cfg, bool root, Progress& progress, index_t step, index_t epoch,
+                      double used_scale, double scale, index_t skipped, double elapsed_s) {
+    progress.flush();
+    if (cfg.progress && root)
+      std::fprintf(stderr, "[%s] step %ld: non-finite gradient at loss scale %g, update skipped; scale now %g (%ld skipped)\n",
+                   cfg.run.c_str(), long(step), used_scale, scale, long(skipped));
+    if (cfg.log && root)
+      cfg.log->write({{"event", "loss_scale"}, {"run", cfg.run}, {"step", step}, {"epoch", epoch},
+                      {"scale", scale}, {"skipped", skipped}, {"elapsed_s", elapsed_s}});
+  }
+  static void epoch(const FitConfig& cfg, bool root, const EpochRecord& rec, bool better, double elapsed_s) {
+    if (cfg.progress && root) {
+      std::fprintf(stderr, "[%s] epoch %ld: train loss %.4f acc %.4f | val loss %.4f acc %.4f", cfg.run.c_str(),
+                   long(rec.epoch), rec.train.loss, rec.train.accuracy(), rec.val.loss, rec.val.accuracy());
+      if (rec.tested) std::fprintf(stderr, " | test loss %.4f acc %.4f", rec.test.loss, rec.test.accuracy());
+      std::fprintf(stderr, "%s (%.0fs)\n", better ? "  (best)" : "", rec.seconds);
+    }
+    if (cfg.log && root) {
+      nlohmann::json j{{"event", "epoch"}, {"run", cfg.run}, {"epoch", rec.epoch}, {"step", rec.step},
+                       {"train", detail::stats_json(rec.train)}, {"val", detail::stats_json(rec.val)},
+                       {"best", better}, {"seconds", rec.seconds}, {"elapsed_s", elapsed_s}};
+      if (rec.tested) j["test"] = detail::stats_json(rec.test);
+      cfg.log->write(j);
+    }
+  }
+};
+
+// Checkpointing: last.safetensors (resumable) and best.safetensors in cfg.checkpoint_dir; only rank 0
+// writes, the others wait until the file is complete (a resume may read it next). The loss scaler's state
+// is taken at the moment of writing (on CUDA that is when it is read from the device).
+template <class T, class D, class Scaler, Communicator C>
+struct Checkpoints {
+  ParamStore<T, D>& store;
+  AdamW<T, D>& opt;
+  Scaler& scaler;
+  C& comm;
+  const FitConfig& cfg;
+  std::string last_path, best_path;
+  index_t last_saved_step = -1;
+
+  Checkpoints(ParamStore<T, D>& s, AdamW<T, D>& o, Scaler& sc, C& c, const FitConfig& f)
+      : store(s), opt(o), scaler(sc), comm(c), cfg(f) {
+    if (cfg.checkpoint_dir.empty()) return;
+    std::filesystem::create_directories(cfg.checkpoint_dir);
+    last_path = (std::filesystem::path(cfg.checkpoint_dir) / "last.safetensors").string();
+    best_path = (std::filesystem::path(cfg.checkpoint_dir) / "best.safetensors").string();
+  }
+  void write(const std::string& path, TrainState st) {
+    st.loss_scale = scaler.state();
+    if (is_root(comm)) save_checkpoint(path, store, &opt, st, cfg.metadata);
+    if (comm.size() > 1) comm.barrier();
+  }
+  void save_last(const TrainState& st) {
+    if (last_path.empty()) return;
+    write(last_path, st);
+    last_saved_step = st.step;
+  }
+  void save_best(const TrainState& st) {
+    if (!best_path.empty()) write(best_path, st);
+  }
+  // Whether a run can resume, and its state restored when it does.
+  bool resume(TrainState& state) {
+    const bool resuming = cfg.resume && !last_path.empty() && std::filesystem::exists(last_path);
+    LONGSEQ_CHECK(resuming || !cfg.resume || !cfg.resume_required, "run '", cfg.run, "': cannot resume: '",
+                  last_path.empty() ? std::string("(no checkpoint folder)") : last_path,
+                  "' does not exist (nothing to resume; start without resuming to begin a new run)");
+    if (!resuming) return false;
+    // Every rank reads the same file: the state is global (step, epoch, global batch index), so a run
+    // may resume on a different number of ranks.
+    check_resume_config(last_path, cfg.metadata, cfg.allow_changed);
+    load_checkpoint(last_path, store, &opt, &state);
+    scaler.restore(state.loss_scale);
+    last_saved_step = state.step;
+    return true;
+  }
+  std::string keep_note() const {
+    return last_saved_step >= 0 ? "the last good checkpoint is '" + last_path + "' (step " +
+                                      std::to_string(last_saved_step) + ")"
+                                : std::string("no checkpoint was written");
+  }
+};
+
+// Early stopping and the best epoch: the validation metric of each epoch against the best so far.
+struct EarlyStopping {
+  // Updates the best-epoch fields of `state` with this epoch's record; returns whether it is the new best.
+  static bool record(TrainState& state, const FitConfig& cfg, const EpochRecord& rec) {
+    const double metric = cfg.select == Select::accuracy ? rec.val.accuracy() : -rec.val.loss;
+    const bool better = metric > state.best_metric;
+    if (better) {
+      state.best_metric = metric;
+      state.best_epoch = rec.epoch;
+      state.bad_epochs = 0;
+      state.best_val_loss = rec.val.loss;
+      state.best_val_acc = rec.val.accuracy();
+      state.best_test_loss = rec.test.loss;
+      state.best_test_acc = rec.test.accuracy();
+    } else {
+      ++state.bad_epochs;
+    }
+    return better;
+  }
+  // Whether the test split is evaluated this epoch (before record(): `better` is whether it will improve).
+  static bool improves(const TrainState& state, const FitConfig& cfg, const heads::LossStats& val) {
+    const double metric = cfg.select == Select::accuracy ? val.accuracy() : -val.loss;
+    return metric > state.best_metric;
+  }
+  static bool stop(const TrainState& state, const FitConfig& cfg) {
+    return cfg.patience > 0 && state.bad_epochs >= cfg.patience;
+  }
+};
+
 // Data-parallel fit: every rank calls it with the same arguments (same seed, same global batches). The
-// result (metrics, steps, history) is the same on every rank.
+// result (metrics, steps, history) is the same on every rank. The model's device policy picks the store,
+// the optimizer and the scaler: a CUDA model trains with ParamStore<T, device::cuda> and
+// AdamW<T, device::cuda> (compiled by nvcc), the task still loads host batches.
 template <class M, class K, Communicator C>
-FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typename M::value_type>& opt,
-              const Schedule& schedule, K& task, const FitConfig& cfg, C& comm) {
+FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_type>& store,
+              AdamW<typename M::value_type, typename M::device_type>& opt, const Schedule& schedule, K& task,
+              const FitConfig& cfg, C& comm) {
   using T = typename M::value_type;
+  using D = typename M::device_type;
+  using Scaler = scaler_for_t<D>;
   static_assert(Task<K, T>, "train::fit: the task must provide num_batches(Split, epoch), load(Split, epoch, i), "
                             "inputs(), targets() and tokens() (see train::Task)");
+  static_assert(!D::is_gpu || !std::is_same_v<Scaler, LossScaler>,
+                "train::fit: a CUDA model's loop must be compiled by nvcc (a .cu file, or a source set to LANGUAGE "
+                "CUDA), where the device update and batch stage are visible");
   LONGSEQ_CHECK(cfg.accum >= 1, "fit: accum must be >= 1, got ", cfg.accum);
   const bool parallel = comm.size() > 1, root = is_root(comm);
   LONGSEQ_CHECK(&opt.store() == &store, "fit: the optimizer must update the store passed to fit");
@@ -161,13 +372,11 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
     LONGSEQ_CHECK(!parallel, "fit: running on ", comm.size(), " ranks needs a task with set_shard(rank, ranks) "
                              "(train::ShardableTask) so each rank loads its own part of every batch");
   }
+  constexpr bool device_collectives = requires { allreduce_gradients(comm, store); broadcast_parameters(comm, store); };
+  LONGSEQ_CHECK(!parallel || device_collectives, "fit: this communicator cannot all-reduce a ", D::name,
+                " store's gradients");
   // Reduces a split's statistics over ranks (every rank evaluated its shard of each batch).
   auto reduce = [&](const heads::LossStats& s) { return parallel ? allreduce_stats(comm, s) : s; };
-  // Only rank 0 writes; the others wait until the file is complete (a resume may read it next).
-  auto write_checkpoint = [&](const std::string& path, const TrainState& st) {
-    if (root) save_checkpoint(path, store, &opt, st, cfg.metadata);
-    if (parallel) comm.barrier();
-  };
   using clock = std::chrono::steady_clock;
   const auto t_start = clock::now();
   const std::clock_t cpu_start = std::clock();
@@ -177,45 +386,29 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
   FitResult res;
   TrainState state;
   state.rng = Rng(cfg.seed, 0x7472);
-  LossScaler scaler(cfg.loss_scale);
-  std::string last_path, best_path;
-  if (!cfg.checkpoint_dir.empty()) {
-    std::filesystem::create_directories(cfg.checkpoint_dir);
-    last_path = (std::filesystem::path(cfg.checkpoint_dir) / "last.safetensors").string();
-    best_path = (std::filesystem::path(cfg.checkpoint_dir) / "best.safetensors").string();
-  }
-  res.last_path = last_path;
-  index_t last_saved_step = -1;
+  Scaler scaler(cfg.loss_scale);
+  Checkpoints<T, D, Scaler, C> ckpt(store, opt, scaler, comm, cfg);
+  res.last_path = ckpt.last_path;
   if (!cfg.checkpoint_dir.empty() && parallel) comm.barrier();  // the folder exists before anyone reads it
-  const bool resuming = cfg.resume && !last_path.empty() && std::filesystem::exists(last_path);
-  LONGSEQ_CHECK(resuming || !cfg.resume || !cfg.resume_required, "run '", cfg.run, "': cannot resume: '",
-                last_path.empty() ? std::string("(no checkpoint folder)") : last_path,
-                "' does not exist (nothing to resume; start without resuming to begin a new run)");
-  if (resuming) {
-    // Every rank reads the same file: the state is global (step, epoch, global batch index), so a run
-    // may resume on a different number of ranks.
-    check_resume_config(last_path, cfg.metadata, cfg.allow_changed);
-    load_checkpoint(last_path, store, &opt, &state);
-    scaler.restore(state.loss_scale);
-    last_saved_step = state.step;
+  if (ckpt.resume(state)) {
     res.resumed_from = state.step;
     if (cfg.progress && root) std::fprintf(stderr, "[%s] resumed from %s at step %ld (epoch %ld, batch %ld)\n", cfg.run.c_str(),
-                                   last_path.c_str(), long(state.step), long(state.epoch), long(state.batch));
+                                   ckpt.last_path.c_str(), long(state.step), long(state.epoch), long(state.batch));
     if (cfg.log && root) cfg.log->rewind(cfg.run, long(state.step), long(state.epoch));  // no repeated records
   }
-  if (parallel) broadcast_parameters(comm, store);  // every rank starts from rank 0's parameters
-  state.loss_scale = scaler.state();  // scaling off: nothing stored, whatever the checkpoint held
+  if constexpr (device_collectives)
+    if (parallel) broadcast_parameters(comm, store);  // every rank starts from rank 0's parameters
   // With a bucketed communicator the gradient all-reduce overlaps the backward: on the last micro-batch
   // of an update, each finished part of the model starts the buckets that became final.
-  constexpr bool bucketed = BucketedCommunicator<C, T>;
-  constexpr bool hooked = requires(M& m, HostContext& c, typename M::Saved& sv) {
+  constexpr bool bucketed = !D::is_gpu && BucketedCommunicator<C, T>;
+  constexpr bool hooked = requires(M& m, Context<D>& c, typename M::Saved& sv) {
     m.backward(c, sv, 1.0, [](auto&) {});
   };
   struct Detach {  // leaves the communicator as it was found, also when an exception ends the loop
     C& c;
     bool on;
     ~Detach() {
-      if constexpr (BucketedCommunicator<C, T>)
+      if constexpr (!D::is_gpu && BucketedCommunicator<C, T>)
         if (on) c.detach_gradients();
     }
   } detach{comm, false};
@@ -224,21 +417,27 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
       comm.attach_gradients(store);
       detach.on = true;
     }
-  auto save_last = [&] {
-    if (last_path.empty()) return;
-    write_checkpoint(last_path, state);
-    last_saved_step = state.step;
-  };
   auto fail_nonfinite = [&](const std::string& what, index_t epoch, index_t batch) {
-    std::string keep = last_saved_step >= 0 ? "the last good checkpoint is '" + last_path + "' (step " +
-                                                  std::to_string(last_saved_step) + ")"
-                                            : std::string("no checkpoint was written");
     LONGSEQ_FAIL("run '", cfg.run, "': ", what, " at step ", state.step, " (epoch ", epoch, ", batch ", batch,
-                 "); training stopped; ", keep);
+                 "); training stopped; ", ckpt.keep_note());
+  };
+  auto fail_gradient = [&](index_t epoch, index_t batch) {
+    if (!scaler.enabled())
+      fail_nonfinite("non-finite gradient (first in '" + first_nonfinite_grad(store) + "')", epoch, batch);
+    fail_nonfinite("non-finite gradient (first in '" + first_nonfinite_grad(store) + "') at loss scale " +
+                       detail::fmt_double(scaler.state().scale) + ", which cannot back off below min_scale " +
+                       detail::fmt_double(cfg.loss_scale.min_scale),
+                   epoch, batch);
+  };
+  // A device update left pending (scaling off) is checked here: before a checkpoint, a log line, an epoch's
+  // end. The update that failed and every one after it changed nothing (the device gates them all).
+  auto check_pending = [&](index_t epoch, index_t batch) {
+    if (detail::pending_failed(scaler)) fail_gradient(epoch, batch);
   };
 
-  HostContext ctx;
+  Context<D> ctx;
   typename M::Saved saved;
+  BatchStage<T, D> stage;
   Progress progress(cfg.progress && root);
   const index_t nb0 = task.num_batches(Split::train, state.epoch);
   // Updates the run can still take: every group of micro-batches, less those skipped for overflow.
@@ -250,15 +449,21 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
   index_t total_updates = count_updates();
   auto finish = [&] {
     res.steps = state.step;
-    res.loss_scale = scaler.enabled() ? scaler.scale() : 0.0;
+    res.loss_scale = scaler.enabled() ? scaler.state().scale : 0.0;
     res.skipped = scaler.skipped();
     res.seconds = since(t_start);
     res.cpu_seconds = cpu_since();
   };
+  auto interrupt = [&](index_t epoch, index_t batch) {
+    check_pending(epoch, batch);
+    ckpt.save_last(state);
+    progress.flush();
+    res.interrupted = true;
+    finish();
+  };
   const index_t first_step = state.step;
   auto t_train = clock::now();
-  double tokens_window = 0, loss_window = 0, n_window = 0;
-  auto t_window = clock::now();
+  UpdateLog window;
   index_t updates_this_call = 0;
   bool stop = false;
   // A stop signal on any rank stops every rank at the same update (one small all-reduce per update).
@@ -278,21 +483,19 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
       const index_t group_start = (i / cfg.accum) * cfg.accum;
       const index_t group = std::min(cfg.accum, nb - group_start);
       if (cfg.stop_on_signal && i == group_start && signalled()) {  // between updates: state is consistent
-        save_last();
-        progress.flush();
-        res.interrupted = true;
+        interrupt(epoch, i);
         res.signal = stop_requested() != 0 ? stop_requested() : SIGTERM;
         if (cfg.progress && root)
           std::fprintf(stderr, "[%s] stopped by %s at step %ld; resumable checkpoint: %s\n", cfg.run.c_str(),
-                       signal_name(res.signal), long(state.step), last_path.empty() ? "(none)" : last_path.c_str());
-        finish();
+                       signal_name(res.signal), long(state.step),
+                       ckpt.last_path.empty() ? "(none)" : ckpt.last_path.c_str());
         return res;
       }
       ctx.training = true;
       ctx.seed = detail::step_seed(cfg.seed, state.step, i - group_start, comm.rank());
-      task.load(Split::train, epoch, i);
-      const bool idle = detail::shard_empty(task);
-      const heads::LossStats st = idle ? heads::LossStats{} : model.forward(ctx, task.inputs(), task.targets(), saved);
+      const auto& batch = stage.get(ctx, task, {Split::train, epoch, i});
+      const bool idle = batch.empty;
+      const heads::LossStats st = idle ? heads::LossStats{} : model.forward(ctx, batch.inputs, batch.targets, saved);
       // The loss is a mean over the rows or positions this rank counted; weighting it by the rank's share
       // of the counted items makes the summed gradient that of the global batch's mean. The non-finite
       // flag travels with the count so that every rank stops together.
@@ -311,7 +514,7 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
                        epoch, i);
       const bool last_micro = i + 1 == group_start + group;
       // The loss scale is a power of two (1 when off), so this product and its undoing below are exact.
-      const double backward_scale = weight / double(group) * scaler.scale();
+      const double backward_scale = weight / double(group) * detail::backward_loss_scale(scaler);
       if (!idle) {
         if constexpr (bucketed && hooked) {
           if (parallel && last_micro) {
@@ -326,32 +529,23 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
           model.backward(ctx, saved, backward_scale);
         }
       }
+      const index_t tokens = batch.tokens;
+      // The next batch is loaded and sent while this backward (and update) run on the device.
+      if constexpr (D::is_gpu)
+        if (i + 1 < nb) stage.prefetch(ctx, task, {Split::train, epoch, i + 1});
       train_stats.merge(st);
-      if (!idle) {
-        tokens_window += double(task.tokens());
-        loss_window += st.loss;
-        n_window += 1;
-      }
+      if (!idle) window.add(double(tokens), st.loss);
       if (!last_micro) continue;
 
       if (parallel) {
         if constexpr (bucketed) comm.finish();  // starts what the backward did not, waits for all
-        else allreduce_gradients(comm, store);
+        else if constexpr (device_collectives) allreduce_gradients(comm, store);
       }
       const double factor = schedule.factor(state.step);
       // Unscale, clip, check and step (train::apply_update). The gradients were summed over ranks above, so
       // every rank sees the same buffer and takes the same decision.
-      const UpdateResult update = apply_update(opt, scaler, cfg.clip, factor);
-      const double norm = update.grad_norm;
-      state.loss_scale = scaler.state();
-      if (update.status == UpdateStatus::nonfinite) {
-        if (!scaler.enabled())
-          fail_nonfinite("non-finite gradient (first in '" + first_nonfinite_grad(store) + "')", epoch, i);
-        fail_nonfinite("non-finite gradient (first in '" + first_nonfinite_grad(store) + "') at loss scale " +
-                           detail::fmt_double(scaler.scale()) + ", which cannot back off below min_scale " +
-                           detail::fmt_double(cfg.loss_scale.min_scale),
-                       epoch, i);
-      }
+      const UpdateResult update = detail::run_update(opt, scaler, cfg.clip, factor);
+      if (update.status == UpdateStatus::nonfinite) fail_gradient(epoch, i);
       if (update.status == UpdateStatus::skipped) {
         // Overflow under loss scaling: the update was skipped and the scale lowered. As PyTorch's GradScaler
         // skips the scheduler step too, state.step (the schedule's position, the dropout key and what
@@ -359,101 +553,58 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
         // consumed all the same.
         total_updates = count_updates();
         state.batch = i + 1;
-        progress.flush();
-        if (cfg.progress && root)
-          std::fprintf(stderr, "[%s] step %ld: non-finite gradient at loss scale %g, update skipped; scale now %g (%ld skipped)\n",
-                       cfg.run.c_str(), long(state.step), update.loss_scale, scaler.scale(), long(scaler.skipped()));
-        if (cfg.log && root)
-          cfg.log->write({{"event", "loss_scale"}, {"run", cfg.run}, {"step", state.step}, {"epoch", epoch},
-                          {"scale", scaler.scale()}, {"skipped", scaler.skipped()}, {"elapsed_s", since(t_start)}});
+        UpdateLog::skipped(cfg, root, progress, state.step, epoch, update.loss_scale, scaler.state().scale,
+                           scaler.skipped(), since(t_start));
         continue;
       }
       ++state.step;
       ++updates_this_call;
       state.batch = i + 1;
-      if (cfg.log_every > 0 && (state.step % cfg.log_every == 0 || state.step == total_updates)) {
-        if (parallel) {  // the loss of the window over all ranks, tokens of all ranks
-          double v[3] = {loss_window, n_window, tokens_window};
-          comm.allreduce_sum(v, 3);
-          loss_window = v[0];
-          n_window = v[1];
-          tokens_window = v[2];
-        }
-        const double dt = std::max(1e-9, since(t_window));
+      if (window.due(cfg, state.step, total_updates)) {
+        window.reduce(comm);  // the loss of the window over all ranks, tokens of all ranks
+        if (update.pending) check_pending(epoch, i);
+        const double norm = detail::settled(scaler, update).grad_norm;
         const double done = double(state.step - first_step), left = double(total_updates - state.step);
         const double eta = done > 0 ? since(t_train) / done * left : -1;
-        progress.line(cfg.run, long(state.step), long(total_updates), loss_window / std::max(1.0, n_window),
-                      opt.config().lr * factor, tokens_window / dt, eta);
-        if (cfg.log && root) {
-          nlohmann::json j{{"event", "step"}, {"run", cfg.run}, {"step", state.step}, {"epoch", epoch},
-                           {"loss", loss_window / std::max(1.0, n_window)}, {"lr", opt.config().lr * factor},
-                           {"grad_norm", norm}, {"tokens_per_s", tokens_window / dt},
-                           {"elapsed_s", since(t_start)}};
-          if (scaler.enabled()) j["loss_scale"] = scaler.scale();
-          cfg.log->write(j);
-        }
-        tokens_window = loss_window = n_window = 0;
-        t_window = clock::now();
+        window.report(cfg, root, progress, state.step, epoch, total_updates, opt.config().lr * factor, norm,
+                      scaler.enabled() ? scaler.state().scale : 0.0, eta, since(t_start));
       }
-      if (cfg.save_every > 0 && state.step % cfg.save_every == 0) save_last();
+      if (cfg.save_every > 0 && state.step % cfg.save_every == 0) {
+        check_pending(epoch, i);
+        ckpt.save_last(state);
+      }
       if (cfg.max_steps > 0 && state.step >= cfg.max_steps) { stop = true; break; }
       if (cfg.stop_after > 0 && updates_this_call >= cfg.stop_after) {
-        save_last();
-        progress.flush();
-        res.interrupted = true;
-        finish();
+        interrupt(epoch, i);
         return res;
       }
     }
     progress.flush();
+    check_pending(epoch, state.batch);
     state.batch = 0;
     EpochRecord rec;
     rec.epoch = epoch;
     rec.step = state.step;
     rec.train = reduce(train_stats);
-    rec.val = reduce(evaluate(model, task, Split::val, epoch, ctx, saved));
-    const double metric = cfg.select == Select::accuracy ? rec.val.accuracy() : -rec.val.loss;
-    const bool better = metric > state.best_metric;
-    if (cfg.test_eval == TestEval::every_epoch || (better && cfg.test_eval == TestEval::on_improvement)) {
-      rec.test = reduce(evaluate(model, task, Split::test, epoch, ctx, saved));
+    rec.val = reduce(evaluate(model, task, Split::val, epoch, ctx, saved, stage));
+    const bool improves = EarlyStopping::improves(state, cfg, rec.val);
+    if (cfg.test_eval == TestEval::every_epoch || (improves && cfg.test_eval == TestEval::on_improvement)) {
+      rec.test = reduce(evaluate(model, task, Split::test, epoch, ctx, saved, stage));
       rec.tested = true;
     }
     rec.seconds = since(t_epoch);
-    if (better) {
-      state.best_metric = metric;
-      state.best_epoch = epoch;
-      state.bad_epochs = 0;
-      state.best_val_loss = rec.val.loss;
-      state.best_val_acc = rec.val.accuracy();
-      state.best_test_loss = rec.test.loss;
-      state.best_test_acc = rec.test.accuracy();
-    } else {
-      ++state.bad_epochs;
-    }
-    if (cfg.progress && root) {
-      std::fprintf(stderr, "[%s] epoch %ld: train loss %.4f acc %.4f | val loss %.4f acc %.4f", cfg.run.c_str(),
-                   long(epoch), rec.train.loss, rec.train.accuracy(), rec.val.loss, rec.val.accuracy());
-      if (rec.tested) std::fprintf(stderr, " | test loss %.4f acc %.4f", rec.test.loss, rec.test.accuracy());
-      std::fprintf(stderr, "%s (%.0fs)\n", better ? "  (best)" : "", rec.seconds);
-    }
-    if (cfg.log && root) {
-      nlohmann::json j{{"event", "epoch"}, {"run", cfg.run}, {"epoch", epoch}, {"step", state.step},
-                       {"train", detail::stats_json(rec.train)}, {"val", detail::stats_json(rec.val)},
-                       {"best", better}, {"seconds", rec.seconds}, {"elapsed_s", since(t_start)}};
-      if (rec.tested) j["test"] = detail::stats_json(rec.test);
-      cfg.log->write(j);
-    }
+    const bool better = EarlyStopping::record(state, cfg, rec);
+    UpdateLog::epoch(cfg, root, rec, better, since(t_start));
     res.history.push_back(rec);
-    const bool early = cfg.patience > 0 && state.bad_epochs >= cfg.patience;
     // Checkpoints describe the state after this epoch: a resumed run starts the next one.
     TrainState after = state;
     after.epoch = epoch + 1;
-    if (better && !best_path.empty()) write_checkpoint(best_path, after);
-    if (!last_path.empty()) {
-      write_checkpoint(last_path, after);
-      last_saved_step = state.step;
+    if (better) ckpt.save_best(after);
+    if (!ckpt.last_path.empty()) {
+      ckpt.write(ckpt.last_path, after);
+      ckpt.last_saved_step = state.step;
     }
-    if (early) {
+    if (EarlyStopping::stop(state, cfg)) {
       res.early_stopped = true;
       if (cfg.progress && root) std::fprintf(stderr, "[%s] early stop: no better validation metric for %ld epochs\n",
                                      cfg.run.c_str(), long(cfg.patience));
@@ -466,15 +617,16 @@ FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typenam
   res.best_val_acc = state.best_val_acc;
   res.best_test_loss = state.best_test_loss;
   res.best_test_acc = state.best_test_acc;
-  res.best_path = best_path;
+  res.best_path = ckpt.best_path;
   finish();
   return res;
 }
 
 // One process (the default).
 template <class M, class K>
-FitResult fit(M& model, ParamStore<typename M::value_type>& store, AdamW<typename M::value_type>& opt,
-              const Schedule& schedule, K& task, const FitConfig& cfg) {
+FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_type>& store,
+              AdamW<typename M::value_type, typename M::device_type>& opt, const Schedule& schedule, K& task,
+              const FitConfig& cfg) {
   SingleProcess one;
   return fit(model, store, opt, schedule, task, cfg, one);
 }
