@@ -186,6 +186,16 @@ TEST_CASE("DatasetTask: token batches are data::mask_batch of the loader's batch
   CHECK(cls.targets().classes.shape == Shape{4});
   for (index_t k = 0; k < 4; ++k) CHECK(cls.targets().classes.data[k] == te.label(k));
   CHECK(cls.targets().mask.data == nullptr);
+
+  // Next token: the batch unchanged as input and as per-position targets (the head shifts them), no mask.
+  train::DatasetTask<float> lm(tr, va, te, {.objective = train::Objective::causal, .batch = 4, .seed = 9});
+  lm.load(train::Split::train, 2, 1);
+  const auto b = loader.batch(1);
+  CHECK(std::equal(b.ids.begin(), b.ids.end(), lm.inputs().ids.data));
+  CHECK(std::equal(b.ids.begin(), b.ids.end(), lm.targets().classes.data));
+  CHECK(lm.targets().classes.shape == Shape{b.rows, b.length});
+  CHECK(lm.targets().mask.data == nullptr);
+  CHECK(std::equal(b.lengths.begin(), b.lengths.end(), lm.targets().lengths.data));
 }
 
 TEST_CASE("DatasetTask: bad options are named") {

@@ -15,7 +15,7 @@
 #include "../heads/head.hpp"
 #include "../models/inputs.hpp"
 #include "distributed.hpp"
-#include "fit.hpp"
+#include "device_batch.hpp"
 
 namespace longseq::train {
 
