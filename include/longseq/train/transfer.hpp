@@ -1,12 +1,17 @@
 // Fine-tuning from a self-pretraining checkpoint: every backbone tensor loaded by name, the SPT head
 // dropped (the new head keeps its fresh initialization), and the mask-indicator column of a pixel
-// encoder's weight dropped (pretraining saw [value, mask], fine-tuning sees [value]).
+// encoder's weight dropped (pretraining saw [value, mask], fine-tuning sees [value]). The store may live
+// on any device policy: values are prepared on the host and copied into a device store.
 #pragma once
 #include <string>
 #include <vector>
 
 #include "../interop/safetensors.hpp"
 #include "../core/parameters.hpp"
+
+#if LONGSEQ_WITH_CUDA && defined(__CUDACC__)
+#include "../core/cuda/memory.cuh"
+#endif
 
 namespace longseq::train {
 
@@ -29,10 +34,19 @@ inline bool starts_with_any(const std::string& s, const std::vector<std::string>
     if (s.rfind(p, 0) == 0) return true;
   return false;
 }
+// Writes host values into a parameter of either policy.
+template <class T, class D>
+void set_values(TensorView<T, D> dst, const Tensor<T>& src) {
+  if constexpr (D::is_gpu) {
+    copy_to_device<T>(src.view(), dst);
+  } else {
+    std::copy(src.data(), src.data() + src.numel(), dst.data);
+  }
+}
 }  // namespace detail
 
-template <class T>
-TransferReport transfer(const std::string& path, ParamStore<T>& store, const TransferOptions& o = {}) {
+template <class T, class D>
+TransferReport transfer(const std::string& path, ParamStore<T, D>& store, const TransferOptions& o = {}) {
   const interop::Safetensors st = interop::Safetensors::load(path);
   TransferReport r;
   for (const auto& e : store.entries()) {
@@ -44,7 +58,7 @@ TransferReport transfer(const std::string& path, ParamStore<T>& store, const Tra
     const Shape& want = e.param->shape;
     Tensor<T> src = st.get<T>(key);
     if (rec.shape == want) {
-      std::copy(src.data(), src.data() + src.numel(), e.param->value.data);
+      detail::set_values(e.param->value, src);
       r.loaded.push_back(e.name);
       continue;
     }
@@ -54,8 +68,10 @@ TransferReport transfer(const std::string& path, ParamStore<T>& store, const Tra
                 rec.shape[1] == want[1] + 1;
     LONGSEQ_CHECK(sliceable, "transfer from '", path, "': tensor '", key, "' has shape ", rec.shape,
                   ", the model expects ", want);
+    Tensor<T> kept(want);
     for (index_t i = 0; i < want[0]; ++i)
-      for (index_t j = 0; j < want[1]; ++j) e.param->value.data[i * want[1] + j] = src[i * rec.shape[1] + j];
+      for (index_t j = 0; j < want[1]; ++j) kept[i * want[1] + j] = src[i * rec.shape[1] + j];
+    detail::set_values(e.param->value, kept);
     r.sliced.push_back(e.name);
   }
   for (const auto& rec : st.tensors) {
