@@ -54,7 +54,7 @@ else()
   message(STATUS "longseq: CUDA disabled; only the host device policy is built")
 endif()
 
-# Data parallelism (train/distributed_mpi.hpp, train/distributed_nccl.cuh).
+# Data parallelism (train/distributed_mpi.hpp, train/cuda/distributed_nccl.cuh).
 find_package(MPI COMPONENTS CXX)
 if(MPI_CXX_FOUND)
   message(STATUS "longseq: MPI ${MPI_CXX_VERSION} found; multi-process training enabled")

@@ -3,7 +3,8 @@
 
 The layers come from the folder table of docs/DESIGN.md (its "layer" column), so the doc is the single
 source: a header in folder A may include a header in folder B only if A == B or layer(B) < layer(A).
-A folder's cuda/ subfolder belongs to the folder. The umbrella header longseq.hpp includes everything.
+A folder's cuda/ subfolder belongs to the folder, and CUDA headers (*.cuh) live only there. The umbrella
+header longseq.hpp includes everything.
 Every violation is printed as file:line: A (layer a) -> B (layer b), and the exit status is 1.
 
 Usage: check_layering.py [--root REPO] [--self-test]
@@ -50,6 +51,8 @@ def check(include_root, layers):
             if rel == UMBRELLA or not name.endswith((".hpp", ".cuh", ".h")):
                 continue
             src = folder_of(rel)
+            if name.endswith(".cuh") and "cuda" not in rel.split("/")[:-1]:
+                errors.append(f"{rel}: a CUDA header outside its folder's cuda/")
             if src is None:
                 errors.append(f"{rel}: a header outside every folder (only {UMBRELLA} may sit at the top)")
                 continue
@@ -107,6 +110,7 @@ def self_test():
             "nn/cuda/d.cuh": '#include "../../ops/b.hpp"\n#include "../e.hpp"\n',
             "nn/e.hpp": '#include "cuda/d.cuh"\n',
             "core/f.hpp": '  # include "../nn/e.hpp"\n',
+            "ops/g.cuh": "",
             UMBRELLA: '#include "nn/e.hpp"\n',
         }
         for rel, text in files.items():
@@ -115,7 +119,8 @@ def self_test():
         layers = {"core": 0, "ops": 1, "data": 1, "nn": 2}
         errors, edges = check(inc, layers)
         expect = ["data/c.hpp:2: sideways edge data (layer 1) -> ops (layer 1) via '../ops/b.hpp'",
-                  "core/f.hpp:1: upward edge core (layer 0) -> nn (layer 2) via '../nn/e.hpp'"]
+                  "core/f.hpp:1: upward edge core (layer 0) -> nn (layer 2) via '../nn/e.hpp'",
+                  "ops/g.cuh: a CUDA header outside its folder's cuda/"]
         if sorted(errors) != sorted(expect) or edges != 7:
             print("self-test failed:", errors, edges)
             return 1

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <vector>
 
-#include <longseq/train/distributed_nccl.cuh>
+#include <longseq/train/cuda/distributed_nccl.cuh>
 
 using namespace longseq;
 

@@ -12,8 +12,8 @@
 #include <thread>
 #include <type_traits>
 
-#include "../core/cuda/check.cuh"
-#include "distributed_mpi.hpp"
+#include "../../core/cuda/check.cuh"
+#include "../distributed_mpi.hpp"
 
 namespace longseq::train {
 
