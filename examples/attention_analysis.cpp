@@ -28,6 +28,7 @@
 #include <longseq/nn/stack.hpp>
 #include <longseq/train/transfer.hpp>
 
+#include "device_option.hpp"
 #include "options.hpp"
 #include "run_dir.hpp"
 
@@ -283,9 +284,15 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    examples::single_threaded_blas();
     const auto st = interop::Safetensors::load(o.checkpoint);
     const Architecture a = read_architecture(st, o);
-    data::Splits splits = data::load_task(o.task, o.data);
+    data::Splits splits;
+    try {
+      splits = data::load_task(o.task, o.data);
+    } catch (const std::exception& e) {
+      LONGSEQ_FAIL("--task ", o.task, " --data ", o.data, ": ", e.what());
+    }
     const data::Dataset& set = o.split == "train" ? splits.train : o.split == "val" ? splits.val : splits.test;
     const bool tokens = set.info().modality == data::Modality::tokens;
     LONGSEQ_CHECK(tokens == a.tokens, "--task ", o.task, " has ", tokens ? "token" : "pixel", " inputs, but checkpoint '",

@@ -169,6 +169,7 @@ void attention_probabilities(Context<device::host>& ctx, const MultiHeadAttentio
 template <class T, class Pos>
 Tensor<double> attention_probabilities(Context<device::host>& ctx, const MultiHeadAttention<T, device::host, Pos>& m,
                                        const typename MultiHeadAttention<T, device::host, Pos>::Saved& s) {
+  detail::check_saved(m, s);
   const index_t B = s.q.size(0), L = s.q.size(1), H = m.cfg.heads;
   Tensor<double> P(Shape{B, H, L, L});
   std::vector<double> scratch;
