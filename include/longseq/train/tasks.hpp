@@ -70,6 +70,8 @@ class DatasetTask {
     }
   }
   DatasetTask(const data::Splits& d, TaskOptions o) : DatasetTask(d.train, d.val, d.test, o) {}
+  // The task keeps pointers to the datasets: a temporary (data::load_task(...) passed directly) would dangle.
+  DatasetTask(const data::Splits&&, TaskOptions) = delete;
 
   const TaskOptions& options() const { return o_; }
   bool pixels() const { return sets_[0]->info().modality == data::Modality::pixels; }
