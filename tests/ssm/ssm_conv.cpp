@@ -132,13 +132,16 @@ TEST_CASE("SSMConv names its parameters and groups the SSM dynamics") {
   SSMConv<S4D<float>, Bidirectional> layer({.kernel = {.H = 4, .N = 8}});
   std::set<std::string> names;
   int ssm = 0;
+  ParamGroup dt_group = ParamGroup::weight;
   layer.parameters([&](std::string_view n, Param<float>& p) {
     names.insert(std::string(n));
     ssm += p.group == ParamGroup::ssm;
+    if (n == "kernel.log_dt") dt_group = p.group;
   });
   CHECK(names == std::set<std::string>{"kernel.log_dt", "kernel.log_A_real", "kernel.A_imag", "kernel.B", "kernel.C",
                                        "D", "out.weight", "out.bias"});
-  CHECK(ssm == 4);
+  CHECK(ssm == 3);  // A (real, imaginary) and B; dt has its own group (global lr in the reference)
+  CHECK(dt_group == ParamGroup::dt);
   CHECK(layer.kernel.C.shape == Shape{2, 4, 4, 2});
   // The random-init ablation draws every parameter of the layer, not only the kernel's.
   SSMConv<S4D<double>, Causal> r({.kernel = {.H = 8, .N = 8}, .random = {.enabled = true, .sigma = 0.1}});

@@ -1,7 +1,9 @@
 // AdamW against PyTorch's update written out by hand, parameter groups, schedules and clipping.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
+#include <string>
 
 #include <longseq/train/adamw.hpp>
 #include <longseq/train/clip.hpp>
@@ -66,6 +68,70 @@ TEST_CASE("AdamW matches torch.optim.AdamW's update per group over three steps")
   CHECK(o2.group_decay(ParamGroup::ssm) == 0.0);
   CHECK(o2.group_decay(ParamGroup::no_decay) == 0.0);
   CHECK_THROWS_WITH_AS(train::AdamW<double>(s2, {.lr = 0.1, .beta1 = 1.0}), doctest::Contains("AdamW: invalid"), Error);
+}
+
+namespace {
+struct FourGroups {
+  Param<double> w{Shape{1}, ParamGroup::weight}, b{Shape{1}, ParamGroup::no_decay}, a{Shape{1}, ParamGroup::ssm},
+      dt{Shape{1}, ParamGroup::dt};
+  template <class F>
+  void parameters(F&& f) {
+    f("w", w);
+    f("b", b);
+    f("a", a);
+    f("dt", dt);
+  }
+};
+// One step from p = 1 with g = 0 isolates the decay: the Adam term is 0, so p1 = 1 - lr wd.
+std::array<double, 4> decay_only_step(const train::AdamWConfig& cfg) {
+  FourGroups m;
+  ParamStore<double> s;
+  s.bind(m);
+  for (auto* p : {&m.w, &m.b, &m.a, &m.dt}) p->value[0] = 1.0;
+  train::AdamW<double> o(s, cfg);
+  o.step();
+  return {m.w.value[0], m.b.value[0], m.a.value[0], m.dt.value[0]};
+}
+}  // namespace
+
+TEST_CASE("AdamW: dt trains at the global lr without decay; biases and norms decay only when asked") {
+  // Defaults: the reference's dt (lr: {dt: null}) -> global lr, no decay; no_decay stays undecayed.
+  FourGroups m;
+  ParamStore<double> s;
+  s.bind(m);
+  train::AdamW<double> o(s, {.lr = 0.01, .weight_decay = 0.1, .ssm_lr = 0.001});
+  CHECK(o.group_lr(ParamGroup::dt) == 0.01);
+  CHECK(o.group_decay(ParamGroup::dt) == 0.0);
+  CHECK(o.group_lr(ParamGroup::ssm) == 0.001);
+  CHECK(o.group_decay(ParamGroup::no_decay) == 0.0);
+  CHECK(std::string(group_name(ParamGroup::dt)) == "dt");
+  // A step moves dt by the global lr: with one gradient sign, |dp| = lr (Adam's first step).
+  m.dt.value[0] = 0.5;
+  m.a.value[0] = 0.5;
+  m.dt.grad[0] = 2.0;
+  m.a.grad[0] = 2.0;
+  o.step();
+  CHECK(m.dt.value[0] == doctest::Approx(0.5 - 0.01).epsilon(1e-9));  // eps 1e-8 in the denominator
+  CHECK(m.a.value[0] == doctest::Approx(0.5 - 0.001).epsilon(1e-9));
+  // The old behaviour (dt with the SSM dynamics) is one option away.
+  train::AdamW<double> old(s, {.lr = 0.01, .ssm_lr = 0.001, .dt_lr = 0.001});
+  CHECK(old.group_lr(ParamGroup::dt) == 0.001);
+
+  const auto d0 = decay_only_step({.lr = 0.1, .weight_decay = 0.5});
+  CHECK(d0[0] == doctest::Approx(0.95).epsilon(1e-14));
+  CHECK(d0[1] == 1.0);
+  CHECK(d0[2] == 1.0);
+  CHECK(d0[3] == 1.0);
+  // The reference decays biases and norm scales at the global decay; SSM dynamics and dt stay undecayed.
+  const auto d1 = decay_only_step({.lr = 0.1, .weight_decay = 0.5, .no_decay_weight_decay = 0.5});
+  CHECK(d1[0] == doctest::Approx(0.95).epsilon(1e-14));
+  CHECK(d1[1] == doctest::Approx(0.95).epsilon(1e-14));
+  CHECK(d1[2] == 1.0);
+  CHECK(d1[3] == 1.0);
+  const auto d2 = decay_only_step({.lr = 0.1, .weight_decay = 0.0, .dt_lr = 0.2, .dt_weight_decay = 0.25});
+  CHECK(d2[3] == doctest::Approx(1 - 0.2 * 0.25).epsilon(1e-14));
+  CHECK_THROWS_WITH_AS(decay_only_step({.no_decay_weight_decay = -1}), doctest::Contains("no_decay_weight_decay=-1"),
+                       Error);
 }
 
 TEST_CASE("schedules: linear warmup then constant or cosine") {

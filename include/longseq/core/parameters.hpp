@@ -14,14 +14,17 @@
 namespace longseq {
 
 // How the optimizer treats a parameter: decayed weights, undecayed (biases, norms, embeddings as
-// configured), or SSM dynamics (A, dt, B, P, Lambda) with their own learning rate and no decay.
-enum class ParamGroup : std::uint8_t { weight, no_decay, ssm };
+// configured), SSM dynamics (A, B, P, Lambda) with their own learning rate and no decay, or the SSM step
+// size dt, which the reference configs train at the global lr without decay (so it needs its own group).
+enum class ParamGroup : std::uint8_t { weight, no_decay, ssm, dt };
+inline constexpr int param_group_count = 4;
 
 inline const char* group_name(ParamGroup g) {
   switch (g) {
     case ParamGroup::weight: return "weight";
     case ParamGroup::no_decay: return "no_decay";
     case ParamGroup::ssm: return "ssm";
+    case ParamGroup::dt: return "dt";
   }
   return "?";
 }

@@ -159,7 +159,7 @@ struct S4 {
     LONGSEQ_CHECK(S >= 1 && cfg.H % S == 0, "S4: n_ssm = ", cfg.n_ssm, " must divide H = ", cfg.H);
     detail::check_dt_range(cfg.dt_min, cfg.dt_max, "S4");
     M = cfg.N / 2;
-    log_dt = Param<T, D>(Shape{cfg.H}, ParamGroup::ssm);
+    log_dt = Param<T, D>(Shape{cfg.H}, ParamGroup::dt);  // own group: the reference trains dt at the global lr
     log_A_real = Param<T, D>(Shape{S, M}, ParamGroup::ssm);
     A_imag = Param<T, D>(Shape{S, M}, ParamGroup::ssm);
     P = Param<T, D>(Shape{S, M, 2}, ParamGroup::ssm);

@@ -1,5 +1,6 @@
 // train::AdamW: decoupled weight decay Adam (Loshchilov & Hutter) over a ParamStore, with per-group
-// learning rate and decay: weights decayed, no_decay undecayed, SSM dynamics with their own lr and no decay.
+// learning rate and decay: weights decayed, no_decay undecayed (or decayed, as the reference does), SSM
+// dynamics with their own lr and no decay, the SSM step size dt at the global lr without decay.
 // One template for both policies: the host loops over the entries; on CUDA one fused kernel walks the flat
 // buffer (train/cuda/adamw.cuh). With bf16 or half storage the moments and float32 master weights are kept
 // beside the store, and the stored values are the masters rounded.
@@ -19,9 +20,14 @@ struct AdamWConfig {
   double lr = 1e-3;
   double beta1 = 0.9, beta2 = 0.999;
   double eps = 1e-8;
-  double weight_decay = 0.01;  // ParamGroup::weight only
+  double weight_decay = 0.01;  // ParamGroup::weight
+  // ParamGroup::no_decay (biases, norm scales): PyTorch-style code usually exempts them; the paper's code
+  // does not (its optimizer decays every tensor without an own setting), so its presets set weight_decay here.
+  double no_decay_weight_decay = 0;
   double ssm_lr = -1;          // ParamGroup::ssm; < 0: the global lr
   double ssm_weight_decay = 0;  // the reference S4 code registers SSM tensors with weight decay 0
+  double dt_lr = -1;            // ParamGroup::dt; < 0: the global lr (the reference configs' `dt: null`)
+  double dt_weight_decay = 0;
 };
 
 // Device-side inputs of one update, decided on the device without a host round trip (train/step.hpp): the
@@ -35,8 +41,8 @@ struct UpdateGate {
 namespace detail {
 // Per-group learning rate and decay for one update; index = ParamGroup, the last row is padding (no update).
 struct GroupTable {
-  double lr[4];
-  double wd[4];
+  double lr[param_group_count + 1];
+  double wd[param_group_count + 1];
 };
 template <class T>
 inline constexpr bool narrow_storage = std::is_same_v<T, bf16> || std::is_same_v<T, half>;
@@ -54,6 +60,11 @@ class AdamW {
   AdamW(ParamStore<T, D>& store, AdamWConfig cfg) : store_(&store), cfg_(cfg) {
     LONGSEQ_CHECK(cfg.lr >= 0 && cfg.eps > 0 && cfg.beta1 >= 0 && cfg.beta1 < 1 && cfg.beta2 >= 0 && cfg.beta2 < 1,
                   "AdamW: invalid hyperparameters lr=", cfg.lr, " betas=(", cfg.beta1, ", ", cfg.beta2, ") eps=", cfg.eps);
+    LONGSEQ_CHECK(cfg.weight_decay >= 0 && cfg.no_decay_weight_decay >= 0 && cfg.ssm_weight_decay >= 0 &&
+                      cfg.dt_weight_decay >= 0,
+                  "AdamW: weight decays must be >= 0 (weight_decay=", cfg.weight_decay, ", no_decay_weight_decay=",
+                  cfg.no_decay_weight_decay, ", ssm_weight_decay=", cfg.ssm_weight_decay, ", dt_weight_decay=",
+                  cfg.dt_weight_decay, ")");
     const index_t n = store.values().numel();
     m_ = Tensor<state_type, D>(Shape{n});
     v_ = Tensor<state_type, D>(Shape{n});
@@ -67,12 +78,17 @@ class AdamW {
 
   const AdamWConfig& config() const { return cfg_; }
   double base_lr() const { return cfg_.lr; }
-  double group_lr(ParamGroup g) const { return g == ParamGroup::ssm && cfg_.ssm_lr >= 0 ? cfg_.ssm_lr : cfg_.lr; }
+  double group_lr(ParamGroup g) const {
+    if (g == ParamGroup::ssm && cfg_.ssm_lr >= 0) return cfg_.ssm_lr;
+    if (g == ParamGroup::dt && cfg_.dt_lr >= 0) return cfg_.dt_lr;
+    return cfg_.lr;
+  }
   double group_decay(ParamGroup g) const {
     switch (g) {
       case ParamGroup::weight: return cfg_.weight_decay;
-      case ParamGroup::no_decay: return 0.0;
+      case ParamGroup::no_decay: return cfg_.no_decay_weight_decay;
       case ParamGroup::ssm: return cfg_.ssm_weight_decay;
+      case ParamGroup::dt: return cfg_.dt_weight_decay;
     }
     return 0.0;
   }
@@ -173,11 +189,11 @@ class AdamW {
   }
   detail::GroupTable table(double lr_scale) const {
     detail::GroupTable t{};
-    for (ParamGroup g : {ParamGroup::weight, ParamGroup::no_decay, ParamGroup::ssm}) {
+    for (ParamGroup g : {ParamGroup::weight, ParamGroup::no_decay, ParamGroup::ssm, ParamGroup::dt}) {
       t.lr[int(g)] = group_lr(g) * lr_scale;
       t.wd[int(g)] = group_decay(g);
     }
-    return t;  // row 3 (padding) stays 0, and the kernel leaves padding alone anyway
+    return t;  // the padding row stays 0, and the kernel leaves padding alone anyway
   }
 
   // Defined in train/cuda/adamw.cuh (compiled by nvcc only).
@@ -193,7 +209,7 @@ class AdamW {
   Tensor<float, D> master_;           // narrow storage only
   bool masters_loaded_ = false;
   index_t t_ = 0;                     // host: updates taken
-  Tensor<std::uint8_t, D> group_;     // CUDA: ParamGroup of every flat entry, 3 for padding
+  Tensor<std::uint8_t, D> group_;     // CUDA: ParamGroup of every flat entry, param_group_count for padding
   Tensor<double, D> tstate_;          // CUDA: {t, 1 - b1^t, sqrt(1 - b2^t)}
 };
 

@@ -35,7 +35,7 @@ __global__ void adamw_step_kernel(T* __restrict__ p, float* __restrict__ master,
   const double factor = grad_factor ? *grad_factor : 1.0;
   for (index_t i = index_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x) {
     const int k = group[i];
-    if (k > 2) continue;  // padding between tensors stays zero
+    if (k >= param_group_count) continue;  // padding between tensors stays zero
     const double lr = tab.lr[k], wd = tab.wd[k];
     double pi = Master ? double(master[i]) : double(float(p[i]));
     if constexpr (std::is_same_v<T, double>) pi = Master ? pi : p[i];
@@ -70,7 +70,7 @@ template <class T, class D>
 void AdamW<T, D>::device_setup() {
   static_assert(std::is_same_v<D, device::cuda>, "AdamW: the fused device update is written for device::cuda");
   const index_t n = store_->values().numel();
-  std::vector<std::uint8_t> groups(std::size_t(n), std::uint8_t(3));
+  std::vector<std::uint8_t> groups(std::size_t(n), std::uint8_t(param_group_count));
   for (const auto& e : store_->entries())
     if (!e.param->buffer)  // running statistics are not optimized
       std::fill(groups.begin() + e.offset, groups.begin() + e.offset + e.param->shape.numel(),
