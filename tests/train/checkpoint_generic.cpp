@@ -29,6 +29,15 @@ void train_steps(ParamStore<T>& store, train::AdamW<T>& opt, int from, int n) {
     opt.step(1.0 - 0.1 * k);
   }
 }
+// One parameter "w" of a given shape.
+struct OneParam {
+  Param<float> w;
+  explicit OneParam(Shape s) : w(s) {}
+  template <class F>
+  void parameters(F&& f) {
+    f("w", w);
+  }
+};
 }  // namespace
 
 TEST_CASE("checkpoint: bf16 storage resumes with its float32 masters and moments, bit for bit") {
@@ -117,4 +126,24 @@ TEST_CASE("BatchStage on the host: the task's own views, its token count and sha
   stage.prefetch(ctx, task, {train::Split::val, 0, 0});  // nothing to overlap with on the host: no load
   CHECK(b.inputs.values.data == task.values.data());
   CHECK(task.labels[0] == task.y[std::size_t(task.base(train::Split::val) + task.batch)]);
+}
+
+TEST_CASE("copy_parameters: by name between stores, a missing or reshaped parameter named") {
+  TwoParams<float> a, b;
+  ParamStore<float> sa, sb;
+  sa.bind(a);
+  sb.bind(b);
+  set_host(sa.values(), testing::pattern<float>(sa.values().numel(), 2.0));
+  train::copy_parameters(sa, sb);
+  for (const auto& e : sb.entries())  // the entries, not the padding between them
+    CHECK(testing::bytes_of(e.param->value) == testing::bytes_of(sa.find(e.name)->param->value));
+  OneParam o(Shape{5, 4});
+  ParamStore<float> so;
+  so.bind(o);
+  CHECK_THROWS_WITH_AS(train::copy_parameters(sa, so), doctest::Contains("parameter 'w' has shape"), Error);
+  OneParam w(Shape{5, 3});
+  ParamStore<float> sw;
+  sw.bind(w);
+  CHECK_THROWS_WITH_AS(train::copy_parameters(sw, sa), doctest::Contains("lacks parameter 'b'"), Error);
+  CHECK_THROWS_WITH_AS(train::copy_parameters(sa, sw), doctest::Contains("has 3 parameters, the destination 1"), Error);
 }

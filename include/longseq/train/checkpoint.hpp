@@ -113,6 +113,26 @@ void restore(const interop::Safetensors& st, const std::string& path, const std:
 }
 }  // namespace detail
 
+// Copies every parameter value from one store to another of the same architecture, by name, across
+// policies: e.g. a model initialized on the host (init is host-only) into its device twin's store.
+template <class T, class D1, class D2>
+void copy_parameters(ParamStore<T, D1>& from, ParamStore<T, D2>& to) {
+  for (const auto& e : to.entries()) {
+    const auto* src = from.find(e.name);
+    LONGSEQ_CHECK(src != nullptr, "copy_parameters: the source store lacks parameter '", e.name, "'");
+    LONGSEQ_CHECK(src->param->shape == e.param->shape, "copy_parameters: parameter '", e.name, "' has shape ",
+                  src->param->shape, " in the source and ", e.param->shape, " in the destination");
+    const Tensor<T> h = detail::on_host(src->param->value);
+    if constexpr (D2::is_gpu) {
+      copy_to_device<T>(h.view(), e.param->value);
+    } else {
+      std::copy(h.data(), h.data() + h.numel(), e.param->value.data);
+    }
+  }
+  LONGSEQ_CHECK(from.entries().size() == to.entries().size(), "copy_parameters: the source store has ",
+                from.entries().size(), " parameters, the destination ", to.entries().size());
+}
+
 // Writes parameters, optimizer state (when given) and the training state to `path` atomically.
 template <class T, class D>
 void save_checkpoint(const std::string& path, ParamStore<T, D>& store, std::type_identity_t<AdamW<T, D>>* opt,
