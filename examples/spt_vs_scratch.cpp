@@ -23,6 +23,7 @@
 #include <longseq/nn/norm_layers.hpp>
 #include <longseq/nn/stack.hpp>
 #include <longseq/train/fit.hpp>
+#include <longseq/train/init.hpp>
 #include <longseq/train/transfer.hpp>
 
 #include <longseq/ssm/conv_kernel.hpp>
@@ -104,6 +105,8 @@ struct Options {
   index_t batch = 32;
   index_t pretrain_epochs = 3, finetune_epochs = 3;
   double lr = 5e-3, pretrain_lr = 5e-3, ssm_lr = 1e-3, weight_decay = 0.05, dropout = 0.0;
+  double dt_lr = -1;                // S4/S4D log_dt; < 0: the stage's lr (the reference's `dt: null`)
+  bool decay_norms_biases = false;  // weight decay on biases and norm scales too (as the reference)
   index_t warmup = 20;
   std::string schedule = "cosine";
   double mask_p = 0.5;
@@ -231,7 +234,9 @@ struct Pipeline {
     return {train::Schedule::parse(o.schedule), o.warmup, epochs * per_epoch, 0.0};
   }
   train::AdamWConfig adamw(double lr) const {
-    return {.lr = lr, .weight_decay = o.weight_decay, .ssm_lr = o.ssm_lr, .ssm_weight_decay = 0.0};
+    return {.lr = lr, .weight_decay = o.weight_decay,
+            .no_decay_weight_decay = o.decay_norms_biases ? o.weight_decay : 0.0, .ssm_lr = o.ssm_lr,
+            .ssm_weight_decay = 0.0, .dt_lr = o.dt_lr, .dt_weight_decay = 0.0};
   }
   train::FitConfig fit_config(const std::string& stage, index_t epochs, train::Select select) const {
     train::FitConfig c;
@@ -258,6 +263,7 @@ struct Pipeline {
                           {"seed", o.seed}, {"device", o.device}, {"precision", o.precision},
                           {"data_dir", o.data_dir}, {"train_subset", o.train_subset}, {"val_subset", o.val_subset},
                           {"test_subset", o.test_subset}, {"init", o.init}, {"ssm_lr", o.ssm_lr},
+                          {"dt_lr", o.dt_lr}, {"decay_norms_biases", o.decay_norms_biases},
                           {"weight_decay", o.weight_decay}, {"dropout", o.dropout}, {"warmup", o.warmup},
                           {"schedule", o.schedule}, {"clip", o.clip}, {"pool", o.pool}};
     config[spt ? "pretrain_epochs" : "finetune_epochs"] = epochs;
@@ -280,6 +286,15 @@ struct Pipeline {
     return s;
   }
 
+  // Each layer's own init; --init random then redraws the whole model (encoder, norms, head too) from
+  // N(0, 0.1), the paper's ablation (random-mixer redrew the SSM layers inside their init already).
+  template <class M>
+  void init_model(M& model, ParamStore<float>& store) const {
+    Rng rng(o.seed, 1);
+    model.init(rng);
+    if (o.init == "random") train::redraw_normal(store, rng, 0.1);
+  }
+
   template <class M>
   train::FitResult train_model(M& model, ParamStore<float>& store, PixelTask::Mode mode, const std::string& stage,
                                index_t epochs, double lr, train::Select select) {
@@ -292,8 +307,7 @@ struct Pipeline {
     Classifier model(classifier_config());
     ParamStore<float> store;
     store.bind(model);
-    Rng rng(o.seed, 1);
-    model.init(rng);
+    init_model(model, store);
     std::fprintf(stderr, "== %s from scratch: %ld parameters\n", name.c_str(), long(store.count()));
     return result(train_model(model, store, PixelTask::Mode::classify, "scratch", o.finetune_epochs, o.lr,
                               train::Select::accuracy));
@@ -305,8 +319,7 @@ struct Pipeline {
       Denoiser model(denoiser_config());
       ParamStore<float> store;
       store.bind(model);
-      Rng rng(o.seed, 1);
-      model.init(rng);
+      init_model(model, store);
       std::fprintf(stderr, "== %s self-pretraining (masked denoising, p=%.2f, %s loss)\n", name.c_str(), o.mask_p,
                    o.spt_loss.c_str());
       const auto sel = o.spt_loss == "ce" ? train::Select::accuracy : train::Select::loss;
@@ -315,8 +328,7 @@ struct Pipeline {
     Classifier model(classifier_config());
     ParamStore<float> store;
     store.bind(model);
-    Rng rng(o.seed, 1);
-    model.init(rng);
+    init_model(model, store);
     const std::string ckpt = (fs::path(o.out_dir) / name / "spt" / "best.safetensors").string();
     auto rep = train::transfer<float>(ckpt, store);
     std::fprintf(stderr, "== %s fine-tuning from %s: %zu tensors loaded, %zu sliced (mask column), %zu new\n",
@@ -345,8 +357,9 @@ int main(int argc, char** argv) {
   app.add_option("--precision", o.precision, examples::precision_help)->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   app.add_option("--loss-scale", o.loss_scale, examples::loss_scale_help)->check(at_least(0));
   app.add_option("--models", o.models, "models to compare: s4, s4d, dss, dlr, conv, transformer")->delimiter(',');
-  app.add_option("--init", o.init, "structured (each parameterization's own) or random (mixer parameters ~ N(0, 0.1))")
-      ->check(CLI::IsMember({"structured", "random"}));
+  app.add_option("--init", o.init, "structured (each layer's own), random (every parameter of the model ~ "
+                                   "N(0, 0.1), the paper's ablation) or random-mixer (the SSM layers only)")
+      ->check(CLI::IsMember({"structured", "random", "random-mixer"}));
   app.add_option("--mode", o.mode, "both, scratch (only the baseline) or spt (only pretraining + fine-tuning)")
       ->check(CLI::IsMember({"both", "scratch", "spt"}));
   app.add_option("--train-subset", o.train_subset, "training images used (0: all 54000)")->check(at_least(0));
@@ -365,6 +378,11 @@ int main(int argc, char** argv) {
   app.add_option("--ssm-lr", o.ssm_lr, "learning rate of the SSM dynamics (no weight decay; 0: frozen)")
       ->check(at_least(0));
   app.add_option("--weight-decay,--wd", o.weight_decay, "AdamW weight decay")->check(at_least(0));
+  app.add_option("--dt-lr", o.dt_lr, "S4/S4D: learning rate of log_dt, no weight decay (default: the stage's "
+                                     "lr, as the reference's dt: null; equal to --ssm-lr: with the dynamics)")
+      ->check(at_least(0));
+  app.add_flag("--decay-norms-biases", o.decay_norms_biases, "decay biases and norm scales at --weight-decay too "
+                                                             "(as the reference)");
   app.add_option("--dropout", o.dropout, "residual dropout")->check(examples::probability());
   app.add_option("--warmup", o.warmup, "linear warmup updates")->check(at_least(0));
   app.add_option("--schedule", o.schedule, "constant or cosine after warmup")->check(CLI::IsMember({"constant", "cosine"}));
@@ -385,6 +403,9 @@ int main(int argc, char** argv) {
     examples::check_device(o.device, o.gpu);
     examples::check_precision(o.device, o.precision);
     if (o.mode != "scratch") examples::check_mask_p(o.mask_p);
+    for (const auto& m : o.models)
+      LONGSEQ_CHECK(o.init != "random-mixer" || m != "transformer", "--init random-mixer redraws SSM layers; "
+                    "--models transformer has none (use --init random, or leave the Transformer out)");
     examples::RunFolder folder(o.out_dir, "spt_vs_scratch");
     train::StopOnSignal on_signal;
     if (o.resume && !o.models.empty()) {
@@ -438,7 +459,7 @@ int main(int argc, char** argv) {
       rows.push_back(r);
     };
     const index_t length = d.train.info().max_length;
-    const bool random = o.init == "random";
+    const bool random = o.init == "random-mixer";
     // The stack of `Blocks` on the chosen device (see Pipeline).
     auto run_on_device = [&]<class Blocks>(const std::string& m, const Blocks& blocks, bool sinusoidal) {
       using Host = nn::Stack<typename Blocks::template block<float, device::host>>;
