@@ -70,7 +70,7 @@ template <class T, class D>
 void AdamW<T, D>::device_setup() {
   static_assert(std::is_same_v<D, device::cuda>, "AdamW: the fused device update is written for device::cuda");
   const index_t n = store_->values().numel();
-  std::vector<std::uint8_t> groups(std::size_t(n), std::uint8_t(param_group_count));
+  std::vector<std::uint8_t> groups(std::size_t(n), static_cast<std::uint8_t>(param_group_count));
   for (const auto& e : store_->entries())
     if (!e.param->buffer)  // running statistics are not optimized
       std::fill(groups.begin() + e.offset, groups.begin() + e.offset + e.param->shape.numel(),
