@@ -19,7 +19,6 @@
 #include <longseq/heads/classification.hpp>
 #include <longseq/heads/denoising.hpp>
 #include <longseq/models/model.hpp>
-#include <longseq/nn/offload.hpp>
 #include <longseq/nn/norm_layers.hpp>
 #include <longseq/nn/stack.hpp>
 #include <longseq/train/fit.hpp>
@@ -34,6 +33,7 @@
 #include <longseq/ssm/ssm_conv.hpp>
 
 #include "device_option.hpp"
+#include "dispatch.hpp"
 #include "options.hpp"
 #include "run_dir.hpp"
 
@@ -44,10 +44,12 @@ namespace fs = std::filesystem;
 // pre-LN bidirectional SSM convolution block. Each family is a struct with a `block<T, D>` alias (storage
 // type T on device policy D) and a `config<Block>()` that fills any block of it, host or CUDA.
 namespace spt {
+// Position is the scheme applied to queries and keys (attention::Rotary, the paper's Table 2) or NoRotation.
+template <class Position>
 struct TransformerBlocks {
   template <class T, class D>
-  using block = attention::TransformerEncoderLayer<T, true, attention::NoRotation, D>;
-  static constexpr bool narrow_storage = true;  // bf16 / fp16 on the GPU
+  using block = attention::TransformerEncoderLayer<T, true, Position, D>;
+  using narrow = examples::NarrowTypes<true, true>;  // bf16 / fp16 on the GPU
   index_t d, heads;
   double dropout;
   template <class Block>
@@ -69,7 +71,7 @@ template <class Kernel>
 struct SSMBlocks {
   template <class T, class D>
   using block = nn::PreNormResidual<nn::LayerNorm<T, D>, ssm::SSMConv<Kernel, ssm::Bidirectional, D>>;
-  static constexpr bool narrow_storage = false;  // the SSM kernels' parameters are float
+  using narrow = examples::NarrowTypes<true, false>;  // bf16 on the GPU (kernel math in float32); no fp16
   index_t d, state, length;
   bool random;
   double dropout;
@@ -99,6 +101,7 @@ struct Options {
   double loss_scale = -1;          // initial dynamic loss scale; < 0: 65536 for fp16, off otherwise
   std::vector<std::string> models{"s4d", "transformer"};
   std::string init = "structured";
+  std::string position = "default";  // default: sinusoidal for the Transformer, none for SSMs
   std::string mode = "both";
   index_t train_subset = 1000, val_subset = 200, test_subset = 500;
   index_t d_model = 64, layers = 2, state = 64, heads = 4;
@@ -201,31 +204,44 @@ struct StageResult {
   }
 };
 
-// One model's stages. Backbone is a Stack of host blocks, or (--device cuda) an nn::Offload running the
-// same stack on the GPU while its parameters, the encoder, the head and the optimizer stay on the host.
-template <class Backbone>
+// One model's stages on storage type T and device policy D (examples::dispatch_device): the encoder, the
+// stack of Blocks, the final norm, the head, the store and AdamW all live on D.
+template <class Blocks, class T = float, class D = device::host>
 struct Pipeline {
-  using Enc = models::LinearEncoder<float>;
-  using Classifier = models::Model<Enc, Backbone, nn::LayerNorm<float>, heads::ClassificationHead<float>>;
-  using Denoiser = models::Model<Enc, Backbone, nn::LayerNorm<float>, heads::MaskedDenoisingHead<float>>;
+  template <class T2, class D2>
+  using Backbone = nn::Stack<typename Blocks::template block<T2, D2>>;
+  template <class T2, class D2>
+  using ClassifierOn = models::Model<models::LinearEncoder<T2, D2>, Backbone<T2, D2>, nn::LayerNorm<T2, D2>,
+                                     heads::ClassificationHead<T2, D2>>;
+  template <class T2, class D2>
+  using DenoiserOn = models::Model<models::LinearEncoder<T2, D2>, Backbone<T2, D2>, nn::LayerNorm<T2, D2>,
+                                   heads::MaskedDenoisingHead<T2, D2>>;
+  using Classifier = ClassifierOn<T, D>;
+  using Denoiser = DenoiserOn<T, D>;
 
   const Options& o;
   std::string name;
-  typename Backbone::Config backbone;
+  Blocks blocks;
   bool sinusoidal;
   train::MetricsLog& log;
   const data::Splits& data;
 
-  typename Classifier::Config classifier_config() const {
+  template <class T2, class D2>
+  typename Backbone<T2, D2>::Config backbone() const {
+    return {o.layers, blocks.template config<typename Backbone<T2, D2>::block_type>()};
+  }
+  template <class T2 = T, class D2 = D>
+  typename ClassifierOn<T2, D2>::Config classifier_config() const {
     return {{.channels = 1, .dim = o.d_model, .mask_channel = false, .sinusoidal = sinusoidal},
-            backbone,
+            backbone<T2, D2>(),
             {.dim = o.d_model},
             {.dim = o.d_model, .classes = data.train.info().num_classes, .pool = nn::parse_pool(o.pool)}};
   }
-  typename Denoiser::Config denoiser_config() const {
+  template <class T2 = T, class D2 = D>
+  typename DenoiserOn<T2, D2>::Config denoiser_config() const {
     const auto loss = heads::parse_denoise_loss(o.spt_loss);
     return {{.channels = 1, .dim = o.d_model, .mask_channel = true, .sinusoidal = sinusoidal},
-            backbone,
+            backbone<T2, D2>(),
             {.dim = o.d_model},
             {.dim = o.d_model, .classes = 256, .loss = loss}};
   }
@@ -264,6 +280,7 @@ struct Pipeline {
                           {"data_dir", o.data_dir}, {"train_subset", o.train_subset}, {"val_subset", o.val_subset},
                           {"test_subset", o.test_subset}, {"init", o.init}, {"ssm_lr", o.ssm_lr},
                           {"dt_lr", o.dt_lr}, {"decay_norms_biases", o.decay_norms_biases},
+                          {"position", o.position},
                           {"weight_decay", o.weight_decay}, {"dropout", o.dropout}, {"warmup", o.warmup},
                           {"schedule", o.schedule}, {"clip", o.clip}, {"pool", o.pool}};
     config[spt ? "pretrain_epochs" : "finetune_epochs"] = epochs;
@@ -288,26 +305,44 @@ struct Pipeline {
 
   // Each layer's own init; --init random then redraws the whole model (encoder, norms, head too) from
   // N(0, 0.1), the paper's ablation (random-mixer redrew the SSM layers inside their init already).
-  template <class M>
-  void init_model(M& model, ParamStore<float>& store) const {
-    Rng rng(o.seed, 1);
-    model.init(rng);
-    if (o.init == "random") train::redraw_normal(store, rng, 0.1);
+  // init is host-only: a model on another (T, D) is drawn as its float host twin HostNet and copied over,
+  // so every device and precision starts from the host run's parameters.
+  template <class HostNet, class M>
+  void init_model(M& model, ParamStore<T, D>& store, const typename HostNet::Config& host_config) const {
+    auto draw = [&](auto& net, auto& st) {
+      Rng rng(o.seed, 1);
+      net.init(rng);
+      if (o.init == "random") train::redraw_normal(st, rng, 0.1);
+    };
+    if constexpr (std::is_same_v<M, HostNet>) {
+      draw(model, store);
+    } else {
+      HostNet twin(host_config);
+      ParamStore<float> host;
+      host.bind(twin);
+      draw(twin, host);
+      examples::copy_initial(host, store);
+    }
   }
 
   template <class M>
-  train::FitResult train_model(M& model, ParamStore<float>& store, PixelTask::Mode mode, const std::string& stage,
+  train::FitResult train_model(M& model, ParamStore<T, D>& store, PixelTask::Mode mode, const std::string& stage,
                                index_t epochs, double lr, train::Select select) {
-    train::AdamW<float> opt(store, adamw(lr));
+    train::AdamW<T, D> opt(store, adamw(lr));
     PixelTask task(data.train, data.val, data.test, o, mode);
-    return train::fit(model, store, opt, schedule(epochs), task, fit_config(stage, epochs, select));
+    if constexpr (std::is_same_v<T, float>) {
+      return train::fit(model, store, opt, schedule(epochs), task, fit_config(stage, epochs, select));
+    } else {
+      examples::TypedTask<T, PixelTask> typed(task);  // bf16 / half batches
+      return train::fit(model, store, opt, schedule(epochs), typed, fit_config(stage, epochs, select));
+    }
   }
 
   StageResult scratch() {
     Classifier model(classifier_config());
-    ParamStore<float> store;
+    ParamStore<T, D> store;
     store.bind(model);
-    init_model(model, store);
+    init_model<ClassifierOn<float, device::host>>(model, store, classifier_config<float, device::host>());
     std::fprintf(stderr, "== %s from scratch: %ld parameters\n", name.c_str(), long(store.count()));
     return result(train_model(model, store, PixelTask::Mode::classify, "scratch", o.finetune_epochs, o.lr,
                               train::Select::accuracy));
@@ -317,20 +352,20 @@ struct Pipeline {
     StageResult pre;
     {
       Denoiser model(denoiser_config());
-      ParamStore<float> store;
+      ParamStore<T, D> store;
       store.bind(model);
-      init_model(model, store);
+      init_model<DenoiserOn<float, device::host>>(model, store, denoiser_config<float, device::host>());
       std::fprintf(stderr, "== %s self-pretraining (masked denoising, p=%.2f, %s loss)\n", name.c_str(), o.mask_p,
                    o.spt_loss.c_str());
       const auto sel = o.spt_loss == "ce" ? train::Select::accuracy : train::Select::loss;
       pre = result(train_model(model, store, PixelTask::Mode::pretrain, "spt", o.pretrain_epochs, o.pretrain_lr, sel));
     }
     Classifier model(classifier_config());
-    ParamStore<float> store;
+    ParamStore<T, D> store;
     store.bind(model);
-    init_model(model, store);
+    init_model<ClassifierOn<float, device::host>>(model, store, classifier_config<float, device::host>());
     const std::string ckpt = (fs::path(o.out_dir) / name / "spt" / "best.safetensors").string();
-    auto rep = train::transfer<float>(ckpt, store);
+    auto rep = train::transfer<T>(ckpt, store);
     std::fprintf(stderr, "== %s fine-tuning from %s: %zu tensors loaded, %zu sliced (mask column), %zu new\n",
                  name.c_str(), ckpt.c_str(), rep.loaded.size(), rep.sliced.size(), rep.fresh.size());
     StageResult ft = result(train_model(model, store, PixelTask::Mode::classify, "finetune", o.finetune_epochs, o.lr,
@@ -360,6 +395,10 @@ int main(int argc, char** argv) {
   app.add_option("--init", o.init, "structured (each layer's own), random (every parameter of the model ~ "
                                    "N(0, 0.1), the paper's ablation) or random-mixer (the SSM layers only)")
       ->check(CLI::IsMember({"structured", "random", "random-mixer"}));
+  app.add_option("--position", o.position, "default (sinusoidal for the Transformer, none for SSMs), sinusoidal "
+                                           "(added by the encoder), rotary (attention queries and keys, the paper's "
+                                           "Table 2 Transformers) or none")
+      ->check(CLI::IsMember({"default", "sinusoidal", "rotary", "none"}));
   app.add_option("--mode", o.mode, "both, scratch (only the baseline) or spt (only pretraining + fine-tuning)")
       ->check(CLI::IsMember({"both", "scratch", "spt"}));
   app.add_option("--train-subset", o.train_subset, "training images used (0: all 54000)")->check(at_least(0));
@@ -403,9 +442,12 @@ int main(int argc, char** argv) {
     examples::check_device(o.device, o.gpu);
     examples::check_precision(o.device, o.precision);
     if (o.mode != "scratch") examples::check_mask_p(o.mask_p);
-    for (const auto& m : o.models)
+    for (const auto& m : o.models) {
       LONGSEQ_CHECK(o.init != "random-mixer" || m != "transformer", "--init random-mixer redraws SSM layers; "
                     "--models transformer has none (use --init random, or leave the Transformer out)");
+      LONGSEQ_CHECK(o.position != "rotary" || m == "transformer", "--position rotary rotates attention queries and "
+                    "keys; --models ", m, " has no attention (use sinusoidal or none, or run the Transformer alone)");
+    }
     examples::RunFolder folder(o.out_dir, "spt_vs_scratch");
     train::StopOnSignal on_signal;
     if (o.resume && !o.models.empty()) {
@@ -460,34 +502,23 @@ int main(int argc, char** argv) {
     };
     const index_t length = d.train.info().max_length;
     const bool random = o.init == "random-mixer";
-    // The stack of `Blocks` on the chosen device (see Pipeline).
+    // The whole model of `Blocks` on the device and in the storage --device / --precision name.
     auto run_on_device = [&]<class Blocks>(const std::string& m, const Blocks& blocks, bool sinusoidal) {
-      using Host = nn::Stack<typename Blocks::template block<float, device::host>>;
-      const typename Host::Config host{o.layers, blocks.template config<typename Host::block_type>()};
-      if (o.device == "host") return run(Pipeline<Host>{o, m, host, sinusoidal, log, d});
-#if defined(__CUDACC__)
-      // The stack in storage type Td on the GPU; the float parameters on the host are its master weights.
-      auto on_gpu = [&]<class Td>(std::type_identity<Td>) {
-        using Dev = nn::Stack<typename Blocks::template block<Td, device::cuda>>;
-        const typename Dev::Config dev{o.layers, blocks.template config<typename Dev::block_type>()};
-        run(Pipeline<nn::Offload<Host, Dev>>{o, m, {host, dev, o.gpu}, sinusoidal, log, d});
-      };
-      if (o.precision == "fp32") return on_gpu(std::type_identity<float>{});
-      if constexpr (Blocks::narrow_storage) {
-        if (o.precision == "bf16") return on_gpu(std::type_identity<longseq::bf16>{});
-        return on_gpu(std::type_identity<longseq::half>{});
-      } else {
-        LONGSEQ_FAIL("--precision ", o.precision, " with --models ", m, ": SSM blocks run in fp32 on the GPU; "
-                     "bf16 and fp16 storage is available for the Transformer");
-      }
-#endif
+      examples::dispatch_device(o.device, o.gpu, o.precision, m, typename Blocks::narrow{},
+                                [&]<class T, class D>(std::type_identity<T>, std::type_identity<D>) {
+                                  run(Pipeline<Blocks, T, D>{o, m, blocks, sinusoidal, log, d});
+                                });
     };
     for (const auto& m : o.models) {
       auto run_ssm = [&]<class Kernel>(std::type_identity<Kernel>) {
-        run_on_device(m, spt::SSMBlocks<Kernel>{o.d_model, o.state, length, random, o.dropout}, false);
+        run_on_device(m, spt::SSMBlocks<Kernel>{o.d_model, o.state, length, random, o.dropout},
+                      o.position == "sinusoidal");
       };
-      if (m == "transformer")
-        run_on_device(m, spt::TransformerBlocks{o.d_model, o.heads, o.dropout}, true);
+      if (m == "transformer" && o.position == "rotary")
+        run_on_device(m, spt::TransformerBlocks<attention::Rotary>{o.d_model, o.heads, o.dropout}, false);
+      else if (m == "transformer")
+        run_on_device(m, spt::TransformerBlocks<attention::NoRotation>{o.d_model, o.heads, o.dropout},
+                      o.position != "none");
       else if (m == "s4")
         run_ssm(std::type_identity<ssm::S4<float>>{});
       else if (m == "s4d")
