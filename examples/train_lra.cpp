@@ -43,6 +43,7 @@
 #include <longseq/ssm/ssm_conv.hpp>
 #include <longseq/train/distributed.hpp>
 #include <longseq/train/fit.hpp>
+#include <longseq/train/init.hpp>
 #include <longseq/train/transfer.hpp>
 #ifdef LONGSEQ_WITH_MPI
 #include <longseq/train/distributed_mpi.hpp>
@@ -59,11 +60,15 @@ using F = float;
 struct Options {
   std::string task, data, model = "s4d", stage = "scratch", pretrained, objective = "masked";
   double mask_p = -1;  // < 0: the paper's default for the task
-  std::string spt_loss = "ce", pool = "mean", schedule = "cosine", out = "train_lra_out";
+  std::string spt_loss, pool = "mean", schedule = "cosine", out = "train_lra_out";  // spt_loss "": by modality
   index_t d_model = 64, layers = 2, state = 64, heads = 4, batch = 16, warmup = 10, epochs = 1, max_steps = 0;
   index_t ff_expand = 2, n_ssm = 0, head_hidden = 0, l_max = 0, schedule_steps = 0;
   double lr = 1e-3, ssm_lr = 1e-3, wd = 0.05, dropout = 0.0, clip = 0.0, train_fraction = 1.0;
   double dt_min = -1, dt_max = -1;  // < 0: the kernel's own default
+  double dt_lr = -1;                 // S4/S4D log_dt; < 0: the global lr (the reference's `dt: null`)
+  bool decay_norms_biases = false;   // weight decay on biases and norm scales too (the reference; preset paper)
+  std::string init = "default";      // default, random (every parameter ~ N(0, 0.1)) or random-mixer
+  std::string position = "default";  // default: sinusoidal for the Transformer, none for SSMs; or rotary
   std::string norm = "layer", residual = "pre";  // SSM blocks: LayerNorm or BatchNorm, pre- or post-norm
   index_t attn_window = 0, look_back = 1, look_forward = 1;  // Transformer: block-local attention (0: full)
   std::string preset = "none", preset_row;
@@ -202,12 +207,29 @@ inline std::vector<std::string> apply_paper_preset(Options& o, const CLI::App& a
   fill("--head-hidden", o.head_hidden, r.mlp_head ? o.d_model : 0);
   fill("--mask-p", o.mask_p, default_mask_p(o.task));
   fill("--spt-loss", o.spt_loss, std::string(o.task == "image" ? "l1" : "ce"));
+  // The reference's optimizer decays every tensor that has no own setting, biases and norm scales included.
+  fill("--decay-norms-biases", o.decay_norms_biases, true);
 
   std::vector<std::string> ignored;
   if (o.model == "conv" || o.model == "dss")
     ignored.push_back("no row for --model " + o.model + " (the S4 row is used)");
   o.preset_row = std::string(r.task) + "/" + r.family;
   return ignored;
+}
+
+// The optimizer's groups: SSM dynamics at --ssm-lr without decay, dt at --dt-lr (the global lr unless given),
+// biases and norm scales decayed only with --decay-norms-biases.
+inline train::AdamWConfig adamw_config(const Options& o) {
+  return {.lr = o.lr, .weight_decay = o.wd, .no_decay_weight_decay = o.decay_norms_biases ? o.wd : 0.0,
+          .ssm_lr = o.ssm_lr, .ssm_weight_decay = 0.0, .dt_lr = o.dt_lr, .dt_weight_decay = 0.0};
+}
+
+// Pixel tasks self-pretrain with L1 on the normalized value unless told otherwise (the reference's loss for
+// the image task); token tasks always use cross entropy.
+inline void resolve_spt_loss(Options& o) {
+  if (!o.spt_loss.empty()) return;
+  const bool tokens = o.task == "listops" || o.task == "text" || o.task == "retrieval";
+  o.spt_loss = tokens ? "ce" : "l1";
 }
 
 // --print-config: the resolved settings, one `name = value  (source)` line each.
@@ -240,7 +262,11 @@ inline void print_config(const Options& o, const CLI::App& app, const std::vecto
   line("batch", "--batch", o.batch);
   line("lr", "--lr", o.lr);
   line("ssm_lr", "--ssm-lr", o.ssm_lr);
+  line("dt_lr", "--dt-lr", o.dt_lr);
   line("wd", "--wd", o.wd);
+  line("decay_norms_biases", "--decay-norms-biases", o.decay_norms_biases ? "true" : "false");
+  line("init", "--init", o.init);
+  line("position", "--position", o.position);
   line("warmup", "--warmup", o.warmup);
   line("schedule", "--schedule", o.schedule);
   line("schedule_steps", "--schedule-steps", o.schedule_steps);
@@ -252,6 +278,15 @@ inline void print_config(const Options& o, const CLI::App& app, const std::vecto
   line("device", "--device", o.device);
   line("precision", "--precision", o.precision);
   line("loss_scale", "--loss-scale", examples::initial_loss_scale(o.loss_scale, o.precision));
+  // What AdamW does with each parameter group (train::AdamW::group_lr / group_decay on this configuration).
+  const train::AdamWConfig a = adamw_config(o);
+  auto group = [&](ParamGroup g, double lr, double wd, const char* holds) {
+    std::printf("group %s: lr = %g, weight_decay = %g  (%s)\n", group_name(g), lr, wd, holds);
+  };
+  group(ParamGroup::weight, a.lr, a.weight_decay, "linear and embedding weights, SSM output C");
+  group(ParamGroup::no_decay, a.lr, a.no_decay_weight_decay, "biases, norm scales");
+  group(ParamGroup::ssm, a.ssm_lr >= 0 ? a.ssm_lr : a.lr, a.ssm_weight_decay, "SSM A, B, P, Lambda");
+  group(ParamGroup::dt, a.dt_lr >= 0 ? a.dt_lr : a.lr, a.dt_weight_decay, "S4/S4D log_dt");
   for (const auto& n : notes) std::printf("not applied: %s\n", n.c_str());
 }
 
@@ -324,12 +359,13 @@ struct SsmModel {
   template <class T, class D>
   using block = nn::Residual<nn::RuntimeNorm<T, D>, ssm::SSMConv<Kernel, Dir, D>>;
   static constexpr bool narrow_storage = false;  // the SSM kernels' parameters are float
-  static constexpr bool sinusoidal = false;
+  static bool sinusoidal(const Options& o) { return o.position == "sinusoidal"; }
   template <class Block>
   static typename Block::Config block_config(const Options& o, index_t length) {
     typename Block::Config c;
     c.norm = {.dim = o.d_model, .kind = nn::norm_kind(o.norm)};
     c.mixer.kernel = kernel(o, length);
+    c.mixer.random = {.enabled = o.init == "random-mixer", .sigma = 0.1};
     c.dropout = o.dropout;
     c.prenorm = o.residual == "pre";
     return c;
@@ -354,12 +390,16 @@ struct SsmModel {
 };
 
 // Pre-LN Transformer encoder layer (causal attention for the causal objective, block-local attention
-// with --attn-window) with sinusoidal positions and a final LayerNorm.
+// with --attn-window) and a final LayerNorm; positions are rotary (Position = attention::Rotary, on queries
+// and keys, the paper's Table 2) or sinusoidal codes added by the encoder (NoRotation, --position none: neither).
+template <class Position>
 struct TransformerModel {
   template <class T, class D>
-  using block = attention::TransformerEncoderLayer<T, true, attention::NoRotation, D>;
+  using block = attention::TransformerEncoderLayer<T, true, Position, D>;
   static constexpr bool narrow_storage = true;
-  static constexpr bool sinusoidal = true;
+  static bool sinusoidal(const Options& o) {
+    return !std::is_same_v<Position, attention::Rotary> && o.position != "none";
+  }
   template <class Block>
   static typename Block::Config block_config(const Options& o, index_t) {
     LONGSEQ_CHECK(o.norm == "layer" && o.residual == "pre", "--model transformer: the encoder layers are pre-norm "
@@ -407,7 +447,8 @@ void dispatch_model(const Options& o, Fn&& fn) {
     }
     LONGSEQ_FAIL("unknown model '", o.model, "', expected s4, s4d, dss, dlr, conv or transformer");
   };
-  if (o.model == "transformer") fn(TransformerModel{});
+  if (o.model == "transformer" && o.position == "rotary") fn(TransformerModel<attention::Rotary>{});
+  else if (o.model == "transformer") fn(TransformerModel<attention::NoRotation>{});
   else if (o.causal()) ssm_kind(ssm::Causal{});
   else ssm_kind(ssm::Bidirectional{});
 }
@@ -522,9 +563,9 @@ struct Stage {
   template <class Spec, class Enc>
   typename Enc::Config encoder(bool mask_channel) const {
     if constexpr (std::is_same_v<Enc, models::TokenEncoder<F>>)
-      return {.vocab = vocab(), .dim = o.d_model, .padding_idx = data::Vocab::pad_id, .sinusoidal = Spec::sinusoidal};
+      return {.vocab = vocab(), .dim = o.d_model, .padding_idx = data::Vocab::pad_id, .sinusoidal = Spec::sinusoidal(o)};
     else
-      return {.channels = 1, .dim = o.d_model, .mask_channel = mask_channel, .sinusoidal = Spec::sinusoidal};
+      return {.channels = 1, .dim = o.d_model, .mask_channel = mask_channel, .sinusoidal = Spec::sinusoidal(o)};
   }
 
   // The stack of Spec's blocks on the host, or (--device cuda) the same stack on the GPU inside nn::Offload
@@ -592,6 +633,8 @@ struct Stage {
     store.bind(model);
     Rng rng(o.seed, 1);
     model.init(rng);
+    // The paper's ablation redraws the whole model (encoder, norms, head too); random-mixer did so in init.
+    if (o.init == "random") train::redraw_normal(store, rng, 0.1);
     if (root()) std::fprintf(stderr, "[train_lra] %s %s on %s: %ld parameters, %d rank(s)\n", o.stage.c_str(),
                              o.model.c_str(), o.task.c_str(), long(store.count()), comm.size());
     nlohmann::json transfer_info;
@@ -607,7 +650,7 @@ struct Stage {
       transfer_info = {{"event", "transfer"}, {"from", o.pretrained}, {"loaded", rep.loaded.size()},
                        {"sliced", rep.sliced.size()}, {"fresh", rep.fresh}, {"dropped", rep.dropped}};
     }
-    train::AdamW<F> opt(store, {.lr = o.lr, .weight_decay = o.wd, .ssm_lr = o.ssm_lr, .ssm_weight_decay = 0.0});
+    train::AdamW<F> opt(store, adamw_config(o));
     LraTask task(d, o, mode);
     const index_t per_epoch = task.num_batches(train::Split::train, 0);
     index_t total = o.epochs * per_epoch;
@@ -649,6 +692,8 @@ struct Stage {
                                            {"device", o.device}, {"precision", o.precision},
                                            // what else shapes the numbers: a resume refuses changes to it
                                            {"data", o.data}, {"batch", o.batch}, {"lr", o.lr}, {"ssm_lr", o.ssm_lr},
+                                           {"dt_lr", o.dt_lr}, {"decay_norms_biases", o.decay_norms_biases},
+                                           {"init", o.init}, {"position", o.position},
                                            {"wd", o.wd}, {"epochs", o.epochs}, {"max_steps", o.max_steps},
                                            {"warmup", o.warmup}, {"schedule", o.schedule},
                                            {"schedule_steps", o.schedule_steps}, {"dropout", o.dropout},
@@ -708,7 +753,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"masked", "causal"}));
   app.add_option("--mask-p", o.mask_p, "masking ratio in (0, 1) (default: 0.5 images, 0.15 text/retrieval, 0.1 listops)")
       ->check(examples::probability());
-  app.add_option("--spt-loss", o.spt_loss, "pixel SPT loss: ce (256 intensities) or l1 (normalized value)")
+  app.add_option("--spt-loss", o.spt_loss, "pixel SPT loss: ce (256 intensities) or l1 (normalized value; the "
+                                           "default without --preset, the reference's for images)")
       ->check(CLI::IsMember({"ce", "l1"}));
   app.add_option("--pool", o.pool, "classifier pooling")->check(CLI::IsMember({"mean", "max", "last"}));
   app.add_option("--d-model", o.d_model, "model width")->check(at_least(1));
@@ -734,6 +780,18 @@ int main(int argc, char** argv) {
   app.add_option("--ssm-lr", o.ssm_lr, "learning rate of the SSM dynamics (no weight decay; 0: frozen)")
       ->check(at_least(0));
   app.add_option("--wd,--weight-decay", o.wd, "AdamW weight decay")->check(at_least(0));
+  app.add_option("--dt-lr", o.dt_lr, "S4/S4D: learning rate of log_dt, no weight decay (default: --lr, as the "
+                                     "reference's dt: null; --dt-lr equal to --ssm-lr groups it with the dynamics)")
+      ->check(at_least(0));
+  app.add_flag("--decay-norms-biases", o.decay_norms_biases, "decay biases and norm scales at --wd too (the "
+                                                             "reference does; default with --preset paper)");
+  app.add_option("--init", o.init, "default (each layer's own init), random (every parameter of the model ~ "
+                                   "N(0, 0.1): the paper's ablation) or random-mixer (the SSM layers only)")
+      ->check(CLI::IsMember({"default", "random", "random-mixer"}));
+  app.add_option("--position", o.position, "default (sinusoidal for the Transformer, none for SSMs), sinusoidal "
+                                           "(added by the encoder), rotary (attention queries and keys; the paper's "
+                                           "Table 2 Transformers) or none")
+      ->check(CLI::IsMember({"default", "sinusoidal", "rotary", "none"}));
   app.add_option("--norm", o.norm, "SSM blocks: layer (LayerNorm) or batch (BatchNorm)")
       ->check(CLI::IsMember({"layer", "batch"}));
   app.add_option("--residual", o.residual, "SSM blocks: pre (x + M(N(x)), final norm) or post (N(x + M(x)), "
@@ -779,6 +837,7 @@ int main(int argc, char** argv) {
     if (o.print_config) {
       if (o.preset == "paper") not_applied = apply_paper_preset(o, app, 0);
       if (o.mask_p < 0) o.mask_p = default_mask_p(o.task);
+      resolve_spt_loss(o);
       print_config(o, app, not_applied);
       return 0;
     }
@@ -802,6 +861,11 @@ int main(int argc, char** argv) {
       for (const auto& n : not_applied) train::root_printf(comm, "[train_lra] preset paper: not applied: %s\n", n.c_str());
     }
     if (o.mask_p < 0) o.mask_p = default_mask_p(o.task);
+    resolve_spt_loss(o);
+    LONGSEQ_CHECK(o.init != "random-mixer" || o.model != "transformer", "--init random-mixer redraws SSM layers; "
+                  "--model transformer has none (use --init random)");
+    LONGSEQ_CHECK(o.position != "rotary" || o.model == "transformer", "--position rotary rotates attention queries "
+                  "and keys; --model ", o.model, " has no attention (use sinusoidal or none)");
     if (o.stage == "pretrain" && !o.causal()) examples::check_mask_p(o.mask_p);
     LONGSEQ_CHECK(o.dt_min <= 0 || o.dt_max <= 0 || o.dt_min <= o.dt_max, "--dt-min ", o.dt_min,
                   " is larger than --dt-max ", o.dt_max);

@@ -63,6 +63,22 @@ expect_config(listops-dlr-pretrain ARGS --task listops --model dlr --stage pretr
               EXPECT "state = 1024 " "dt_min = 0\\.0001 " "dt_max = 0\\.001 " "ssm_lr = 0\\.0001 ")
 expect_config(no-preset ARGS --task listops --model s4 --stage pretrain
               EXPECT "preset = none\n" "layers = 2  \\(default\\)" "mask_p = 0\\.1 ")
+# Parameter groups: dt at the global lr without decay (the reference's `dt: null`); the preset decays biases
+# and norm scales as the reference does, the program's default does not.
+expect_config(groups-preset ARGS --task listops --model s4 --stage pretrain --preset paper
+              EXPECT "decay_norms_biases = true  \\(preset\\)" "group weight: lr = 0\\.01, weight_decay = 0\\.05 "
+                     "group no_decay: lr = 0\\.01, weight_decay = 0\\.05 " "group ssm: lr = 0\\.001, weight_decay = 0 "
+                     "group dt: lr = 0\\.01, weight_decay = 0 ")
+expect_config(groups-default ARGS --task listops --model s4d --stage scratch --lr 0.004 --ssm-lr 0.001
+              EXPECT "decay_norms_biases = false  \\(default\\)" "group no_decay: lr = 0\\.004, weight_decay = 0 "
+                     "group dt: lr = 0\\.004, weight_decay = 0 " "spt_loss = ce  \\(default\\)" "init = default ")
+expect_config(groups-dt-lr ARGS --task listops --model s4d --stage scratch --dt-lr 0.001 --decay-norms-biases
+              EXPECT "group dt: lr = 0\\.001, weight_decay = 0 " "group no_decay: lr = 0\\.001, weight_decay = 0\\.05 ")
+# Without --preset the pixel SPT loss is L1 (the reference's for images); token tasks keep cross entropy.
+expect_config(image-no-preset ARGS --task image --model s4d --stage pretrain EXPECT "spt_loss = l1  \\(default\\)")
+expect_config(pathfinder-no-preset ARGS --task pathfinder --model s4d --stage pretrain EXPECT "spt_loss = l1 ")
+expect_config(position ARGS --task listops --model transformer --stage scratch --position rotary
+              EXPECT "position = rotary  \\(command line\\)")
 execute_process(COMMAND ${BIN}/train_lra --task mnist --model s4 --preset paper --print-config
                 RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
 if(rc EQUAL 0 OR NOT err MATCHES "no settings for --task mnist")
@@ -114,6 +130,39 @@ run_checked(transformer-local ${BIN}/train_lra ${small} --model transformer --st
             --out ${WORK}/transformer-local)
 if(NOT LAST_OUTPUT MATCHES "test acc")
   message(FATAL_ERROR "transformer-local: no test accuracy reported")
+endif()
+
+# The random-initialization ablation: the whole model redrawn (--init random), or the SSM layers only.
+run_checked(s4d-random ${BIN}/train_lra ${small} --model s4d --stage scratch --init random --out ${WORK}/s4d-random)
+if(NOT LAST_OUTPUT MATCHES "test acc")
+  message(FATAL_ERROR "s4d-random: no test accuracy reported")
+endif()
+run_checked(s4d-random-mixer ${BIN}/train_lra ${small} --model s4d --stage scratch --init random-mixer
+            --out ${WORK}/s4d-random-mixer)
+execute_process(COMMAND ${BIN}/train_lra ${small} --model transformer --stage scratch --init random-mixer
+                        --out ${WORK}/refused-mixer
+                RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
+if(rc EQUAL 0 OR NOT err MATCHES "--model transformer has none")
+  message(FATAL_ERROR "--init random-mixer with a Transformer was not refused (rc ${rc}): ${err}")
+endif()
+file(READ ${WORK}/s4d-random/result.json rnd)
+file(READ ${WORK}/s4d-random-mixer/result.json mix)
+string(JSON lr GET "${rnd}" val_loss)
+string(JSON lm GET "${mix}" val_loss)
+if(lr STREQUAL lm)
+  message(FATAL_ERROR "--init random and random-mixer gave the same validation loss ${lr}: the full redraw did nothing")
+endif()
+
+# Rotary attention (the paper's Table 2 Transformers) trains; an SSM with rotary positions is refused.
+run_checked(transformer-rotary ${BIN}/train_lra ${small} --model transformer --stage scratch --position rotary
+            --out ${WORK}/transformer-rotary)
+if(NOT LAST_OUTPUT MATCHES "test acc")
+  message(FATAL_ERROR "transformer-rotary: no test accuracy reported")
+endif()
+execute_process(COMMAND ${BIN}/train_lra ${small} --model s4d --stage scratch --position rotary --out ${WORK}/refused-rot
+                RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
+if(rc EQUAL 0 OR NOT err MATCHES "has no attention")
+  message(FATAL_ERROR "--position rotary with S4D was not refused (rc ${rc}): ${err}")
 endif()
 
 # A wrong checkpoint is refused with a message naming it.
