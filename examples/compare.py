@@ -60,8 +60,9 @@ def trainer_flags(trainer):
 def parse_model(spec):
     name, _, init = spec.partition(":")
     init = init or "structured"
-    if init not in ("structured", "random"):
-        raise SystemExit(f"model '{spec}': init must be 'structured' or 'random'")
+    if init not in ("structured", "random", "random-mixer"):
+        raise SystemExit(f"model '{spec}': init must be 'structured', 'random' (every parameter redrawn, "
+                         "the paper's ablation) or 'random-mixer' (only the SSM mixer)")
     return name, init
 
 
@@ -160,8 +161,8 @@ def trainer_command(a, flags, run, run_dir):
         cmd += ["--data-dir", a.data_dir]
     if "--mode" in flags and len(run.cells) == 1:
         cmd += ["--mode", next(iter(run.cells))]
-    if run.init == "random":
-        cmd += ["--init", "random"]
+    if run.init != "structured":
+        cmd += ["--init", run.init]
     if "--resume" in flags:
         cmd += ["--resume"]  # a run killed half-way continues its stages from their last checkpoint
     extra = dict(SMOKE_ARGS) if a.smoke else {}
@@ -173,7 +174,7 @@ def trainer_command(a, flags, run, run_dir):
 
 
 def unsupported_reason(flags, run, log_text):
-    if run.init == "random" and "--init" not in flags:
+    if run.init != "structured" and "--init" not in flags:
         return "the trainer has no --init flag (random initialization ablation)"
     m = re.search(r"unknown model[^\n]*", log_text)
     if m:
