@@ -1,6 +1,5 @@
-// The trainers' run-time set-up: the --device / --gpu / --precision options (which device policy runs the
-// residual stack, in which storage, with a clear error when the binary or the machine cannot), and the
-// BLAS thread count.
+// The trainers' run-time set-up: checks of the --device / --gpu / --precision options (a clear error when the
+// binary or the machine cannot; dispatch.hpp turns them into types), and the BLAS thread count.
 #pragma once
 #include <cblas.h>
 
@@ -50,12 +49,13 @@ inline double initial_loss_scale(double flag, const std::string& precision) {
 }
 
 inline constexpr const char* precision_help =
-    "storage of the GPU stack: fp32, bf16 or fp16 (Transformer blocks; float master weights and optimizer on "
-    "the host)";
+    "storage of the model on the GPU: fp32 (bf16 and fp16 are refused until the encoders' device kernels take "
+    "them)";
 inline constexpr const char* loss_scale_help =
     "initial dynamic loss scale, a power of two (0: off; default 65536 with --precision fp16, off otherwise)";
 
 inline constexpr const char* device_help =
-    "host, or cuda: the residual stack runs on the GPU (nn::Offload; encoder, head and optimizer stay on the host)";
+    "host, or cuda: the whole model (encoder, blocks, head), its parameters and AdamW live on the GPU; batches are "
+    "staged from the host";
 
 }  // namespace examples

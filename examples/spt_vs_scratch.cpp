@@ -49,7 +49,7 @@ template <class Position>
 struct TransformerBlocks {
   template <class T, class D>
   using block = attention::TransformerEncoderLayer<T, true, Position, D>;
-  using narrow = examples::NarrowTypes<true, true>;  // bf16 / fp16 on the GPU
+  using narrow = examples::FloatOnly;  // the whole device model runs in fp32 (examples::dispatch_device)
   index_t d, heads;
   double dropout;
   template <class Block>
@@ -71,7 +71,7 @@ template <class Kernel>
 struct SSMBlocks {
   template <class T, class D>
   using block = nn::PreNormResidual<nn::LayerNorm<T, D>, ssm::SSMConv<Kernel, ssm::Bidirectional, D>>;
-  using narrow = examples::NarrowTypes<true, false>;  // bf16 on the GPU (kernel math in float32); no fp16
+  using narrow = examples::FloatOnly;  // the whole device model runs in fp32 (examples::dispatch_device)
   index_t d, state, length;
   bool random;
   double dropout;

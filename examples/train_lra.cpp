@@ -30,7 +30,6 @@
 #include <longseq/heads/denoising.hpp>
 #include <longseq/heads/retrieval.hpp>
 #include <longseq/models/model.hpp>
-#include <longseq/nn/offload.hpp>
 #include <longseq/nn/norm_layers.hpp>
 #include <longseq/nn/residual.hpp>
 #include <longseq/nn/runtime_norm.hpp>
@@ -50,6 +49,7 @@
 #endif
 
 #include "device_option.hpp"
+#include "dispatch.hpp"
 #include "options.hpp"
 #include "run_dir.hpp"
 
@@ -348,8 +348,8 @@ static_assert(train::Communicator<Comm>, "Comm must satisfy train::Communicator"
 
 // ---- models ---------------------------------------------------------------------------------------
 
-// A model choice: the residual block type in storage T on device policy D (`block<T, D>`; narrow_storage
-// says whether T may be bf16 / fp16 on the GPU), how to configure such a block,
+// A model choice: the residual block type in storage T on device policy D (`block<T, D>`; `narrow` says
+// whether T may be bf16 / fp16 on the GPU, examples::dispatch_device), how to configure such a block,
 // whether the encoder adds positions, and the final norm (the blocks' norm after pre-norm blocks, none
 // after post-norm ones).
 // SSM blocks: a residual block (pre- or post-norm, LayerNorm or BatchNorm, chosen at run time) around
@@ -358,7 +358,7 @@ template <class Kernel, class Dir>
 struct SsmModel {
   template <class T, class D>
   using block = nn::Residual<nn::RuntimeNorm<T, D>, ssm::SSMConv<Kernel, Dir, D>>;
-  static constexpr bool narrow_storage = false;  // the SSM kernels' parameters are float
+  using narrow = examples::FloatOnly;  // the whole device model runs in fp32 (examples::dispatch_device)
   static bool sinusoidal(const Options& o) { return o.position == "sinusoidal"; }
   template <class Block>
   static typename Block::Config block_config(const Options& o, index_t length) {
@@ -396,7 +396,7 @@ template <class Position>
 struct TransformerModel {
   template <class T, class D>
   using block = attention::TransformerEncoderLayer<T, true, Position, D>;
-  static constexpr bool narrow_storage = true;
+  using narrow = examples::FloatOnly;  // the whole device model runs in fp32 (examples::dispatch_device)
   static bool sinusoidal(const Options& o) {
     return !std::is_same_v<Position, attention::Rotary> && o.position != "none";
   }
@@ -554,87 +554,112 @@ struct Stage {
   }
   index_t vocab() const { return pixels() ? 256 : std::max<index_t>(d.vocab.size(), d.train.info().vocab_size); }
 
+  // The whole model (encoder, blocks, final norm, head, store and AdamW) on the device and in the storage
+  // --device / --precision name.
   template <class Spec>
   void run() {
-    if (pixels()) with_encoder<Spec, models::LinearEncoder<F>>();
-    else with_encoder<Spec, models::TokenEncoder<F>>();
+    int gpu = o.gpu;
+#if defined(__CUDACC__)
+    // Under mpirun without --gpu, rank r takes device r modulo the visible ones.
+    if (o.device == "cuda" && gpu < 0 && comm.size() > 1) gpu = comm.rank() % longseq::cuda::device_count();
+#endif
+    examples::dispatch_device(o.device, gpu, o.precision, o.model, typename Spec::narrow{},
+                              [&]<class T, class D>(std::type_identity<T>, std::type_identity<D>) {
+                                if (pixels()) with_head<Spec, T, D, models::LinearEncoder>();
+                                else with_head<Spec, T, D, models::TokenEncoder>();
+                              });
   }
 
   template <class Spec, class Enc>
   typename Enc::Config encoder(bool mask_channel) const {
-    if constexpr (std::is_same_v<Enc, models::TokenEncoder<F>>)
+    if constexpr (requires(typename Enc::Config c) { c.vocab; })
       return {.vocab = vocab(), .dim = o.d_model, .padding_idx = data::Vocab::pad_id, .sinusoidal = Spec::sinusoidal(o)};
     else
       return {.channels = 1, .dim = o.d_model, .mask_channel = mask_channel, .sinusoidal = Spec::sinusoidal(o)};
   }
 
-  // The stack of Spec's blocks on the host, or (--device cuda) the same stack on the GPU inside nn::Offload
-  // (its parameters, the encoder, the head and the optimizer stay on the host).
-  template <class Spec, class Enc>
-  void with_encoder() {
-    using Host = nn::Stack<typename Spec::template block<F, device::host>>;
-    const typename Host::Config host{o.layers, Spec::template block_config<typename Host::block_type>(o, length())};
-    if (o.device == "host") return with_backbone<Spec, Enc, Host>(host);
-#if defined(__CUDACC__)
-    // The stack in storage type Td on the GPU; the float parameters on the host are its master weights.
-    auto on_gpu = [&]<class Td>(std::type_identity<Td>) {
-      using Dev = nn::Stack<typename Spec::template block<Td, device::cuda>>;
-      const typename Dev::Config dev{o.layers, Spec::template block_config<typename Dev::block_type>(o, length())};
-      const int gpu = o.gpu >= 0 || comm.size() == 1 ? o.gpu : comm.rank() % longseq::cuda::device_count();
-      with_backbone<Spec, Enc, nn::Offload<Host, Dev>>({host, dev, gpu});
-    };
-    if (o.precision == "fp32") return on_gpu(std::type_identity<F>{});
-    if constexpr (Spec::narrow_storage) {
-      if (o.precision == "bf16") return on_gpu(std::type_identity<longseq::bf16>{});
-      return on_gpu(std::type_identity<longseq::half>{});
-    } else {
-      LONGSEQ_FAIL("--precision ", o.precision, " with --model ", o.model, ": SSM blocks run in fp32 on the GPU; "
-                   "bf16 and fp16 storage is available for the Transformer");
-    }
-#endif
+  // The model of Spec's blocks with encoder EncOn and head HeadOn in storage T2 on policy D2.
+  template <class Spec, class T2, class D2, template <class, class> class EncOn, template <class, class> class HeadOn>
+  using NetOf = models::Model<EncOn<T2, D2>, nn::Stack<typename Spec::template block<T2, D2>>, nn::RuntimeNorm<T2, D2>,
+                              HeadOn<T2, D2>>;
+
+  // Its configuration on any (T2, D2): the trained model's and its float host twin's are built by the same code.
+  template <class Spec, class T2, class D2, template <class, class> class EncOn, template <class, class> class HeadOn,
+            class FillHead>
+  typename NetOf<Spec, T2, D2, EncOn, HeadOn>::Config net_config(bool mask_channel, const FillHead& fill_head) const {
+    using Stack = nn::Stack<typename Spec::template block<T2, D2>>;
+    const nn::RuntimeNorm<F>::Config n = Spec::final_norm(o);
+    typename NetOf<Spec, T2, D2, EncOn, HeadOn>::Config c;
+    c.encoder = encoder<Spec, EncOn<T2, D2>>(mask_channel);
+    c.backbone = {o.layers, Spec::template block_config<typename Stack::block_type>(o, length())};
+    c.norm = {.dim = n.dim, .kind = n.kind, .eps = n.eps, .momentum = n.momentum};
+    fill_head(c.head);
+    return c;
   }
 
-  template <class Spec, class Enc, class Backbone>
-  void with_backbone(const typename Backbone::Config& backbone) {
-    const nn::RuntimeNorm<F>::Config norm = Spec::final_norm(o);
+  template <class Spec, class T, class D, template <class, class> class EncOn>
+  void with_head() {
     if (o.stage == "pretrain") {
       const auto loss = pixels() ? heads::parse_denoise_loss(o.spt_loss) : heads::DenoiseLoss::ce;
       const auto select = loss == heads::DenoiseLoss::ce ? train::Select::accuracy : train::Select::loss;
-      if (o.causal()) {
-        using Net = models::Model<Enc, Backbone, nn::RuntimeNorm<F>, heads::CausalLMHead<F>>;
-        train_model<Net>({encoder<Spec, Enc>(false), backbone, norm, {.dim = o.d_model, .classes = vocab(), .loss = loss}},
-                         LraTask::Mode::causal, select);
-      } else {
-        using Net = models::Model<Enc, Backbone, nn::RuntimeNorm<F>, heads::MaskedDenoisingHead<F>>;
-        train_model<Net>({encoder<Spec, Enc>(true), backbone, norm, {.dim = o.d_model, .classes = vocab(), .loss = loss}},
-                         LraTask::Mode::masked, select);
-      }
+      auto head = [&](auto& h) {
+        h.dim = o.d_model;
+        h.classes = vocab();
+        h.loss = loss;
+      };
+      if (o.causal())
+        train_model<Spec, T, D, EncOn, heads::CausalLMHead>(false, head, LraTask::Mode::causal, select);
+      else
+        train_model<Spec, T, D, EncOn, heads::MaskedDenoisingHead>(true, head, LraTask::Mode::masked, select);
       return;
     }
     const index_t classes = d.train.info().num_classes;
     if (retrieval()) {
-      if constexpr (std::is_same_v<Enc, models::TokenEncoder<F>>) {
-        using Net = models::Model<Enc, Backbone, nn::RuntimeNorm<F>, heads::RetrievalHead<F>>;
-        train_model<Net>({encoder<Spec, Enc>(false), backbone, norm, {.dim = o.d_model, .classes = classes}},
-                         LraTask::Mode::classify, train::Select::accuracy);
+      if constexpr (std::is_same_v<EncOn<F, device::host>, models::TokenEncoder<F>>) {
+        auto head = [&](auto& h) {
+          h.dim = o.d_model;
+          h.classes = classes;
+        };
+        train_model<Spec, T, D, EncOn, heads::RetrievalHead>(false, head, LraTask::Mode::classify,
+                                                             train::Select::accuracy);
       }
       return;
     }
-    using Net = models::Model<Enc, Backbone, nn::RuntimeNorm<F>, heads::ClassificationHead<F>>;
-    train_model<Net>({encoder<Spec, Enc>(false), backbone, norm,
-                      {.dim = o.d_model, .classes = classes, .pool = nn::parse_pool(o.pool), .hidden = o.head_hidden}},
-                     LraTask::Mode::classify, train::Select::accuracy);
+    auto head = [&](auto& h) {
+      h.dim = o.d_model;
+      h.classes = classes;
+      h.pool = nn::parse_pool(o.pool);
+      h.hidden = o.head_hidden;
+    };
+    train_model<Spec, T, D, EncOn, heads::ClassificationHead>(false, head, LraTask::Mode::classify,
+                                                              train::Select::accuracy);
   }
 
-  template <class Net>
-  void train_model(typename Net::Config cfg, LraTask::Mode mode, train::Select select) {
-    Net model(cfg);
-    ParamStore<F> store;
+  template <class Spec, class T, class D, template <class, class> class EncOn, template <class, class> class HeadOn,
+            class FillHead>
+  void train_model(bool mask_channel, const FillHead& head, LraTask::Mode mode, train::Select select) {
+    using Net = NetOf<Spec, T, D, EncOn, HeadOn>;
+    using HostNet = NetOf<Spec, F, device::host, EncOn, HeadOn>;
+    Net model(net_config<Spec, T, D, EncOn, HeadOn>(mask_channel, head));
+    ParamStore<T, D> store;
     store.bind(model);
-    Rng rng(o.seed, 1);
-    model.init(rng);
-    // The paper's ablation redraws the whole model (encoder, norms, head too); random-mixer did so in init.
-    if (o.init == "random") train::redraw_normal(store, rng, 0.1);
+    auto draw = [&](auto& net, auto& st) {
+      Rng rng(o.seed, 1);
+      net.init(rng);
+      // The paper's ablation redraws the whole model (encoder, norms, head too); random-mixer did so in init.
+      if (o.init == "random") train::redraw_normal(st, rng, 0.1);
+    };
+    if constexpr (std::is_same_v<Net, HostNet>) {
+      draw(model, store);
+    } else {
+      // init is host-only: the float host twin is drawn and copied over, so every device and precision starts
+      // from the host run's parameters.
+      HostNet twin(net_config<Spec, F, device::host, EncOn, HeadOn>(mask_channel, head));
+      ParamStore<F> host;
+      host.bind(twin);
+      draw(twin, host);
+      examples::copy_initial(host, store);
+    }
     if (root()) std::fprintf(stderr, "[train_lra] %s %s on %s: %ld parameters, %d rank(s)\n", o.stage.c_str(),
                              o.model.c_str(), o.task.c_str(), long(store.count()), comm.size());
     nlohmann::json transfer_info;
@@ -642,7 +667,7 @@ struct Stage {
       LONGSEQ_CHECK(!fs::is_directory(o.pretrained), "--pretrained '", o.pretrained, "' is a folder; give the "
                     "checkpoint file in it (e.g. '", (fs::path(o.pretrained) / "best.safetensors").string(), "')");
       // Every rank reads the checkpoint (fit broadcasts rank 0's parameters anyway).
-      const auto rep = train::transfer<F>(o.pretrained, store);
+      const auto rep = train::transfer<T>(o.pretrained, store);
       if (root())
         std::fprintf(stderr, "[train_lra] loaded backbone from %s: %zu tensors loaded, %zu sliced (mask column), "
                              "%zu new (head), %zu dropped (SPT head)\n",
@@ -650,7 +675,7 @@ struct Stage {
       transfer_info = {{"event", "transfer"}, {"from", o.pretrained}, {"loaded", rep.loaded.size()},
                        {"sliced", rep.sliced.size()}, {"fresh", rep.fresh}, {"dropped", rep.dropped}};
     }
-    train::AdamW<F> opt(store, adamw_config(o));
+    train::AdamW<T, D> opt(store, adamw_config(o));
     LraTask task(d, o, mode);
     const index_t per_epoch = task.num_batches(train::Split::train, 0);
     index_t total = o.epochs * per_epoch;
@@ -703,7 +728,14 @@ struct Stage {
                                            {"look_back", o.look_back}, {"look_forward", o.look_forward},
                                            {"pool", o.pool}, {"patience", o.patience},
                                            {"pretrained", o.pretrained}}.dump();
-    const train::FitResult r = train::fit(model, store, opt, sched, task, fc, comm);
+    const train::FitResult r = [&] {
+      if constexpr (std::is_same_v<T, F>) {
+        return train::fit(model, store, opt, sched, task, fc, comm);
+      } else {
+        examples::TypedTask<T, LraTask> typed(task);  // bf16 / half batches
+        return train::fit(model, store, opt, sched, typed, fc, comm);
+      }
+    }();
     if (r.signal != 0)
       throw examples::Interrupted(r.signal, "step " + std::to_string(r.steps) + ", checkpoint " + r.last_path);
     if (!root()) return;

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 # The trainers with --device cuda against --device host (ctest label "gpu"): the same tiny runs on both
-# devices must give the same validation losses up to float rounding; covers the SSM (diagonal and generic
-# kernels, BatchNorm post-norm blocks) and Transformer stacks inside nn::Offload, SPT then fine-tuning from
-# the SPT checkpoint, and a bf16 / fp16 (loss-scaled) Transformer. Exits 77 (skipped) when the trainers were
-# built without CUDA or no device is visible.
+# devices must give the same validation losses up to float rounding; covers whole device-resident models
+# (encoder, SSM blocks with diagonal and generic kernels, BatchNorm post-norm blocks, Transformer blocks,
+# heads, AdamW on the GPU), SPT then fine-tuning from the SPT checkpoint, a run saved on the GPU and resumed
+# on the host, and the refusal of bf16 / fp16. Exits 77 (skipped) when the trainers were built without CUDA
+# or no device is visible.
 import argparse
 import json
 import os
@@ -84,12 +85,28 @@ for model in ("s4d", "s4"):
     close(f"listops {model} (BatchNorm, post-norm) fine-tuning val loss", res["host"]["val_loss"],
           res["cuda"]["val_loss"], 2e-3)
 
-# Narrow storage on the device: the float master weights on the host keep the run close to the fp32 one.
-ref = lra("host", "transformer-fp32", "--model", "transformer", "--stage", "scratch")
-for precision, extra in (("bf16", []), ("fp16", ["--loss-scale", "1024"])):
-    got = lra("cuda", f"transformer-{precision}", "--model", "transformer", "--stage", "scratch",
-              "--precision", precision, *extra)
-    close(f"listops transformer {precision} val loss", ref["val_loss"], got["val_loss"], 5e-2)
+# Saved on the GPU after the first epoch, resumed on the host for the second: the same run as on the host.
+i = small.index("--epochs")
+two = small[:i] + small[i + 2:] + ["--model", "transformer", "--stage", "scratch", "--epochs", 2,
+                                   "--schedule-steps", 8]
+res = {}
+for name, device, extra in (("ref", "host", []), ("resume", "cuda", ["--max-steps", 4])):  # 64 / 16: one epoch
+    res[name] = os.path.join(a.work, f"resume-{name}")
+    run(exe["train_lra"], *two, "--device", device, "--out", res[name], *extra)
+run(exe["train_lra"], *two, "--device", "host", "--out", res["resume"], "--resume", "--allow-changed",
+    "device,max_steps")
+with open(os.path.join(res["ref"], "result.json")) as f, open(os.path.join(res["resume"], "result.json")) as g:
+    close("listops transformer resumed across devices val loss", json.load(f)["val_loss"], json.load(g)["val_loss"],
+          2e-3)
+
+# Narrow storage is refused by name until the whole device model takes it.
+for precision in ("bf16", "fp16"):
+    r = subprocess.run([str(c) for c in [exe["train_lra"], *small, "--model", "transformer", "--stage", "scratch",
+                                          "--device", "cuda", "--precision", precision,
+                                          "--out", os.path.join(a.work, "narrow")]],
+                       capture_output=True, text=True)
+    if r.returncode == 0 or f"no {precision} device path" not in r.stdout + r.stderr:
+        failures.append(f"--precision {precision} was not refused by name")
 
 if failures:
     sys.exit("device and host differ: " + "; ".join(failures))
