@@ -32,7 +32,8 @@
 #                         --lr, --epochs, --seed, --model, --stage), e.g. "--d-model 128 --layers 4"
 #   DEVICE                host (default) or cuda: both parts run their residual stacks on the GPU
 #                         (needs nvcc at build time, so the trainers are compiled with CUDA, and a device)
-#   PRECISION             with DEVICE=cuda: fp32 (default), bf16 or fp16 storage of Transformer stacks
+#   PRECISION             with DEVICE=cuda: fp32 (default); bf16 and fp16 are refused for now (device-resident
+#                         models run in float32; docs/DESIGN.md, "What runs where")
 #   BUILD_DIR             CMake build folder (default build)
 #   LONGSEQ_PYTHON        the Python used for the table and plots (default Debian's /usr/bin/python3,
 #                         where install-deps.sh puts numpy and matplotlib; scripts/python.sh)
