@@ -30,7 +30,7 @@
 #   LISTOPS_SEED          seed of initialization, data order and masks (default 1)
 #   LISTOPS_ARGS          extra train_lra flags for all three stages (other than those set here: --batch,
 #                         --lr, --epochs, --seed, --model, --stage), e.g. "--d-model 128 --layers 4"
-#   DEVICE                host (default) or cuda: both parts run their residual stacks on the GPU
+#   DEVICE                host (default) or cuda: both parts run their whole models on the GPU
 #                         (needs nvcc at build time, so the trainers are compiled with CUDA, and a device)
 #   PRECISION             with DEVICE=cuda: fp32 (default); bf16 and fp16 are refused for now (device-resident
 #                         models run in float32; docs/DESIGN.md, "What runs where")
