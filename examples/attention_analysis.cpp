@@ -114,8 +114,10 @@ Architecture read_architecture(const interop::Safetensors& st, const Options& o)
   a.window = get("attn_window", index_t(0));
   a.look_back = get("look_back", index_t(1));
   a.look_forward = get("look_forward", index_t(1));
-  // Both trainers add sinusoidal positions to Transformer inputs; a stored "position" names another scheme.
-  const std::string position = get("position", std::string("sinusoidal"));
+  // Both trainers add sinusoidal positions to Transformer inputs unless a stored "position" names another
+  // scheme ("default" is the trainers' name for exactly that: sinusoidal for a Transformer).
+  std::string position = get("position", std::string("sinusoidal"));
+  if (position == "default") position = "sinusoidal";
   LONGSEQ_CHECK(position == "sinusoidal" || position == "none" || position == "rotary", "checkpoint '",
                 o.checkpoint, "': position scheme '", position, "' is not rebuilt by attention_analysis (it "
                 "rebuilds sinusoidal, rotary and none)");
