@@ -2,6 +2,8 @@
 // reused afterwards, and a scope hands its bytes back when it ends.
 #include <doctest/doctest.h>
 
+#include <thread>
+
 #include <longseq/attention/flash.hpp>
 #include <longseq/ops/fft_conv.hpp>
 
@@ -31,6 +33,29 @@ TEST_CASE("an arena scope carves aligned slices, gives them back, and refuses to
     CHECK_THROWS_WITH_AS(arena.scope(2 * cap), doctest::Contains("grow"), Error);
   }
   CHECK(arena.mark() == 0);
+}
+
+TEST_CASE("a scope opened by a second thread while another thread owns the arena gets memory of its own") {
+  Arena<device::host> arena;
+  auto outer = arena.scope(512);
+  float* mine = outer.take<float>(16);
+  float* theirs = nullptr;
+  std::size_t mark_seen = 0;
+  std::thread other([&] {
+    auto s = arena.scope(512);
+    theirs = s.take<float>(16);
+    theirs[0] = 1.0f;  // writable, and nowhere in the owner's buffer
+    mark_seen = arena.mark();
+  });
+  other.join();
+  CHECK(theirs != nullptr);
+  CHECK((theirs < mine || theirs >= mine + 512 / sizeof(float)));
+  CHECK(mark_seen == Arena<>::alignment);  // the owner's offset was not moved by the other thread
+  {
+    auto nested = arena.scope(256);  // the owning thread nests on the shared buffer
+    CHECK(nested.take<float>(1) == mine + Arena<>::alignment / sizeof(float));
+  }
+  CHECK(arena.mark() == Arena<>::alignment);
 }
 
 TEST_CASE("fft_conv, rfft and flash attention reuse the arena: no growth after the largest call, same results") {
