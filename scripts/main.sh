@@ -28,6 +28,10 @@
 #   LISTOPS_PRETRAIN_EPOCHS, LISTOPS_EPOCHS   SPT epochs; fine-tuning = scratch epochs (default 24 / 8)
 #   LISTOPS_BATCH, LISTOPS_LR                 batch size and learning rate of all stages (32, 5e-3)
 #   LISTOPS_SEED          seed of initialization, data order and masks (default 1)
+#   SEEDS                 several seeds, e.g. "1 2 3": both parts run once per seed (Fashion-MNIST with
+#                         --seed, ListOps with that seed) into $OUT_DIR/seed-<s>/, each with its own table,
+#                         and $OUT_DIR/{table.md,results.json,results.png} give mean and standard deviation
+#                         per cell (scripts/seed_table.py). Unset: one run, the trainers' default seeds.
 #   LISTOPS_ARGS          extra train_lra flags for all three stages (other than those set here: --batch,
 #                         --lr, --epochs, --seed, --model, --stage), e.g. "--d-model 128 --layers 4"
 #   DEVICE                host (default) or cuda: both parts run their whole models on the GPU
@@ -39,15 +43,32 @@
 #                         where install-deps.sh puts numpy and matplotlib; scripts/python.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
-source scripts/python.sh
 
 build=${BUILD_DIR:-build}
 bin=$build/examples
-out=${OUT_DIR:-results/main}
-mkdir -p "$out"
-timings=$out/timings.txt
-: >"$timings"
+root=${OUT_DIR:-results/main}
+out=$root
+fashion_seed=()
+listops_seed=${LISTOPS_SEED:-1}
+
+# SEEDS is checked here, before anything is built: a value that makes no sense is refused, not skipped.
+read -r -a seeds <<<"${SEEDS:-}"
+if [[ -n "${SEEDS+x}" ]]; then
+  ((${#seeds[@]})) || { echo "main job: SEEDS is set but empty; give seeds such as SEEDS=\"1 2 3\"" >&2; exit 2; }
+  for s in "${seeds[@]}"; do
+    [[ "$s" =~ ^[0-9]{1,18}$ ]] || { echo "main job: SEEDS: '$s' is not a non-negative integer" >&2; exit 2; }
+  done
+  if [[ "$(printf '%s\n' "${seeds[@]}" | sort | uniq -d)" != "" ]]; then
+    echo "main job: SEEDS: a seed is repeated in '$SEEDS'; each seed runs once" >&2; exit 2
+  fi
+  [[ -z "${LISTOPS_SEED:-}" ]] || { echo "main job: give either SEEDS or LISTOPS_SEED, not both" >&2; exit 2; }
+  for a in "$@" ${FASHION_ARGS:-}; do
+    [[ "$a" != --seed* ]] || { echo "main job: give either SEEDS or spt_vs_scratch's --seed, not both" >&2; exit 2; }
+  done
+fi
+bash scripts/install-deps.sh
+source scripts/python.sh
+mkdir -p "$root"
 
 # The trainers parallelize with OpenMP; a threaded BLAS inside those loops would oversubscribe the cores.
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
@@ -82,7 +103,6 @@ part_build() {
   cmake --build "$build" --target spt_vs_scratch train_lra lra_data -j "$(nproc)" || return 1
 }
 
-table_args=()
 device_args=(--device "${DEVICE:-host}")
 if [[ -n "${PRECISION:-}" ]]; then device_args+=(--precision "$PRECISION"); fi
 fashion_cli=("$@")
@@ -97,7 +117,7 @@ part_fashion() {
   read -r -a extra <<<"${FASHION_ARGS:-}"
   mkdir -p "$fm" || return 1
   timed fashion-mnist all spt_vs_scratch "$bin/spt_vs_scratch" --data-dir "$data_dir" --out-dir "$fm" \
-    "${device_args[@]}" "${extra[@]}" "${fashion_cli[@]}" | tee "$fm/table.md" || return 1
+    "${device_args[@]}" "${extra[@]}" "${fashion_seed[@]}" "${fashion_cli[@]}" | tee "$fm/table.md" || return 1
   table_args+=(--fashion "$fm/results.json")
   plot scripts/plot_metrics.py "$fm/metrics.jsonl" -o "$fm/curves.png"
 }
@@ -110,7 +130,7 @@ part_listops() {
     --max-length "${LISTOPS_MAX_LENGTH:-160}" --max-depth "${LISTOPS_MAX_DEPTH:-4}" \
     --max-args "${LISTOPS_MAX_ARGS:-5}" --seed 1 || return 1
   read -r -a extra <<<"${LISTOPS_ARGS:-}"
-  local common=(--task listops --data "$data" --seed "${LISTOPS_SEED:-1}" --batch "${LISTOPS_BATCH:-32}"
+  local common=(--task listops --data "$data" --seed "$listops_seed" --batch "${LISTOPS_BATCH:-32}"
                 --lr "${LISTOPS_LR:-5e-3}" --log-every 50 "${device_args[@]}" "${extra[@]}")
   local model ok=0
   for model in ${LISTOPS_MODELS:-s4d transformer}; do
@@ -141,12 +161,39 @@ if ((${#failed[@]})); then
   exit 1
 fi
 train_start=$SECONDS
-[[ "${SKIP_FASHION:-0}" == 1 ]] || run_part fashion-mnist part_fashion
-[[ "${SKIP_LISTOPS:-0}" == 1 ]] || run_part listops part_listops
-run_part table part_table
+run_parts() {  # the data sets and their table, written under $out
+  table_args=()
+  timings=$out/timings.txt
+  mkdir -p "$out" && : >"$timings" || { failed+=("output folder $out"); return; }
+  [[ "${SKIP_FASHION:-0}" == 1 ]] || run_part "fashion-mnist$1" part_fashion
+  [[ "${SKIP_LISTOPS:-0}" == 1 ]] || run_part "listops$1" part_listops
+  run_part "table$1" part_table
+}
+part_seed_table() {
+  local r=() s
+  for s in "${seeds[@]}"; do
+    [[ -s "$root/seed-$s/results.json" ]] && r+=("$root/seed-$s/results.json")
+  done
+  ((${#r[@]})) || { echo "main job: no seed produced results to aggregate" >&2; return 1; }
+  echo
+  "$LONGSEQ_PYTHON" scripts/seed_table.py "${r[@]}" --table "$root/table.md" --json "$root/results.json" \
+    --plot "$root/results.png" || return 1
+}
+if ((${#seeds[@]})); then
+  for s in "${seeds[@]}"; do
+    out=$root/seed-$s
+    fashion_seed=(--seed "$s")
+    listops_seed=$s
+    echo "main job: seed $s (results in $out)"
+    run_parts " (seed $s)"
+  done
+  run_part "mean over seeds" part_seed_table
+else
+  run_parts ""
+fi
 
 echo "main job: wall time per part: $(IFS=,; echo "${part_times[*]}" | sed 's/,/, /g')"
-echo "main job: $((SECONDS - train_start)) s after the build, $((SECONDS - start)) s in all; results in $out"
+echo "main job: $((SECONDS - train_start)) s after the build, $((SECONDS - start)) s in all; results in $root"
 if ((${#failed[@]})); then
   echo "main job: failed parts: ${failed[*]}" >&2
   exit 1

@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
 """Aggregates main-job runs over seeds: mean and sample standard deviation of the test accuracies.
 
-Inputs: several results.json files written by scripts/main_table.py (one per seed, e.g. from
-`LISTOPS_SEED=<s> OUT_DIR=results/listops-seed<s> bash scripts/main.sh`). For every (dataset, model) it
-reports scratch and SPT + fine-tuning test accuracy as mean +- std over the runs, the per-run gains, and
-their mean; writes the Markdown table with --table and a bar chart with error bars with --plot.
+Inputs: several results.json files written by scripts/main_table.py, one per seed (`SEEDS="1 2 3" bash
+scripts/main.sh` runs the seeds and calls this script). For every (dataset, model) it reports scratch and
+SPT + fine-tuning test accuracy as mean +- sample standard deviation over the runs, the per-run gains and
+their mean; writes the Markdown table with --table, the numbers with --json (both atomically) and a bar
+chart with error bars with --plot. `--self-test` checks the arithmetic on made-up runs.
 """
 import argparse
 import json
+import math
+import os
 import statistics
 import sys
+import tempfile
+
+from main_table import write_atomic
 
 
 def load(path):
@@ -31,11 +37,27 @@ def aggregate(paths):
         for r in load(p):
             if "scratch" not in r or "finetune" not in r:
                 continue
-            key = (r["dataset"], r["model"])
-            cells.setdefault(key, []).append((100 * r["scratch"]["test_acc"], 100 * r["finetune"]["test_acc"]))
+            try:
+                pair = (100 * float(r["scratch"]["test_acc"]), 100 * float(r["finetune"]["test_acc"]))
+            except (KeyError, TypeError, ValueError) as e:
+                sys.exit(f"{p}: row {r.get('dataset')}/{r.get('model')}: expected a numeric test_acc ({e})")
+            cells.setdefault((r["dataset"], r["model"]), []).append(pair)
     if not cells:
         sys.exit("no run has both a scratch and a fine-tuning result")
     return cells
+
+
+def summary(cells, paths):
+    """The numbers of the table, as JSON: per cell the runs and mean/std of both accuracies and the gain."""
+    out = []
+    for (ds, model), runs in cells.items():
+        sc, ft = mean_std([a for a, _ in runs]), mean_std([b for _, b in runs])
+        gains = [b - a for a, b in runs]
+        out.append({"dataset": ds, "model": model, "runs": len(runs),
+                    "scratch_pct": {"mean": sc[0], "std": sc[1], "values": [a for a, _ in runs]},
+                    "finetune_pct": {"mean": ft[0], "std": ft[1], "values": [b for _, b in runs]},
+                    "gain_points": {"mean": statistics.mean(gains), "std": mean_std(gains)[1], "values": gains}})
+    return {"inputs": list(paths), "cells": out}
 
 
 def table(cells):
@@ -77,22 +99,62 @@ def plot(cells, path, title):
     fig.savefig(path, dpi=120)
 
 
+def self_test():
+    runs = {1: (0.80, 0.85), 2: (0.70, 0.90), 3: (0.75, 0.80)}  # seed -> (scratch, fine-tuned) accuracy
+    with tempfile.TemporaryDirectory() as d:
+        paths = []
+        for seed, (sc, ft) in runs.items():
+            rows = [{"dataset": "listops", "model": "s4d", "scratch": {"test_acc": sc}, "finetune": {"test_acc": ft}},
+                    {"dataset": "listops", "model": "transformer", "scratch": {"test_acc": 0.5}}]  # no FT: left out
+            paths.append(os.path.join(d, f"seed{seed}.json"))
+            write_atomic(paths[-1], json.dumps({"rows": rows}))
+        s = summary(aggregate(paths), paths)
+        assert len(s["cells"]) == 1, s
+        c = s["cells"][0]
+        assert c["runs"] == 3 and math.isclose(c["scratch_pct"]["mean"], 75.0), c
+        assert math.isclose(c["scratch_pct"]["std"], 5.0), c  # sample std of 80, 70, 75
+        assert math.isclose(c["finetune_pct"]["std"], 5.0) and math.isclose(c["gain_points"]["mean"], 10.0), c
+        assert [round(g, 9) for g in c["gain_points"]["values"]] == [5.0, 20.0, 5.0], c
+        text = table(aggregate(paths))
+        assert "| listops | s4d | 3 | 75.00 ± 5.00 | 85.00 ± 5.00 | +10.00 | +5.0, +20.0, +5.0 |" in text, text
+        write_atomic(paths[0], json.dumps({"rows": [{"dataset": "x", "model": "m", "scratch": {"test_acc": "high"},
+                                                     "finetune": {"test_acc": 0.5}}]}))
+        try:
+            aggregate(paths[:1])
+            raise AssertionError("a non-numeric accuracy was accepted")
+        except SystemExit as e:
+            assert "numeric test_acc" in str(e), e
+    print("seed_table self-test passed")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("results", nargs="+", help="results.json files of scripts/main_table.py, one per seed")
+    ap.add_argument("results", nargs="*", help="results.json files of scripts/main_table.py, one per seed")
     ap.add_argument("--table", help="write the Markdown table here")
+    ap.add_argument("--json", help="write the runs, means and standard deviations here")
     ap.add_argument("--plot", help="write the bar chart (PNG) here")
     ap.add_argument("--title", default="SPT + fine-tune vs. from scratch, mean ± std over seeds")
+    ap.add_argument("--self-test", action="store_true", help="check the aggregation on made-up runs and exit")
     args = ap.parse_args()
+    if args.self_test:
+        return self_test()
+    if not args.results:
+        ap.error("give one results.json per seed")
     cells = aggregate(args.results)
-    text = table(cells)
+    text = ("Test accuracy at the best validation epoch, mean ± sample standard deviation over the seeds; "
+            "scratch and fine-tuning have the same budget.\n\n" + table(cells))
     print(text)
     if args.table:
-        with open(args.table, "w") as f:
-            f.write(text + "\n")
+        write_atomic(args.table, text + "\n")
+    if args.json:
+        write_atomic(args.json, json.dumps(summary(cells, args.results), indent=2) + "\n")
     if args.plot:
-        plot(cells, args.plot, args.title)
-        print(f"plot: {args.plot}")
+        # The table and the JSON are written; a missing matplotlib or a failed plot only costs the PNG.
+        try:
+            plot(cells, args.plot, args.title)
+            print(f"plot: {args.plot}")
+        except Exception as e:  # noqa: BLE001 - any plotting failure is reported, never fatal
+            print(f"warning: no plot {args.plot} ({type(e).__name__}: {e})", file=sys.stderr)
 
 
 if __name__ == "__main__":
