@@ -58,25 +58,31 @@ using acc = accum_t<std::remove_const_t<T>>;
 template <class T>
 using In = std::type_identity_t<TensorView<const T>>;
 
-// Sums per-row contributions over all rows: fn(r, acc) adds row r's `width` values into acc. Rows are
-// cut into a fixed number of blocks summed in a fixed order, so the result does not depend on the
-// number of threads (gradients are reproducible run to run).
-template <class W, class RowFn>
-std::vector<W> sum_over_rows(const Context<device::host>& ctx, index_t rows, index_t width, RowFn fn) {
+// Sums per-row contributions over all rows: fn(r, acc) adds row r's `width` values into acc, then
+// done(total) reads the `width` sums. Rows are cut into a fixed number of blocks summed in a fixed order,
+// so the result does not depend on the number of threads (gradients are reproducible run to run). The
+// partial sums live in the context's arena until done returns.
+template <class W, class RowFn, class Done>
+void sum_over_rows(Context<device::host>& ctx, index_t rows, index_t width, RowFn fn, Done done) {
   constexpr index_t max_blocks = 64;
-  index_t blocks = std::min<index_t>(std::max<index_t>(rows, 1), max_blocks);
-  index_t per = (rows + blocks - 1) / blocks;
-  std::vector<W> partial(static_cast<std::size_t>(blocks * width), W(0));
-  int nt = threads_for(ctx, rows * width);
+  using A = Arena<device::host>;
+  const index_t blocks = std::min<index_t>(std::max<index_t>(rows, 1), max_blocks);
+  const index_t per = (rows + blocks - 1) / blocks;
+  const auto n_partial = std::size_t(blocks * width), n_total = std::size_t(width);
+  auto scope = ctx.arena.scope(A::bytes_for<W>(n_partial) + A::bytes_for<W>(n_total));
+  W* partial = scope.template take<W>(n_partial);
+  W* total = scope.template take<W>(n_total);
+  const int nt = threads_for(ctx, rows * width);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (index_t b = 0; b < blocks; ++b) {
-    W* acc = partial.data() + b * width;
+    W* acc = partial + b * width;
+    std::fill(acc, acc + width, W(0));
     for (index_t r = b * per; r < std::min(rows, (b + 1) * per); ++r) fn(r, acc);
   }
-  std::vector<W> total(static_cast<std::size_t>(width), W(0));
+  std::fill(total, total + width, W(0));
   for (index_t b = 0; b < blocks; ++b)
-    for (index_t j = 0; j < width; ++j) total[std::size_t(j)] += partial[std::size_t(b * width + j)];
-  return total;
+    for (index_t j = 0; j < width; ++j) total[j] += partial[b * width + j];
+  done(static_cast<const W*>(total));
 }
 
 }  // namespace detail

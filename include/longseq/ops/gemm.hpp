@@ -101,17 +101,21 @@ void gemm(Context<device::host>& ctx, Trans ta, Trans tb, index_t m, index_t n, 
   } else {
     index_t ar = ta == Trans::N ? m : k, ac = ta == Trans::N ? k : m;
     index_t br = tb == Trans::N ? k : n, bc = tb == Trans::N ? n : k;
-    std::vector<float> fa(std::size_t(ar * ac)), fb(std::size_t(br * bc)), fc(std::size_t(m * n));
+    // The float copies of one product come from the context's arena (reused by every later call).
+    using A = Arena<device::host>;
+    const auto na = std::size_t(ar * ac), nb = std::size_t(br * bc), nc = std::size_t(m * n);
+    auto scope = ctx.arena.scope(A::bytes_for<float>(na) + A::bytes_for<float>(nb) + A::bytes_for<float>(nc));
+    float *fa = scope.take<float>(na), *fb = scope.take<float>(nb), *fc = scope.take<float>(nc);
     float fal = float(alpha), fbe = float(beta);
     for (index_t i = 0; i < batch; ++i) {
-      detail::widen(a + i * stride_a, ar, ac, lda, fa.data());
-      detail::widen(b + i * stride_b, br, bc, ldb, fb.data());
+      detail::widen(a + i * stride_a, ar, ac, lda, fa);
+      detail::widen(b + i * stride_b, br, bc, ldb, fb);
       T* ci = c + i * stride_c;
-      if (fbe != 0.0f) detail::widen(ci, m, n, ldc, fc.data());
-      detail::cblas_gemm(ta, tb, m, n, k, fal, fa.data(), std::max<index_t>(ac, 1), fb.data(),
-                         std::max<index_t>(bc, 1), fbe, fc.data(), n);
+      if (fbe != 0.0f) detail::widen(ci, m, n, ldc, fc);
+      detail::cblas_gemm(ta, tb, m, n, k, fal, fa, std::max<index_t>(ac, 1), fb, std::max<index_t>(bc, 1), fbe, fc,
+                         n);
       for (index_t r = 0; r < m; ++r)
-        for (index_t j = 0; j < n; ++j) ci[r * ldc + j] = T(fc[std::size_t(r * n + j)]);
+        for (index_t j = 0; j < n; ++j) ci[r * ldc + j] = T(fc[r * n + j]);
     }
   }
 }

@@ -87,14 +87,22 @@ void layernorm_backward(Context<device::host>& ctx, std::type_identity_t<TensorV
   expect_contiguous(dgamma, "dgamma");
   expect_contiguous(dbeta, "dbeta");
   // Parameter gradients first: dx may alias dy.
-  auto sums = detail::sum_over_rows<W>(ctx, rows, 2 * H, [&](index_t r, W* acc) {
-    const T *xr = x.data + r * H, *gr = dy.data + r * H;
-    W m = mean.data[r], rs = rstd.data[r];
-    for (index_t h = 0; h < H; ++h) {
-      acc[h] += W(gr[h]) * (W(xr[h]) - m) * rs;
-      acc[H + h] += W(gr[h]);
-    }
-  });
+  detail::sum_over_rows<W>(
+      ctx, rows, 2 * H,
+      [&](index_t r, W* acc) {
+        const T *xr = x.data + r * H, *gr = dy.data + r * H;
+        W m = mean.data[r], rs = rstd.data[r];
+        for (index_t h = 0; h < H; ++h) {
+          acc[h] += W(gr[h]) * (W(xr[h]) - m) * rs;
+          acc[H + h] += W(gr[h]);
+        }
+      },
+      [&](const W* sums) {
+        for (index_t h = 0; h < H; ++h) {
+          dgamma.data[h] = T(W(dgamma.data[h]) + sums[h]);
+          dbeta.data[h] = T(W(dbeta.data[h]) + sums[H + h]);
+        }
+      });
   int nt = detail::threads_for(ctx, rows * H);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (index_t r = 0; r < rows; ++r) {
@@ -112,10 +120,6 @@ void layernorm_backward(Context<device::host>& ctx, std::type_identity_t<TensorV
       W g = W(gr[h]) * W(gamma.data[h]), xh = (W(xr[h]) - m) * rs;
       dr[h] = T(rs * (g - sg - xh * sgx));
     }
-  }
-  for (index_t h = 0; h < H; ++h) {
-    dgamma.data[h] = T(W(dgamma.data[h]) + sums[std::size_t(h)]);
-    dbeta.data[h] = T(W(dbeta.data[h]) + sums[std::size_t(H + h)]);
   }
 }
 
@@ -157,11 +161,16 @@ void rmsnorm_backward(Context<device::host>& ctx, std::type_identity_t<TensorVie
   detail::check_stat(rstd, rows, "rstd");
   expect_shape(dgamma, Shape{H}, "dgamma");
   expect_contiguous(dgamma, "dgamma");
-  auto sums = detail::sum_over_rows<W>(ctx, rows, H, [&](index_t r, W* acc) {
-    const T *xr = x.data + r * H, *gr = dy.data + r * H;
-    W rs = rstd.data[r];
-    for (index_t h = 0; h < H; ++h) acc[h] += W(gr[h]) * W(xr[h]) * rs;
-  });
+  detail::sum_over_rows<W>(
+      ctx, rows, H,
+      [&](index_t r, W* acc) {
+        const T *xr = x.data + r * H, *gr = dy.data + r * H;
+        W rs = rstd.data[r];
+        for (index_t h = 0; h < H; ++h) acc[h] += W(gr[h]) * W(xr[h]) * rs;
+      },
+      [&](const W* sums) {
+        for (index_t h = 0; h < H; ++h) dgamma.data[h] = T(W(dgamma.data[h]) + sums[h]);
+      });
   int nt = detail::threads_for(ctx, rows * H);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (index_t r = 0; r < rows; ++r) {
@@ -172,7 +181,6 @@ void rmsnorm_backward(Context<device::host>& ctx, std::type_identity_t<TensorVie
     sgx /= W(H);
     for (index_t h = 0; h < H; ++h) dr[h] = T(rs * (W(gr[h]) * W(gamma.data[h]) - W(xr[h]) * rs * sgx));
   }
-  for (index_t h = 0; h < H; ++h) dgamma.data[h] = T(W(dgamma.data[h]) + sums[std::size_t(h)]);
 }
 
 }  // namespace longseq::ops

@@ -19,11 +19,15 @@ void sum_rows(Context<device::host>& ctx, std::type_identity_t<TensorView<const 
   LONGSEQ_CHECK(x.rank() >= 1, "sum_rows: tensor 'x' has shape ", x.shape, ", expected rank >= 1 (..., H)");
   index_t H = x.size(-1), rows = detail::leading_rows(x.shape);
   expect_shape(y, Shape{H}, "y");
-  auto s = detail::sum_over_rows<W>(ctx, rows, H, [&](index_t r, W* acc) {
-    const T* xr = x.data + r * H;
-    for (index_t h = 0; h < H; ++h) acc[h] += W(xr[h]);
-  });
-  for (index_t h = 0; h < H; ++h) y.data[h] = T((accumulate ? W(y.data[h]) : W(0)) + s[std::size_t(h)]);
+  detail::sum_over_rows<W>(
+      ctx, rows, H,
+      [&](index_t r, W* acc) {
+        const T* xr = x.data + r * H;
+        for (index_t h = 0; h < H; ++h) acc[h] += W(xr[h]);
+      },
+      [&](const W* s) {
+        for (index_t h = 0; h < H; ++h) y.data[h] = T((accumulate ? W(y.data[h]) : W(0)) + s[h]);
+      });
 }
 
 namespace detail {
