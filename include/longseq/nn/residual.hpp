@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "../ops/dropout.hpp"
 #include "../ops/elementwise.hpp"
+#include "dropout.hpp"
 #include "layer.hpp"
 
 namespace longseq::nn {
@@ -24,6 +24,7 @@ struct ResidualParts {
     typename Norm::Config norm;
     typename Mixer::Config mixer;
     double dropout = 0.0;
+    DropoutMask dropout_mask = DropoutMask::element;  // or tied: one mask per (batch, channel) over L
     std::uint64_t stream = 0;  // dropout stream; distinct per layer (Stack assigns them)
   };
   // Dropout as the forward applied it, so the backward regenerates the same mask.
@@ -36,7 +37,7 @@ struct ResidualParts {
   Norm norm;
   Mixer mixer;
 
-  explicit ResidualParts(Config c) : cfg(c), norm(c.norm), mixer(c.mixer) {
+  explicit ResidualParts(Config c) : cfg(c), norm(c.norm), mixer(mixer_config(c)) {
     LONGSEQ_CHECK(c.dropout >= 0 && c.dropout < 1, "residual dropout must be in [0, 1), got ", c.dropout);
   }
   template <class F>
@@ -56,16 +57,24 @@ struct ResidualParts {
   { mixer.set_key_padding(m); }
 
  protected:
+  // A mixer with a dropout of its own (SSMConv) left on stream 0 draws on one derived from this block's, so
+  // its mask differs from the residual's and from the other blocks' mixers (Stack numbers the blocks).
+  static typename Mixer::Config mixer_config(const Config& c) {
+    typename Mixer::Config m = c.mixer;
+    if constexpr (requires { m.stream; })
+      if (m.stream == 0) m.stream = c.stream ^ 0x9E3779B97F4A7C15ull;
+    return m;
+  }
   void drop_forward(Context<D>& ctx, TensorView<T, D> y, DropState& d) const {
     d.p = ctx.training ? cfg.dropout : 0.0;
     d.seed = ctx.seed;
-    if (d.p > 0) ops::dropout_forward<T>(ctx, y, y, d.p, d.seed, cfg.stream);
+    if (d.p > 0) dropout_forward<T>(ctx, y, y, d.p, cfg.dropout_mask, d.seed, cfg.stream);
   }
   // g = Drop'(dy): the gradient through the dropout, or dy itself when none was applied.
   void drop_backward(Context<D>& ctx, const DropState& d, TensorView<const T, D> dy, Tensor<T, D>& g) const {
     g.resize(dy.shape);
     if (d.p > 0)
-      ops::dropout_backward<T>(ctx, dy, g.view(), d.p, d.seed, cfg.stream);
+      dropout_backward<T>(ctx, dy, g.view(), d.p, cfg.dropout_mask, d.seed, cfg.stream);
     else
       ops::copy<T, T>(ctx, dy, g.view());
   }
