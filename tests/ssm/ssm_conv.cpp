@@ -237,3 +237,45 @@ TEST_CASE("SSMConv reuses its buffers across calls of other shapes with identica
   check_reuse<SSMConv<S4D<float>, Bidirectional>>({.kernel = {.H = 33, .N = 4}});
   check_reuse<SSMConv<S4D<float>, Bidirectional>>({.kernel = {.H = 8, .N = 4}, .gelu = ops::Gelu::tanh});
 }
+
+TEST_CASE("SSMConv with tied dropout drops whole channels of the activation, and its gradients hold") {
+  static_assert(SSMConvConfig<S4DConfig>{}.dropout_mask == nn::DropoutMask::element, "the default stays per element");
+  const index_t B = 3, L = 9, H = 6;
+  const double p = 0.5;
+  SSMConv<S4D<double>, Bidirectional> layer(
+      {.kernel = {.H = H, .N = 4}, .dropout = p, .dropout_mask = nn::DropoutMask::tied, .stream = 5});
+  ParamStore<double> store;
+  store.bind(layer);
+  Rng rng(8);
+  layer.init(rng);
+  auto xv = test::random_vec(B * L * H, 9);
+  TensorView<double> x(xv.data(), Shape{B, L, H});
+  Tensor<double> y(Shape{B, L, H});
+  HostContext ctx;
+  ctx.seed = 31;
+  decltype(layer)::Saved eval, train;
+  ctx.training = false;
+  layer.forward(ctx, x, y.view(), eval);
+  ctx.training = true;
+  layer.forward(ctx, x, y.view(), train);
+  // The output projection's saved input is the activation after dropout: per (b, h) it is the activation
+  // times 0 or 1 / (1 - p) at every step, never a mix.
+  index_t mixed = 0, dropped = 0;
+  for (index_t b = 0; b < B; ++b)
+    for (index_t h = 0; h < H; ++h) {
+      const bool keep = ops::dropout_keeps(31, 5, std::uint64_t(b * H + h), float(p));
+      dropped += !keep;
+      for (index_t l = 0; l < L; ++l) {
+        const index_t i = (b * L + l) * H + h;
+        const double want = keep ? eval.out.x[i] / (1 - p) : 0.0;
+        mixed += std::abs(train.out.x[i] - want) > 1e-12 * (1 + std::abs(want));
+      }
+    }
+  CHECK(mixed == 0);
+  CHECK(dropped > 0);
+  CHECK(dropped < B * H);
+  SSMConv<S4D<double>, Bidirectional> g({.kernel = {.H = 3, .N = 4, .dt_min = 0.05, .dt_max = 0.5},
+                                         .dropout = 0.3,
+                                         .dropout_mask = nn::DropoutMask::tied});
+  check_layer(g, 2, 7, 12, /*training=*/true);
+}

@@ -14,7 +14,7 @@ struct DLRConfig {
   index_t H = 0;                        // channels of the layer
   index_t N = 1024;                     // complex modes (no conjugate pairing: the kernel takes Re)
   index_t channels = 1;                 // kernels per channel (2 for a bidirectional layer)
-  double dt_min = 1e-4, dt_max = 1e-1;  // range of the "omega" init's decay rates
+  double dt_min = 1e-4, dt_max = 1e-1;  // range of the "omega" init's decay rates (the reference layer's)
   RandomInit random{};
 };
 
@@ -33,7 +33,10 @@ struct DLR {
   using Saved = std::conditional_t<on_host<D>, HostSaved, DeviceDiagonalSaved<T, D>>;
 
   Config cfg;
-  // Lambda_n = -Lambda_r_n^2 + i Lambda_theta_n keeps Re Lambda <= 0.
+  // Lambda_n = -Lambda_r_n^2 + i Lambda_theta_n keeps Re Lambda <= 0. Groups as the reference trains them:
+  // Lambda_theta and W at its layer rate (1e-4, the `ssm` group), Lambda_r in the `dt` group (the global lr,
+  // no decay): the reference's rate for the real part resolves to none, because its fallback to Lambda's
+  // rate is written into the caller's options instead of the layer's.
   Param<T, D> Lambda_r, Lambda_theta, W;
 
   explicit DLR(Config c) : cfg(c) {
@@ -41,7 +44,7 @@ struct DLR {
     LONGSEQ_CHECK(cfg.N >= 1, "DLR: N = ", cfg.N, ", expected N >= 1");
     LONGSEQ_CHECK(cfg.channels == 1 || cfg.channels == 2, "DLR: channels = ", cfg.channels, ", expected 1 or 2");
     detail::check_dt_range(cfg.dt_min, cfg.dt_max, "DLR");
-    Lambda_r = Param<T, D>(Shape{cfg.N}, ParamGroup::ssm);
+    Lambda_r = Param<T, D>(Shape{cfg.N}, ParamGroup::dt);
     Lambda_theta = Param<T, D>(Shape{cfg.N}, ParamGroup::ssm);
     W = Param<T, D>(Shape{cfg.channels, cfg.H, cfg.N, 2}, ParamGroup::ssm);
   }
@@ -56,7 +59,7 @@ struct DLR {
   }
 
   // "omega" init: Re Lambda_n = -dt_n / 2 with dt_n log-uniform in [dt_min, dt_max], Im Lambda_n = 2 pi n / N;
-  // W = (a + i b) / N with a, b ~ N(0, 1/2).
+  // W = (a + i b) / N with a, b ~ N(0, 1): each part has standard deviation 1/N, as in the reference.
   void init(Rng& rng) {
     static_assert(on_host<D>, "DLR<..., device::cuda>::init: initialization is host-only; initialize the host "
                               "parameterization and copy its parameter values to the device");
@@ -66,7 +69,7 @@ struct DLR {
       Lambda_r.value[n] = T(std::sqrt(0.5 * dt));
       Lambda_theta.value[n] = T(2 * std::numbers::pi * double(n) / double(cfg.N));
     }
-    detail::fill_normal(W.value, rng, 0.0, std::sqrt(0.5) / double(cfg.N));
+    detail::fill_normal(W.value, rng, 0.0, 1.0 / double(cfg.N));
   }
 
   void diagonal(DiagonalForm<T>& d) const {

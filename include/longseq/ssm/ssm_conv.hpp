@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "../nn/dropout.hpp"
 #include "../nn/linear.hpp"
 #include "../ops/activation.hpp"
-#include "../ops/dropout.hpp"
 #include "../ops/elementwise.hpp"
 #include "../ops/fft_conv.hpp"
 #include "kernel.hpp"
@@ -48,7 +48,7 @@ template <class T, class D, class Layer, class Saved>
 void output_forward(Context<D>& ctx, Layer& l, Saved& s, TensorView<T, D> a, TensorView<T, D> y) {
   s.dropped = ctx.training && l.cfg.dropout > 0;
   s.seed = ctx.seed;
-  if (s.dropped) ops::dropout_forward<T>(ctx, a, a, l.cfg.dropout, s.seed, l.cfg.stream);
+  if (s.dropped) nn::dropout_forward<T>(ctx, a, a, l.cfg.dropout, l.cfg.dropout_mask, s.seed, l.cfg.stream);
   s.g.resize(Shape{a.size(0), a.size(1), 2 * a.size(2)});
   l.out.apply(ctx, a, s.g.view());
   ops::glu_forward<T>(ctx, s.g.view(), y);
@@ -59,7 +59,7 @@ void output_backward(Context<D>& ctx, Layer& l, Saved& s, TensorView<const T, D>
                      TensorView<T, D> da) {
   ops::glu_backward<T>(ctx, s.g.view(), dy, dg);
   l.out.backward(ctx, s.out, dg, da);
-  if (s.dropped) ops::dropout_backward<T>(ctx, da, da, l.cfg.dropout, s.seed, l.cfg.stream);
+  if (s.dropped) nn::dropout_backward<T>(ctx, da, da, l.cfg.dropout, l.cfg.dropout_mask, s.seed, l.cfg.stream);
 }
 
 // The layer's steps on the host (each has a device version of the same name in cuda/ssm_conv.cuh).
@@ -191,6 +191,8 @@ template <class KernelConfig>
 struct SSMConvConfig {
   KernelConfig kernel;  // its `channels` is set from the direction
   double dropout = 0.0;  // after the activation
+  // per element, or tied: one mask per (batch, channel) over the sequence (the S4 reference's tie_dropout)
+  nn::DropoutMask dropout_mask = nn::DropoutMask::element;
   ops::Gelu gelu = ops::Gelu::exact;
   std::uint64_t stream = 0;  // dropout stream, distinct per layer
   RandomInit random{};       // draw every parameter of the layer (kernel, D, out) from N(0, sigma)
