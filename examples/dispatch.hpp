@@ -1,22 +1,63 @@
-// The trainers' device and precision dispatch: the --device / --precision strings become the model's
-// (storage type, device policy) pair once, and everything below is compiled for that pair. Also what a
-// model on that pair needs from the host: a host twin's initial values, and batches in its storage type.
+// The trainers' dispatch, the one place where their strings become types: --model (and --position) become
+// the blocks' kernel parameterization or attention position scheme, --device / --precision the model's
+// (storage type, device policy) pair, and everything below is compiled for that choice. Also what a model
+// on that pair needs from the host: its initial values, drawn on a float host twin.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <type_traits>
 #include <utility>
 
+#include <longseq/attention/rotary.hpp>
 #include <longseq/core/dtype.hpp>
 #include <longseq/core/error.hpp>
 #include <longseq/core/parameters.hpp>
+#include <longseq/core/rng.hpp>
 #include <longseq/core/tensor.hpp>
+#include <longseq/ssm/conv_kernel.hpp>
+#include <longseq/ssm/dlr.hpp>
+#include <longseq/ssm/dss.hpp>
+#include <longseq/ssm/s4.hpp>
+#include <longseq/ssm/s4d.hpp>
 #include <longseq/train/checkpoint.hpp>
 #include <longseq/train/device_batch.hpp>
+#include <longseq/train/init.hpp>
 #if defined(__CUDACC__)
 #include <longseq/core/cuda/context.cuh>
 #endif
 
 namespace examples {
+
+// The model names both trainers accept.
+inline constexpr const char* model_names = "s4, s4d, dss, dlr, conv or transformer";
+
+// Calls transformer(std::type_identity<Position>{}) for --model transformer (Position: attention::Rotary with
+// --position rotary, else NoRotation) and ssm(std::type_identity<Kernel>{}) for an SSM model, Kernel being its
+// float parameterization (moved to the layer's device by SSMConv). With AllKernels = false only S4D is compiled
+// (a trainer that bounds its instantiations; it refuses the other names before calling this).
+template <bool AllKernels = true, class SsmFn, class TransformerFn>
+void dispatch_model(const std::string& model, const std::string& position, SsmFn&& ssm, TransformerFn&& transformer) {
+  namespace ls = longseq;
+  if (model == "transformer") {
+    if (position == "rotary") return transformer(std::type_identity<ls::attention::Rotary>{});
+    return transformer(std::type_identity<ls::attention::NoRotation>{});
+  }
+  if (model == "s4d") return ssm(std::type_identity<ls::ssm::S4D<float>>{});
+  if constexpr (AllKernels) {
+    if (model == "s4") return ssm(std::type_identity<ls::ssm::S4<float>>{});
+    if (model == "dss") return ssm(std::type_identity<ls::ssm::DSS<float>>{});
+    if (model == "dlr") return ssm(std::type_identity<ls::ssm::DLR<float>>{});
+    if (model == "conv") return ssm(std::type_identity<ls::ssm::ConvKernel<float>>{});
+  }
+  LONGSEQ_FAIL("unknown model '", model, "', expected ", model_names);
+}
+
+// Whether the encoder adds sinusoidal positions: by default for a Transformer without rotary positions, on
+// request (--position sinusoidal) for an SSM.
+inline bool sinusoidal_positions(const std::string& model, const std::string& position) {
+  if (model == "transformer") return position != "rotary" && position != "none";
+  return position == "sinusoidal";
+}
 
 // Calls fn(std::type_identity<T>{}, std::type_identity<D>{}) for the pair the options name: float on the
 // host, or float / bf16 / half on CUDA (only in a translation unit nvcc compiles; main's check_device has
@@ -90,46 +131,28 @@ void copy_initial(longseq::ParamStore<float>& from, longseq::ParamStore<T, D>& t
   }
 }
 
-// A task of float batches for a model in storage type T: each loaded batch's values are rounded to T on the
-// host once (before fit stages them); ids, lengths, labels and masks are passed through. For T = float the
-// task itself is used (see `typed_task`).
-template <class T, class K>
-class TypedTask {
- public:
-  explicit TypedTask(K& task) : task_(task) {}
-  void set_shard(int rank, int ranks)
-    requires requires(K& k) { k.set_shard(rank, ranks); }
-  {
-    task_.set_shard(rank, ranks);
+// Draws a model's initial parameters: each layer's own init from Philox (seed, stream 1), then, with
+// `redraw`, every parameter of the model (encoder, norms, mixers, head) from N(0, 0.1): the paper's
+// random-initialization ablation. init is host-only, so a model on another (T, D) is drawn as its float host
+// twin HostNet, built from make_host_config(), and copied over: every device and precision starts from the
+// parameters of the host run.
+template <class HostNet, class Net, class T, class D, class MakeHostConfig>
+void init_model(Net& model, longseq::ParamStore<T, D>& store, std::uint64_t seed, bool redraw,
+                MakeHostConfig&& make_host_config) {
+  auto draw = [&](auto& net, auto& st) {
+    longseq::Rng rng(seed, 1);
+    net.init(rng);
+    if (redraw) longseq::train::redraw_normal(st, rng, 0.1);
+  };
+  if constexpr (std::is_same_v<Net, HostNet>) {
+    draw(model, store);
+  } else {
+    HostNet twin(make_host_config());
+    longseq::ParamStore<float> host;
+    host.bind(twin);
+    draw(twin, host);
+    copy_initial(host, store);
   }
-  longseq::index_t num_batches(longseq::train::Split s, longseq::index_t epoch) { return task_.num_batches(s, epoch); }
-  void load(longseq::train::Split s, longseq::index_t epoch, longseq::index_t i) {
-    task_.load(s, epoch, i);
-    in_ = task_.inputs();
-    tg_ = task_.targets();
-    convert(in_.values, values_);
-    convert(tg_.values, target_values_);
-  }
-  bool empty() const { return longseq::train::detail::shard_empty(task_); }
-  longseq::models::Inputs<T> inputs() const {
-    return {in_.ids, in_.values.data ? values_.view() : longseq::TensorView<const T>{}, in_.lengths};
-  }
-  longseq::heads::Targets<T> targets() const {
-    return {tg_.classes, tg_.values.data ? target_values_.view() : longseq::TensorView<const T>{}, tg_.mask,
-            tg_.lengths};
-  }
-  longseq::index_t tokens() const { return longseq::index_t(task_.tokens()); }
-
- private:
-  static void convert(longseq::TensorView<const float> v, longseq::Tensor<T>& out) {
-    if (!v.data) return;
-    out.resize(v.shape);
-    for (longseq::index_t i = 0; i < out.numel(); ++i) out.data()[i] = T(v.data[i]);
-  }
-  K& task_;
-  longseq::models::Inputs<float> in_;
-  longseq::heads::Targets<float> tg_;
-  longseq::Tensor<T> values_, target_values_;
-};
+}
 
 }  // namespace examples
