@@ -29,6 +29,8 @@ struct DLR {
   using Config = DLRConfig;
   struct HostSaved {
     DiagonalForm<T> diag;
+    // The backward's gradients of the form, kept here so that later calls reuse their memory.
+    std::vector<std::complex<T>> g_coef, g_logz;
   };
   using Saved = std::conditional_t<on_host<D>, HostSaved, DeviceDiagonalSaved<T, D>>;
 
@@ -109,9 +111,8 @@ struct DLR {
     expect_rank(dK, 3, "dK");
     expect_shape(dK, Shape{cfg.channels, cfg.H, dK.size(2)}, "dK");
     if constexpr (on_host<D>) {
-      std::vector<std::complex<T>> g_coef, g_logz;
-      vandermonde_backward(s.diag, dK, g_coef, g_logz);
-      diagonal_backward(s, g_coef, g_logz);
+      vandermonde_backward(s.diag, dK, s.g_coef, s.g_logz);
+      diagonal_backward(s, s.g_coef, s.g_logz);
     } else {
       device_kernel_backward(ctx, *this, s, dK);
     }

@@ -36,6 +36,9 @@ struct DSS {
     DiagonalForm<T> diag;
     // (H, N): the factor f multiplying W and its derivatives in lambda (complex-analytic) and dt.
     std::vector<std::complex<double>> f, df_dl, df_ddt;
+    // The backward's gradients of the form and of lambda, kept here so that later calls reuse their memory.
+    std::vector<std::complex<T>> g_coef, g_logz;
+    std::vector<std::complex<double>> g_lambda;
   };
   using Saved = std::conditional_t<on_host<D>, HostSaved, DeviceDiagonalSaved<T, D>>;
 
@@ -86,7 +89,7 @@ struct DSS {
   }
 
   // Diagonal form for length L (the softmax normalization depends on L).
-  void diagonal(index_t L, DiagonalForm<T>& d, Saved* s = nullptr) const {
+  [[gnu::noinline]] void diagonal(index_t L, DiagonalForm<T>& d, Saved* s = nullptr) const {
     index_t H = cfg.H, N = cfg.N;
     d.resize(cfg.channels, H, N);
     d.scale = T(1);
@@ -157,9 +160,8 @@ struct DSS {
     expect_rank(dK, 3, "dK");
     expect_shape(dK, Shape{cfg.channels, cfg.H, dK.size(2)}, "dK");
     if constexpr (on_host<D>) {
-      std::vector<std::complex<T>> g_coef, g_logz;
-      vandermonde_backward(s.diag, dK, g_coef, g_logz);
-      diagonal_backward(s, g_coef, g_logz);
+      vandermonde_backward(s.diag, dK, s.g_coef, s.g_logz);
+      diagonal_backward(s, s.g_coef, s.g_logz);
     } else {
       device_kernel_backward(ctx, *this, s, dK);
     }
@@ -173,7 +175,8 @@ struct DSS {
     detail::check_diagonal_grads(g_coef.size(), g_logz.size(), cfg.channels, H, N, s.f.size(), "DSS");
     const auto* Wc = detail::as_complex(W.value);
     auto* gW = detail::as_complex(W.grad);
-    std::vector<std::complex<double>> g_lambda(static_cast<std::size_t>(N), 0.0);
+    auto& g_lambda = s.g_lambda;
+    g_lambda.assign(static_cast<std::size_t>(N), 0.0);
     for (index_t h = 0; h < H; ++h) {
       double dt = std::exp(double(log_dt.value[h])), g_dt = 0;
       for (index_t n = 0; n < N; ++n) {

@@ -251,39 +251,41 @@ struct S4 {
  private:
   void host_kernel_forward(Context<device::host>& ctx, index_t L, TensorView<T> K) {
     index_t Lk = cfg.l_max, bins = ops::rfft_bins(Lk), rows = cfg.channels * cfg.H;
-    Tensor<std::complex<T>> spec(Shape{rows, bins});
-    Tensor<T> full(Shape{rows, Lk});
+    HostScratch& w = host_scratch(rows, bins);
 #pragma omp parallel for schedule(dynamic, 1) if (cfg.H * bins * M > (1 << 14))
     for (index_t h = 0; h < cfg.H; ++h) {
-      std::vector<std::complex<double>> out(static_cast<std::size_t>(cfg.channels));
-      Modes md = modes(h);
+      std::complex<double> out[2];  // one per kernel channel (at most 2)
+      Modes& md = w.modes[h];
+      modes(h, md);
       for (index_t k = 0; k < bins; ++k) {
         node(md, k, out, nullptr);
-        for (index_t c = 0; c < cfg.channels; ++c) spec((c * cfg.H + h), k) = std::complex<T>(out[c]);
+        for (index_t c = 0; c < cfg.channels; ++c) w.spec((c * cfg.H + h), k) = std::complex<T>(out[c]);
       }
     }
-    ops::irfft_forward<T>(ctx, spec.view(), full.view());
+    ops::irfft_forward<T>(ctx, w.spec.view(), w.full.view());
     for (index_t r = 0; r < rows; ++r)
-      for (index_t l = 0; l < L; ++l) K.data[r * L + l] = full(r, l);
+      for (index_t l = 0; l < L; ++l) K.data[r * L + l] = w.full(r, l);
   }
 
   void host_kernel_backward(Context<device::host>& ctx, Saved& sv, TensorView<const T> dK) {
     index_t L = sv.L, Lk = cfg.l_max, bins = ops::rfft_bins(Lk), rows = cfg.channels * cfg.H;
-    Tensor<T> full(Shape{rows, Lk}, T(0));
-    for (index_t r = 0; r < rows; ++r)
-      for (index_t l = 0; l < L; ++l) full(r, l) = dK.data[r * L + l];
-    Tensor<std::complex<T>> gspec(Shape{rows, bins});
-    ops::irfft_backward<T>(ctx, full.view(), gspec.view());
+    HostScratch& w = host_scratch(rows, bins);
+    for (index_t r = 0; r < rows; ++r) {
+      for (index_t l = 0; l < L; ++l) w.full(r, l) = dK.data[r * L + l];
+      for (index_t l = L; l < Lk; ++l) w.full(r, l) = T(0);
+    }
+    ops::irfft_backward<T>(ctx, w.full.view(), w.spec.view());
     // Channels sharing a copy s add into the same Lambda, P, B grads: accumulate per channel, reduce after.
-    std::vector<Grads> per(static_cast<std::size_t>(cfg.H));
+    std::vector<Grads>& per = w.grads;
 #pragma omp parallel for schedule(dynamic, 1) if (cfg.H * bins * M > (1 << 14))
     for (index_t h = 0; h < cfg.H; ++h) {
       Grads& g = per[h];
       g.init(M, cfg.channels);
-      std::vector<std::complex<double>> gout(static_cast<std::size_t>(cfg.channels));
-      Modes md = modes(h);
+      std::complex<double> gout[2];
+      Modes& md = w.modes[h];
+      modes(h, md);
       for (index_t k = 0; k < bins; ++k) {
-        for (index_t c = 0; c < cfg.channels; ++c) gout[c] = std::complex<double>(gspec((c * cfg.H + h), k));
+        for (index_t c = 0; c < cfg.channels; ++c) gout[c] = std::complex<double>(w.spec((c * cfg.H + h), k));
         node(md, k, gout, &g);
       }
     }
@@ -312,6 +314,7 @@ struct S4 {
     double dt = 0;
     std::vector<std::complex<double>> lambda, P, B, C;
     void init(index_t M, index_t channels) {
+      dt = 0;
       lambda.assign(static_cast<std::size_t>(M), 0.0);
       P.assign(static_cast<std::size_t>(M), 0.0);
       B.assign(static_cast<std::size_t>(M), 0.0);
@@ -324,9 +327,8 @@ struct S4 {
     double dt = 0;
     std::vector<std::complex<double>> lam, p, b, c;  // (M), (M), (M), (channels, M)
   };
-  Modes modes(index_t h) const {
+  void modes(index_t h, Modes& md) const {
     index_t s = h % S;
-    Modes md;
     md.dt = std::exp(double(log_dt.value[h]));
     md.lam.resize(static_cast<std::size_t>(M));
     md.p.resize(static_cast<std::size_t>(M));
@@ -338,7 +340,24 @@ struct S4 {
       md.b[n] = cval(B, s * M + n);
       for (index_t c = 0; c < cfg.channels; ++c) md.c[c * M + n] = cval(C, (c * cfg.H + h) * M + n);
     }
-    return md;
+  }
+
+  // The host kernel's working memory, kept between calls so that later calls do not allocate: the spectrum
+  // and the full-length kernel (or their gradients), and per channel its modes and gradient sums.
+  struct HostScratch {
+    Tensor<std::complex<T>> spec;  // (rows, bins)
+    Tensor<T> full;                // (rows, l_max)
+    std::vector<Modes> modes;      // (H)
+    std::vector<Grads> grads;      // (H)
+  };
+  struct NoScratch {};
+  std::conditional_t<on_host<D>, HostScratch, NoScratch> host_;  // the device kernel keeps its own
+  HostScratch& host_scratch(index_t rows, index_t bins) {
+    host_.spec.resize(Shape{rows, bins});
+    host_.full.resize(Shape{rows, cfg.l_max});
+    host_.modes.resize(static_cast<std::size_t>(cfg.H));
+    host_.grads.resize(static_cast<std::size_t>(cfg.H));
+    return host_;
   }
 
   // Complex products written out (std::complex's operators check for NaN/inf through library calls).
@@ -357,7 +376,7 @@ struct S4 {
   // Khat = 2/(1+z) * (k00 - k01 k10 / (1 + k11)) with the pair-summed Cauchy sums
   // k_uv = sum_n [v_n / (g - lambda_n) + conj(v_n) / (g - conj lambda_n)], g = 2/dt (1-z)/(1+z).
   // Forward (gr == nullptr): io receives Khat per c. Backward: io holds dLoss/dKhat per c, gr accumulates.
-  void node(const Modes& md, index_t k, std::vector<std::complex<double>>& io, Grads* gr) const {
+  void node(const Modes& md, index_t k, std::complex<double>* io, Grads* gr) const {
     using cx = std::complex<double>;
     const index_t Lk = cfg.l_max, Cn = cfg.channels;
     const double dt = md.dt;

@@ -39,6 +39,8 @@ struct S4D {
   struct HostSaved {
     DiagonalForm<T> diag;
     std::vector<DiscreteMode> modes;  // (H, M)
+    // The backward's gradients of the form, kept here so that later calls reuse their memory.
+    std::vector<std::complex<T>> g_coef, g_logz;
   };
   using Saved = std::conditional_t<on_host<D>, HostSaved, DeviceDiagonalSaved<T, D>>;
 
@@ -114,7 +116,7 @@ struct S4D {
   }
 
   // The discretized diagonal system (also used by the recurrent mode).
-  void diagonal(DiagonalForm<T>& d, std::vector<DiscreteMode>* modes = nullptr) const {
+  [[gnu::noinline]] void diagonal(DiagonalForm<T>& d, std::vector<DiscreteMode>* modes = nullptr) const {
     index_t H = cfg.H, Cn = cfg.channels;
     d.resize(Cn, H, M);
     d.scale = T(2);
@@ -159,9 +161,8 @@ struct S4D {
     expect_rank(dK, 3, "dK");
     expect_shape(dK, Shape{cfg.channels, cfg.H, dK.size(2)}, "dK");
     if constexpr (on_host<D>) {
-      std::vector<std::complex<T>> g_coef, g_logz;
-      vandermonde_backward(sv.diag, dK, g_coef, g_logz);
-      diagonal_backward(sv, g_coef, g_logz);
+      vandermonde_backward(sv.diag, dK, sv.g_coef, sv.g_logz);
+      diagonal_backward(sv, sv.g_coef, sv.g_logz);
     } else {
       device_kernel_backward(ctx, *this, sv, dK);
     }

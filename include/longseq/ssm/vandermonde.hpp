@@ -88,9 +88,10 @@ void for_powers(std::complex<T> log_z, index_t L, F&& f) {
 
 }  // namespace detail
 
-// K (C, H, L) = scale * Re sum_m coef z^l.
+// K (C, H, L) = scale * Re sum_m coef z^l. Not inlined (nor the forms' `diagonal`): one compiled copy gives
+// the same bits at every call site, whatever the compiler contracts into FMAs where it inlines.
 template <class T>
-void vandermonde_forward(const DiagonalForm<T>& d, TensorView<T> K) {
+[[gnu::noinline]] void vandermonde_forward(const DiagonalForm<T>& d, TensorView<T> K) {
   index_t L = K.size(2);
 #pragma omp parallel for schedule(static) if (d.H * d.M * L > (1 << 15))
   for (index_t h = 0; h < d.H; ++h) {
@@ -112,7 +113,7 @@ void vandermonde_forward(const DiagonalForm<T>& d, TensorView<T> K) {
 
 // Gradients (as dLoss/dRe + i dLoss/dIm) of coef (C, H, M) and log_z (H, M), written (not accumulated).
 template <class T>
-void vandermonde_backward(const DiagonalForm<T>& d, TensorView<const T> dK, std::vector<std::complex<T>>& g_coef,
+[[gnu::noinline]] void vandermonde_backward(const DiagonalForm<T>& d, TensorView<const T> dK, std::vector<std::complex<T>>& g_coef,
                           std::vector<std::complex<T>>& g_log_z) {
   index_t L = dK.size(2);
   g_coef.assign(d.coef.size(), {});
