@@ -3,8 +3,11 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "../nn/layer.hpp"
+#include "../ops/elementwise.hpp"
+#include "../ops/reduce.hpp"
 
 namespace longseq::attention {
 
@@ -84,7 +87,11 @@ struct SinusoidalPosition {
   }
 };
 
-// y[b, l, :] = x[b, l, :] + weight[l, :] with a learned (max_len, dim) table, initialized N(0, init_std^2).
+// y[b, l, :] = x[b, l, :] + weight[l, :] with a learned (max_len, dim) table, initialized N(0, init_std^2):
+// learned absolute positions. One template for both device policies: the first L rows of the table are one
+// contiguous block of L dim values, so the addition is ops::add_bias on y seen as (B, L dim) and the table's
+// gradient ops::sum_rows of dy (a deterministic sum over the batch on either policy). The encoders hold one
+// in their position slot (`learned_positions` > 0), named "encoder.position.weight" in a model's checkpoint.
 template <class T, class D = device::host>
 struct LearnedPosition {
   using value_type = T;
@@ -100,31 +107,44 @@ struct LearnedPosition {
   Config cfg;
   Param<T, D> weight;  // (max_len, dim)
   explicit LearnedPosition(Config c) : cfg(c), weight(Shape{c.max_len, c.dim}, ParamGroup::no_decay) {
-    LONGSEQ_CHECK(c.dim > 0 && c.max_len > 0, "LearnedPosition needs positive dim and max_len");
+    LONGSEQ_CHECK(c.dim > 0 && c.max_len > 0, "LearnedPosition needs positive dim and max_len, got dim = ", c.dim,
+                  ", max_len = ", c.max_len);
+    LONGSEQ_CHECK(c.init_std >= 0, "LearnedPosition: init_std = ", c.init_std, ", expected >= 0");
   }
   template <class F>
   void parameters(F&& f) {
     f("weight", weight);
   }
+  // Host-only like every init: a device table is drawn on the host and its values copied.
   void init(Rng& rng) {
+    static_assert(std::is_same_v<D, device::host>, "LearnedPosition<T, device::cuda>::init: initialization is "
+                                                   "host-only; initialize the host layer and copy its values");
     for (index_t i = 0; i < weight.value.numel(); ++i) weight.value[i] = T(rng.normal(0.0, cfg.init_std));
   }
-  void forward(Context<D>&, TensorView<const T, D> x, TensorView<T, D> y, Saved& s) {
+  // x and y may alias (the encoders add the table in place).
+  void forward(Context<D>& ctx, TensorView<const T, D> x, TensorView<T, D> y, Saved& s) {
     detail::check_position_input(x, y, cfg.dim, cfg.max_len, "LearnedPosition");
+    expect_contiguous(y, "y");
+    LONGSEQ_CHECK(weight.bound(), "LearnedPosition: parameters are not bound (call ParamStore<T, D>::bind)");
     s.batch = x.size(0);
     s.len = x.size(1);
-    const index_t H = cfg.dim;
-    for (index_t b = 0; b < s.batch; ++b)
-      for (index_t i = 0; i < s.len * H; ++i) y.data[b * s.len * H + i] = x.data[b * s.len * H + i] + weight.value[i];
+    if (y.data != x.data) ops::copy<T, T>(ctx, x, y);
+    const index_t n = s.len * cfg.dim;
+    ops::add_bias<T>(ctx, y.reshape(Shape{s.batch, n}), TensorView<const T, D>(weight.value.data, Shape{n}));
   }
   // dx = dy; dweight[l] += sum_b dy[b, l].
-  void backward(Context<D>&, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx) {
-    expect_shape(dy, Shape({s.batch, s.len, cfg.dim}), "dy");
+  void backward(Context<D>& ctx, Saved& s, TensorView<const T, D> dy, TensorView<T, D> dx) {
     expect_shape(dx, dy.shape, "dx");
-    const index_t H = cfg.dim;
-    std::copy(dy.data, dy.data + dy.numel(), dx.data);
-    for (index_t b = 0; b < s.batch; ++b)
-      for (index_t i = 0; i < s.len * H; ++i) weight.grad[i] += dy.data[b * s.len * H + i];
+    accumulate_grad(ctx, s, dy);
+    if (dx.data != dy.data) ops::copy<T, T>(ctx, dy, dx);
+  }
+  // The table's gradient alone (for an encoder, whose input needs none).
+  void accumulate_grad(Context<D>& ctx, const Saved& s, TensorView<const T, D> dy) {
+    expect_shape(dy, Shape({s.batch, s.len, cfg.dim}), "dy");
+    expect_contiguous(dy, "dy");
+    const index_t n = s.len * cfg.dim;
+    ops::sum_rows<T>(ctx, dy.reshape(Shape{s.batch, n}), TensorView<T, D>(weight.grad.data, Shape{n}),
+                     /*accumulate=*/true);
   }
 };
 
