@@ -127,3 +127,26 @@ TEST_CASE("GPU Model: linear encoder with a mask channel -> pre-norm blocks -> m
       },
       Tensor<std::int32_t>(), values, Tensor<std::int32_t>(), Tensor<std::int32_t>(), target, mask);
 }
+
+TEST_CASE("GPU Model: token encoder with learned positions -> pre-norm blocks -> classification head") {
+  const index_t b = 3, l = 21, h = 32, vocab = 11;
+  Rng rng(4);
+  Tensor<std::int32_t> ids(Shape{b, l}), len(Shape{b}), labels(Shape{b});
+  for (index_t i = 0; i < b * l; ++i) ids[i] = std::int32_t(rng.below(vocab));
+  for (index_t i = 0; i < b; ++i) {
+    len[i] = std::int32_t(l - 5 * i);
+    labels[i] = std::int32_t(i % 3);
+  }
+  compare_model<TokenClassifier>(
+      [&]<class C>() {
+        C c;
+        c.encoder = {.vocab = vocab, .dim = h, .padding_idx = 0, .sinusoidal = false, .learned_positions = l + 7};
+        c.backbone.depth = 2;
+        c.backbone.block.norm = {.dim = h};
+        c.backbone.block.mixer = {.dim = h, .expand = 2};
+        c.norm = {.dim = h};
+        c.head = {.dim = h, .classes = 3, .pool = nn::PoolMode::mean, .hidden = 0};
+        return c;
+      },
+      ids, Tensor<float>(), len, labels, Tensor<float>(), Tensor<std::uint8_t>());
+}
