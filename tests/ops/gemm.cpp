@@ -154,3 +154,38 @@ TEST_CASE("matmul_backward matches finite differences for every transpose pair")
         CHECK(optest::rel_err(db, nb) < 1e-8);
       }
 }
+
+TEST_CASE("gemm spreads a product of many rows over the threads in fixed blocks: right, and the same bits for "
+          "any thread count") {
+#if defined(OPENBLAS_CONFIG_H)
+  // The blocks are used when BLAS runs single-threaded (as the trainers run it).
+  const int blas_threads = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+#endif
+  // Many rows (three row blocks, the last one short), and few rows with a long reduction (three depth blocks).
+  struct Size {
+    index_t m, n, k;
+  };
+  for (Size z : {Size{2 * ops::detail::gemm_block_rows + 37, 24, 19}, Size{24, 16, 2 * ops::detail::gemm_block_depth + 100}})
+    for (Trans ta : {Trans::N, Trans::T})
+      for (Trans tb : {Trans::N, Trans::T}) {
+        const index_t m = z.m, n = z.n, k = z.k;
+        CAPTURE(m);
+        CAPTURE(int(ta));
+        CAPTURE(int(tb));
+        CHECK(run_case<double>(ta, tb, m, n, k, 2, 3, false, 1.25, 0.5) < 1e-13);
+        CHECK(run_case<float>(ta, tb, m, n, k, 1, 0, false, 1.0, 0.0) < 1e-5);
+        index_t lda = ta == Trans::N ? k : m, ldb = tb == Trans::N ? n : k;
+        auto A = random_tensor<float>(Shape{m * k}, 4), B = random_tensor<float>(Shape{k * n}, 5);
+        std::vector<float> c1(std::size_t(m * n), 1.0f), c3(std::size_t(m * n), 1.0f);
+        HostContext one, three;
+        one.threads = 1;
+        three.threads = 3;
+        gemm<float>(one, ta, tb, m, n, k, 0.5f, A.data(), lda, B.data(), ldb, 2.0f, c1.data(), n);
+        gemm<float>(three, ta, tb, m, n, k, 0.5f, A.data(), lda, B.data(), ldb, 2.0f, c3.data(), n);
+        CHECK(c1 == c3);
+      }
+#if defined(OPENBLAS_CONFIG_H)
+  openblas_set_num_threads(blas_threads);
+#endif
+}

@@ -60,6 +60,75 @@ inline void cblas_gemm(Trans ta, Trans tb, index_t m, index_t n, index_t k, doub
               int(ldb), beta, c, int(ldc));
 }
 
+// Rows of C per block when one large product is spread over the OpenMP threads: large enough that BLAS's
+// packing of B per block stays a few percent of the block's work.
+inline constexpr index_t gemm_block_rows = 1024;
+// Depth (k) per block of a product with few rows and a long reduction (a weight gradient summed over the
+// B*L rows of a batch): each block's product goes to scratch and the blocks are added in order.
+inline constexpr index_t gemm_block_depth = 4096;
+
+// Whether BLAS threads a product itself (OpenBLAS built with threads and not told to use one).
+inline bool blas_threads_itself() {
+#if defined(OPENBLAS_CONFIG_H)
+  return openblas_get_num_threads() > 1;
+#else
+  return false;
+#endif
+}
+inline bool in_parallel_region() {
+#if defined(_OPENMP)
+  return omp_in_parallel() != 0;
+#else
+  return false;
+#endif
+}
+
+// One product spread over the context's threads when BLAS runs single-threaded (as the trainers and the
+// benchmarks run it, inside the library's OpenMP loops): many rows of C are cut into blocks of
+// gemm_block_rows (a projection of (B*L, H) rows), a long reduction with a small C into blocks of
+// gemm_block_depth summed in a fixed order (a weight gradient). The blocks do not depend on the number of
+// threads, so neither do the results.
+template <class T>
+void cblas_gemm_blocked(Context<device::host>& ctx, Trans ta, Trans tb, index_t m, index_t n, index_t k, T alpha,
+                        const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+  const index_t row_blocks = m >= 2 * gemm_block_rows ? (m + gemm_block_rows - 1) / gemm_block_rows : 1;
+  const index_t depth_blocks =
+      row_blocks == 1 && k >= 2 * gemm_block_depth && m * n <= (index_t(1) << 20) && ctx.arena.mark() == 0
+          ? (k + gemm_block_depth - 1) / gemm_block_depth
+          : 1;
+  const bool outer = !in_parallel_region();
+  if ((row_blocks == 1 && depth_blocks == 1) || blas_threads_itself())
+    return cblas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (row_blocks > 1) {
+    const int nt = outer ? int(std::min<index_t>(ctx.threads, row_blocks)) : 1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (index_t i = 0; i < row_blocks; ++i) {
+      const index_t r0 = i * gemm_block_rows, rows = std::min(gemm_block_rows, m - r0);
+      cblas_gemm(ta, tb, rows, n, k, alpha, ta == Trans::N ? a + r0 * lda : a + r0, lda, b, ldb, beta,
+                 c + r0 * ldc, ldc);
+    }
+    return;
+  }
+  using A = Arena<device::host>;
+  const std::size_t per = A::bytes_for<T>(std::size_t(m * n)) / sizeof(T);
+  auto scope = ctx.arena.scope(std::size_t(depth_blocks) * per * sizeof(T));
+  T* part = scope.template take<T>(std::size_t(depth_blocks) * per);
+  const int nt = outer ? int(std::min<index_t>(ctx.threads, depth_blocks)) : 1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (index_t i = 0; i < depth_blocks; ++i) {
+    const index_t p0 = i * gemm_block_depth, depth = std::min(gemm_block_depth, k - p0);
+    cblas_gemm(ta, tb, m, n, depth, T(1), ta == Trans::N ? a + p0 : a + p0 * lda, lda,
+               tb == Trans::N ? b + p0 * ldb : b + p0, ldb, T(0), part + std::size_t(i) * per, n);
+  }
+  for (index_t r = 0; r < m; ++r)
+    for (index_t j = 0; j < n; ++j) {
+      T sum = part[r * n + j];
+      for (index_t i = 1; i < depth_blocks; ++i) sum += part[std::size_t(i) * per + std::size_t(r * n + j)];
+      T& x = c[r * ldc + j];
+      x = beta == T(0) ? alpha * sum : alpha * sum + beta * x;
+    }
+}
+
 // Copies a rows x cols row-major block with leading dimension ld into a packed float buffer and back.
 template <class T>
 void widen(const T* src, index_t rows, index_t cols, index_t ld, float* dst) {
@@ -91,13 +160,18 @@ void gemm(Context<device::host>& ctx, Trans ta, Trans tb, index_t m, index_t n, 
   }
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
     // Small products run one per OpenMP thread (BLAS would use one thread for each anyway); large ones
-    // run in sequence and let the BLAS library thread each product.
+    // run in sequence, each spread over the threads in blocks (or threaded by BLAS itself).
     bool small = m * n * std::max<index_t>(k, 1) <= 32 * 32 * 32;
-    [[maybe_unused]] int nt = small && batch > 1 ? ctx.threads : 1;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (index_t i = 0; i < batch; ++i)
-      detail::cblas_gemm(ta, tb, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
-                         c + i * stride_c, ldc);
+    if (small && batch > 1 && ctx.threads > 1) {
+#pragma omp parallel for num_threads(ctx.threads) schedule(static)
+      for (index_t i = 0; i < batch; ++i)
+        detail::cblas_gemm(ta, tb, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
+                           c + i * stride_c, ldc);
+    } else {
+      for (index_t i = 0; i < batch; ++i)
+        detail::cblas_gemm_blocked(ctx, ta, tb, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
+                                c + i * stride_c, ldc);
+    }
   } else {
     index_t ar = ta == Trans::N ? m : k, ac = ta == Trans::N ? k : m;
     index_t br = tb == Trans::N ? k : n, bc = tb == Trans::N ? n : k;
