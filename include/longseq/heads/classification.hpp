@@ -36,7 +36,8 @@ struct ClassificationHead {
   void parameters(F&& f) { decoder.parameters(prefixed("decoder", f)); }
   void init(Rng& rng) { decoder.init(rng); }
 
-  LossStats forward(Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t, Saved& s) {
+  // The batch's statistics into `out`, left on the device (heads::BatchStats).
+  void forward(Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t, Saved& s, BatchStats<D>& out) {
     expect_rank(x, 3, "features");
     const index_t b = x.size(0);
     s.pooled.resize(Shape{b, cfg.dim});
@@ -44,7 +45,11 @@ struct ClassificationHead {
     pool.forward(ctx, x, s.pooled.view(), s.pool, t.lengths);
     decoder.forward(ctx, s.pooled.view(), s.logits.view(), s.mlp);
     expect_shape(t.classes, Shape{b}, "labels");
-    return CrossEntropy<T, D>::forward(ctx, s.logits.view(), t.classes, s.ce);
+    CrossEntropy<T, D>::forward(ctx, s.logits.view(), t.classes, s.ce, out);
+  }
+  LossStats forward(Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t, Saved& s) {
+    forward(ctx, x, t, s, s.ce.stats);
+    return s.ce.stats.read(ctx);
   }
   void backward(Context<D>& ctx, Saved& s, TensorView<T, D> dx, double scale = 1.0) {
     s.dlogits.resize(s.logits.shape());
@@ -81,7 +86,7 @@ struct RegressionHead {
   void parameters(F&& f) { proj.parameters(prefixed("proj", f)); }
   void init(Rng& rng) { proj.init(rng); }
 
-  LossStats forward(Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t, Saved& s) {
+  void forward(Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t, Saved& s, BatchStats<D>& out) {
     expect_rank(x, 3, "features");
     const index_t b = x.size(0);
     s.pooled.resize(Shape{b, cfg.dim});
@@ -89,7 +94,11 @@ struct RegressionHead {
     pool.forward(ctx, x, s.pooled.view(), s.pool, t.lengths);
     proj.forward(ctx, s.pooled.view(), s.pred.view(), s.linear);
     expect_shape(t.values, Shape{b, cfg.outputs}, "targets");
-    return MeanSquaredError<T, D>::forward(ctx, s.pred.view(), t.values, s.mse);
+    MeanSquaredError<T, D>::forward(ctx, s.pred.view(), t.values, s.mse, out);
+  }
+  LossStats forward(Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t, Saved& s) {
+    forward(ctx, x, t, s, s.mse.stats);
+    return s.mse.stats.read(ctx);
   }
   void backward(Context<D>& ctx, Saved& s, TensorView<T, D> dx, double scale = 1.0) {
     s.dpred.resize(s.pred.shape());
@@ -102,6 +111,7 @@ struct RegressionHead {
 
 static_assert(assert_head<ClassificationHead<float>, float>());
 static_assert(assert_head<RegressionHead<double>, double>());
+static_assert(StatsInto<ClassificationHead<float>, float> && StatsInto<RegressionHead<double>, double>);
 #if LONGSEQ_WITH_CUDA && defined(__CUDACC__)
 static_assert(assert_head<ClassificationHead<float, device::cuda>, float, device::cuda>());
 #endif

@@ -110,7 +110,7 @@ struct PositionHead {
   void parameters(F&& f) { proj.parameters(prefixed("proj", f)); }
   void init(Rng& rng) { proj.init(rng); }
 
-  LossStats forward(Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t, Saved& s) {
+  void forward(Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t, Saved& s, BatchStats<D>& out) {
     expect_rank(x, 3, "features");
     const index_t b = x.size(0), l = x.size(1), c = outputs();
     s.out.resize(Shape{b, l, c});
@@ -122,15 +122,21 @@ struct PositionHead {
       expect_shape(t.classes, Shape{b, l}, "classes");
       s.target_ids.resize(Shape{b * l});
       position_targets_ce<Obj>(ctx, rule, t.classes, b, s.target_ids.view());
-      return CrossEntropy<T, D>::forward(ctx, TensorView<const T, D>(s.out.data(), Shape{b * l, c}),
-                                         s.target_ids.view(), s.ce);
+      CrossEntropy<T, D>::forward(ctx, TensorView<const T, D>(s.out.data(), Shape{b * l, c}), s.target_ids.view(),
+                                  s.ce, out);
+      return;
     }
     expect_shape(t.values, Shape{b, l}, "values");
     s.target_values.resize(Shape{b * l});
     s.target_mask.resize(Shape{b * l});
     position_targets_l1<Obj, T>(ctx, rule, t.values, b, s.target_values.view(), s.target_mask.view());
-    return MaskedL1<T, D>::forward(ctx, TensorView<const T, D>(s.out.data(), Shape{b * l}), s.target_values.view(),
-                                   s.target_mask.view(), s.l1);
+    MaskedL1<T, D>::forward(ctx, TensorView<const T, D>(s.out.data(), Shape{b * l}), s.target_values.view(),
+                            s.target_mask.view(), s.l1, out);
+  }
+  LossStats forward(Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t, Saved& s) {
+    BatchStats<D>& own = cfg.loss == DenoiseLoss::ce ? s.ce.stats : s.l1.stats;
+    forward(ctx, x, t, s, own);
+    return own.read(ctx);
   }
 
   void backward(Context<D>& ctx, Saved& s, TensorView<T, D> dx, double scale = 1.0) {
@@ -162,5 +168,6 @@ struct CausalLMHead : detail::PositionHead<T, Objective::causal, D> {
 
 static_assert(assert_head<MaskedDenoisingHead<float>, float>());
 static_assert(assert_head<CausalLMHead<double>, double>());
+static_assert(StatsInto<MaskedDenoisingHead<float>, float> && StatsInto<CausalLMHead<double>, double>);
 
 }  // namespace longseq::heads

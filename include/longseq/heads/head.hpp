@@ -28,6 +28,20 @@ concept Head = nn::HasSavedType<Hd> && nn::HasParameterWalk<Hd, T, D> && nn::Has
                  h.backward(ctx, s, dx, scale);
                };
 
+// A head that can leave its batch statistics in a BatchStats<D> (on the device: without a copy back), as
+// every head here does; train::fit uses it when present and the LossStats-returning forward otherwise.
+template <class Hd, class T, class D = device::host>
+concept StatsInto = requires(Hd& h, Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t,
+                             typename Hd::Saved& s, BatchStats<D>& out) { h.forward(ctx, x, t, s, out); };
+
+// Runs a head's forward (or anything with the same two forms, e.g. a models::Model) with its statistics going
+// into `out`: the BatchStats form when it has one, else the LossStats it returns, put into `out`.
+template <class H, class Ctx, class X, class Tg, class S, class Out>
+void forward_stats(H& h, Ctx& ctx, const X& x, const Tg& t, S& s, Out& out) {
+  if constexpr (requires { h.forward(ctx, x, t, s, out); }) h.forward(ctx, x, t, s, out);
+  else out.set(ctx, h.forward(ctx, x, t, s));
+}
+
 template <class Hd, class T, class D = device::host>
 consteval bool assert_head() {
   static_assert(nn::HasSavedType<Hd>, "heads::Head: the type must declare a default-constructible `struct Saved`");

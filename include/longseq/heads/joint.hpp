@@ -49,6 +49,12 @@ struct JointHead {
     s.denoising = t.mask.data != nullptr;
     return s.denoising ? denoising.forward(ctx, x, t, s.den) : supervised.forward(ctx, x, t, s.sup);
   }
+  // The statistics into `out` (left on the device) when both heads can; otherwise through their LossStats.
+  void forward(Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t, Saved& s, BatchStats<D>& out) {
+    s.denoising = t.mask.data != nullptr;
+    if (s.denoising) forward_stats(denoising, ctx, x, t, s.den, out);
+    else forward_stats(supervised, ctx, x, t, s.sup, out);
+  }
   void backward(Context<D>& ctx, Saved& s, TensorView<T, D> dx, double scale = 1.0) {
     if (s.denoising) denoising.backward(ctx, s.den, dx, scale);
     else supervised.backward(ctx, s.sup, dx, scale);

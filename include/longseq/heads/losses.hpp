@@ -1,7 +1,10 @@
 // Losses with explicit forward/backward: softmax cross-entropy with an ignore id, masked L1 and mean
 // squared error, on either device policy. Each reduces to a mean over the counted rows; backward writes
 // d(scale * loss). The host and CUDA versions share the templates below and differ only in the
-// *_forward / *_backward ops they call (the CUDA ones are in heads/cuda/losses.cuh).
+// *_forward / *_backward ops they call (the CUDA ones are in heads/cuda/losses.cuh). A forward leaves its
+// statistics in a BatchStats<D>: on the device they stay there (the backward reads the count in place), so a
+// loop that passes its own BatchStats reads them only when it logs; the forward returning LossStats reads them
+// at once.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -9,34 +12,9 @@
 
 #include "../core/context.hpp"
 #include "../core/tensor.hpp"
+#include "stats.hpp"
 
 namespace longseq::heads {
-
-// Running sums a loss reports for one batch; merged across batches for epoch metrics.
-struct LossStats {
-  double loss = 0;      // mean over `count`
-  double count = 0;     // rows (positions or examples) that carried loss
-  double correct = 0;   // argmax hits (classification losses)
-  double abs_err = 0;   // sum |pred - target| (regression losses)
-  double sq_err = 0;    // sum (pred - target)^2
-  double target_sum = 0, target_sq = 0;  // for R^2
-  void merge(const LossStats& o) {
-    const double n = count + o.count;
-    loss = n > 0 ? (loss * count + o.loss * o.count) / n : 0.0;
-    count = n;
-    correct += o.correct;
-    abs_err += o.abs_err;
-    sq_err += o.sq_err;
-    target_sum += o.target_sum;
-    target_sq += o.target_sq;
-  }
-  double accuracy() const { return count > 0 ? correct / count : 0.0; }
-  double r2() const {
-    if (count <= 0) return 0.0;
-    const double mean = target_sum / count, ss_tot = target_sq - count * mean * mean;
-    return ss_tot > 0 ? 1.0 - sq_err / ss_tot : 0.0;
-  }
-};
 
 inline constexpr std::int32_t ignore_index = -100;
 
@@ -46,9 +24,9 @@ namespace detail {
 
 // prob = softmax(logits) per row (double); the loss and argmax hits over rows whose target is not ignored.
 template <class T>
-LossStats cross_entropy_forward(Context<device::host>&, TensorView<const T> logits,
-                                TensorView<const std::int32_t> target, TensorView<double> prob,
-                                TensorView<std::int32_t> saved_target) {
+void cross_entropy_forward(Context<device::host>&, TensorView<const T> logits, TensorView<const std::int32_t> target,
+                           TensorView<double> prob, TensorView<std::int32_t> saved_target,
+                           BatchStats<device::host>& out) {
   const index_t n = logits.size(0), c = logits.size(1);
   LossStats st;
   double total = 0;
@@ -72,14 +50,15 @@ LossStats cross_entropy_forward(Context<device::host>&, TensorView<const T> logi
     st.correct += arg == y ? 1 : 0;
   }
   st.loss = st.count > 0 ? total / st.count : 0.0;
-  return st;
+  out.value = st;
 }
 
 template <class T>
 void cross_entropy_backward(Context<device::host>&, TensorView<const double> prob,
-                            TensorView<const std::int32_t> target, double count, TensorView<T> dlogits,
-                            double scale) {
+                            TensorView<const std::int32_t> target, const BatchStats<device::host>& stats,
+                            TensorView<T> dlogits, double scale) {
   const index_t n = prob.size(0), c = prob.size(1);
+  const double count = stats.value.count;
   const double f = count > 0 ? scale / count : 0.0;
   for (index_t i = 0; i < n; ++i) {
     T* d = dlogits.data + i * c;
@@ -91,8 +70,8 @@ void cross_entropy_backward(Context<device::host>&, TensorView<const double> pro
 }
 
 template <class T>
-LossStats masked_l1_forward(Context<device::host>&, TensorView<const T> pred, TensorView<const T> target,
-                            TensorView<const std::uint8_t> mask, TensorView<double> sign) {
+void masked_l1_forward(Context<device::host>&, TensorView<const T> pred, TensorView<const T> target,
+                       TensorView<const std::uint8_t> mask, TensorView<double> sign, BatchStats<device::host>& out) {
   const index_t n = pred.numel();
   LossStats st;
   double total = 0;
@@ -108,19 +87,20 @@ LossStats masked_l1_forward(Context<device::host>&, TensorView<const T> pred, Te
     st.target_sq += double(target[i]) * double(target[i]);
   }
   st.loss = st.count > 0 ? total / st.count : 0.0;
-  return st;
+  out.value = st;
 }
 
 template <class T>
-void masked_l1_backward(Context<device::host>&, TensorView<const double> sign, double count, TensorView<T> dpred,
-                        double scale) {
+void masked_l1_backward(Context<device::host>&, TensorView<const double> sign, const BatchStats<device::host>& stats,
+                        TensorView<T> dpred, double scale) {
+  const double count = stats.value.count;
   const double f = count > 0 ? scale / count : 0.0;
   for (index_t i = 0; i < sign.numel(); ++i) dpred[i] = T(f * sign[i]);
 }
 
 template <class T>
-LossStats mse_forward(Context<device::host>&, TensorView<const T> pred, TensorView<const T> target,
-                      TensorView<double> diff) {
+void mse_forward(Context<device::host>&, TensorView<const T> pred, TensorView<const T> target, TensorView<double> diff,
+                 BatchStats<device::host>& out) {
   const index_t n = pred.numel();
   LossStats st;
   for (index_t i = 0; i < n; ++i) {
@@ -133,7 +113,7 @@ LossStats mse_forward(Context<device::host>&, TensorView<const T> pred, TensorVi
   }
   st.count = double(n);
   st.loss = n > 0 ? st.sq_err / double(n) : 0.0;
-  return st;
+  out.value = st;
 }
 
 template <class T>
@@ -159,11 +139,12 @@ struct CrossEntropy {
   struct Saved {
     Tensor<double, D> prob;          // (N, C) softmax
     Tensor<std::int32_t, D> target;  // (N)
-    double count = 0;
+    BatchStats<D> stats;             // this batch's statistics; the backward divides by their count
   };
 
-  static LossStats forward(Context<D>& ctx, TensorView<const T, D> logits, TensorView<const std::int32_t, D> target,
-                           Saved& s) {
+  // The statistics stay in s.stats (and a copy in `out`, when that is another BatchStats): nothing is read back.
+  static void forward(Context<D>& ctx, TensorView<const T, D> logits, TensorView<const std::int32_t, D> target,
+                      Saved& s, BatchStats<D>& out) {
     expect_rank(logits, 2, "logits");
     expect_contiguous(logits, "logits");
     const index_t n = logits.size(0), c = logits.size(1);
@@ -171,15 +152,19 @@ struct CrossEntropy {
     expect_contiguous(target, "target");
     s.prob.resize(Shape{n, c});
     s.target.resize(Shape{n});
-    const LossStats st = detail::cross_entropy_forward<T>(ctx, logits, target, s.prob.view(), s.target.view());
-    s.count = st.count;
-    return st;
+    detail::cross_entropy_forward<T>(ctx, logits, target, s.prob.view(), s.target.view(), s.stats);
+    if (&out != &s.stats) out.copy_from(ctx, s.stats);
+  }
+  static LossStats forward(Context<D>& ctx, TensorView<const T, D> logits, TensorView<const std::int32_t, D> target,
+                           Saved& s) {
+    forward(ctx, logits, target, s, s.stats);
+    return s.stats.read(ctx);
   }
   // dlogits = scale * (softmax - onehot) / count on counted rows, 0 on ignored rows.
   static void backward(Context<D>& ctx, const Saved& s, TensorView<T, D> dlogits, double scale = 1.0) {
     expect_shape(dlogits, s.prob.shape(), "dlogits");
     expect_contiguous(dlogits, "dlogits");
-    detail::cross_entropy_backward<T>(ctx, s.prob.view(), s.target.view(), s.count, dlogits, scale);
+    detail::cross_entropy_backward<T>(ctx, s.prob.view(), s.target.view(), s.stats, dlogits, scale);
   }
 };
 
@@ -188,10 +173,10 @@ template <class T, class D = device::host>
 struct MaskedL1 {
   struct Saved {
     Tensor<double, D> sign;  // (N) sign(p - t) on masked rows, 0 elsewhere
-    double count = 0;
+    BatchStats<D> stats;
   };
-  static LossStats forward(Context<D>& ctx, TensorView<const T, D> pred, TensorView<const T, D> target,
-                           TensorView<const std::uint8_t, D> mask, Saved& s) {
+  static void forward(Context<D>& ctx, TensorView<const T, D> pred, TensorView<const T, D> target,
+                      TensorView<const std::uint8_t, D> mask, Saved& s, BatchStats<D>& out) {
     const index_t n = pred.numel();
     LONGSEQ_CHECK(target.numel() == n && mask.numel() == n, "MaskedL1: tensors 'pred' ", pred.shape, ", 'target' ",
                   target.shape, " and 'mask' ", mask.shape, " must have the same number of elements");
@@ -199,15 +184,19 @@ struct MaskedL1 {
     expect_contiguous(target, "target");
     expect_contiguous(mask, "mask");
     s.sign.resize(Shape{n});
-    const LossStats st = detail::masked_l1_forward<T>(ctx, pred, target, mask, s.sign.view());
-    s.count = st.count;
-    return st;
+    detail::masked_l1_forward<T>(ctx, pred, target, mask, s.sign.view(), s.stats);
+    if (&out != &s.stats) out.copy_from(ctx, s.stats);
+  }
+  static LossStats forward(Context<D>& ctx, TensorView<const T, D> pred, TensorView<const T, D> target,
+                           TensorView<const std::uint8_t, D> mask, Saved& s) {
+    forward(ctx, pred, target, mask, s, s.stats);
+    return s.stats.read(ctx);
   }
   static void backward(Context<D>& ctx, const Saved& s, TensorView<T, D> dpred, double scale = 1.0) {
     LONGSEQ_CHECK(dpred.numel() == s.sign.numel(), "MaskedL1: tensor 'dpred' has shape ", dpred.shape, ", expected ",
                   s.sign.numel(), " elements");
     expect_contiguous(dpred, "dpred");
-    detail::masked_l1_backward<T>(ctx, s.sign.view(), s.count, dpred, scale);
+    detail::masked_l1_backward<T>(ctx, s.sign.view(), s.stats, dpred, scale);
   }
 };
 
@@ -216,13 +205,20 @@ template <class T, class D = device::host>
 struct MeanSquaredError {
   struct Saved {
     Tensor<double, D> diff;
+    BatchStats<D> stats;
   };
-  static LossStats forward(Context<D>& ctx, TensorView<const T, D> pred, TensorView<const T, D> target, Saved& s) {
+  static void forward(Context<D>& ctx, TensorView<const T, D> pred, TensorView<const T, D> target, Saved& s,
+                      BatchStats<D>& out) {
     expect_shape(target, pred.shape, "target");
     expect_contiguous(pred, "pred");
     expect_contiguous(target, "target");
     s.diff.resize(Shape{pred.numel()});
-    return detail::mse_forward<T>(ctx, pred, target, s.diff.view());
+    detail::mse_forward<T>(ctx, pred, target, s.diff.view(), s.stats);
+    if (&out != &s.stats) out.copy_from(ctx, s.stats);
+  }
+  static LossStats forward(Context<D>& ctx, TensorView<const T, D> pred, TensorView<const T, D> target, Saved& s) {
+    forward(ctx, pred, target, s, s.stats);
+    return s.stats.read(ctx);
   }
   static void backward(Context<D>& ctx, const Saved& s, TensorView<T, D> dpred, double scale = 1.0) {
     LONGSEQ_CHECK(dpred.numel() == s.diff.numel(), "MeanSquaredError: tensor 'dpred' has shape ", dpred.shape,

@@ -85,7 +85,7 @@ struct RetrievalHead {
   void init(Rng& rng) { decoder.init(rng); }
 
   // x: (2B, L, H); Targets::classes: (B) pair labels; Targets::lengths: (2B).
-  LossStats forward(Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t, Saved& s) {
+  void forward(Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t, Saved& s, BatchStats<D>& out) {
     expect_rank(x, 3, "features");
     const index_t b2 = x.size(0), h = cfg.dim;
     LONGSEQ_CHECK(b2 % 2 == 0, "RetrievalHead: tensor 'features' has shape ", x.shape,
@@ -98,7 +98,11 @@ struct RetrievalHead {
     detail::pair_features_forward<T>(ctx, s.pooled.view(), s.feats.view());
     decoder.forward(ctx, s.feats.view(), s.logits.view(), s.mlp);
     expect_shape(t.classes, Shape{b}, "labels");
-    return CrossEntropy<T, D>::forward(ctx, s.logits.view(), t.classes, s.ce);
+    CrossEntropy<T, D>::forward(ctx, s.logits.view(), t.classes, s.ce, out);
+  }
+  LossStats forward(Context<D>& ctx, TensorView<const T, D> x, const Targets<T, D>& t, Saved& s) {
+    forward(ctx, x, t, s, s.ce.stats);
+    return s.ce.stats.read(ctx);
   }
   void backward(Context<D>& ctx, Saved& s, TensorView<T, D> dx, double scale = 1.0) {
     s.dlogits.resize(s.logits.shape());
@@ -112,5 +116,6 @@ struct RetrievalHead {
 };
 
 static_assert(assert_head<RetrievalHead<float>, float>());
+static_assert(StatsInto<RetrievalHead<float>, float>);
 
 }  // namespace longseq::heads

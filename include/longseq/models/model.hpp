@@ -134,6 +134,15 @@ struct Model {
     if (!tt.lengths.data) tt.lengths = in.lengths;
     return head.forward(ctx, f, tt, s.head);
   }
+  // The same forward with the batch's statistics left in `out`: on the device nothing is copied back, so a
+  // loop (train::fit) reads them only when it logs. A head without this form has its LossStats put there.
+  void forward(Context<D>& ctx, const Inputs<T, D>& in, const heads::Targets<T, D>& t, Saved& s,
+               heads::BatchStats<D>& out) {
+    const TensorView<const T, D> f = features(ctx, in, s);
+    heads::Targets<T, D> tt = t;
+    if (!tt.lengths.data) tt.lengths = in.lengths;
+    heads::forward_stats(head, ctx, f, tt, s.head, out);
+  }
   // Accumulates d(scale * loss)/d parameters into the bound gradient buffers.
   void backward(Context<D>& ctx, Saved& s, double scale = 1.0) {
     backward(ctx, s, scale, [](auto&) {});

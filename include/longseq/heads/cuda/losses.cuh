@@ -1,15 +1,16 @@
 // CUDA ops of the losses (heads/losses.hpp): one thread per row computes that row's terms in the host's
 // order, then each statistic is summed by one block in a fixed order (no atomics), so a loss is the same on
-// every run. The few totals are copied back on the context's stream for the returned LossStats.
+// every run. The totals become the batch's LossStats in its BatchStats device buffer (heads/cuda/stats.cuh);
+// nothing is copied back here, and the backward divides by the count where it lies.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <vector>
 
 #include "../../core/cuda/block_reduce.cuh"
 #include "../../core/cuda/context.cuh"
 #include "../../core/cuda/launch.cuh"
+#include "stats.cuh"
 
 namespace longseq::heads::detail {
 
@@ -28,16 +29,44 @@ __global__ void column_totals_kernel(const double* terms, index_t n, int k, doub
   if (threadIdx.x == 0) totals[j] = s;
 }
 
-// Sums the k columns of terms (n, k) on the device and returns them on the host (one small copy).
-inline std::vector<double> column_totals(Context<device::cuda>& ctx, const double* terms, index_t n, int k) {
-  auto dev = ctx.scratch<double>(std::size_t(k));
-  column_totals_kernel<sum_threads><<<unsigned(k), sum_threads, 0, ctx.stream()>>>(terms, n, k, dev.data());
+// Which loss the column sums belong to, and so how they become LossStats slots.
+enum class TotalsOf { cross_entropy, masked_l1, mse };
+
+// One thread: the column sums of one loss written as its batch's LossStats (see the host ops for the same
+// formulas). The division is __ddiv_rn so that no contraction changes it against the host's.
+template <TotalsOf Kind>
+__global__ void stats_from_totals_kernel(const double* sums, double n, double* out) {
+  double v[stat_slots] = {0, 0, 0, 0, 0, 0, 0};
+  if constexpr (Kind == TotalsOf::cross_entropy) {  // sums: loss, counted, correct
+    v[slot_count] = sums[1];
+    v[slot_correct] = sums[2];
+    v[slot_loss] = sums[1] > 0 ? __ddiv_rn(sums[0], sums[1]) : 0.0;
+  } else if constexpr (Kind == TotalsOf::masked_l1) {  // sums: |d|, counted, d^2, t, t^2
+    v[slot_abs_err] = sums[0];
+    v[slot_count] = sums[1];
+    v[slot_sq_err] = sums[2];
+    v[slot_target_sum] = sums[3];
+    v[slot_target_sq] = sums[4];
+    v[slot_loss] = sums[1] > 0 ? __ddiv_rn(sums[0], sums[1]) : 0.0;
+  } else {  // mse; sums: d^2, |d|, t, t^2 over n elements
+    v[slot_sq_err] = sums[0];
+    v[slot_abs_err] = sums[1];
+    v[slot_target_sum] = sums[2];
+    v[slot_target_sq] = sums[3];
+    v[slot_count] = n;
+    v[slot_loss] = n > 0 ? __ddiv_rn(sums[0], n) : 0.0;
+  }
+  for (int j = 0; j < stat_slots; ++j) out[j] = v[j];
+}
+
+// Sums the k columns of terms (n, k) on the device into the batch's statistics; no copy back.
+template <TotalsOf Kind>
+void write_stats(Context<device::cuda>& ctx, const double* terms, index_t n, int k, BatchStats<device::cuda>& out) {
+  auto sums = ctx.scratch<double>(std::size_t(k));
+  column_totals_kernel<sum_threads><<<unsigned(k), sum_threads, 0, ctx.stream()>>>(terms, n, k, sums.data());
   LONGSEQ_CUDA_LAUNCH_CHECK("loss totals");
-  std::vector<double> out(std::size_t(k), 0.0);
-  LONGSEQ_CUDA_CHECK(
-      cudaMemcpyAsync(out.data(), dev.data(), std::size_t(k) * sizeof(double), cudaMemcpyDeviceToHost, ctx.stream()));
-  ctx.synchronize();
-  return out;
+  stats_from_totals_kernel<Kind><<<1, 1, 0, ctx.stream()>>>(sums.data(), double(n), out.slots());
+  LONGSEQ_CUDA_LAUNCH_CHECK("loss statistics");
 }
 
 // Per row: softmax into prob, and terms (loss, counted, correct). An out-of-range target counts as ignored.
@@ -70,14 +99,22 @@ struct CeRow {
   }
 };
 
+// The backward's factor scale / count, with the count read on the device (0 rows: no gradient).
+__device__ inline double per_count(double scale, const double* count) {
+  const double c = *count;
+  return c > 0 ? scale / c : 0.0;
+}
+
 template <class T>
 struct CeGrad {
   const double* prob;
   const std::int32_t* target;
   T* d;
   index_t c;
-  double f;
+  double scale;
+  const double* count;
   __device__ void operator()(index_t e) const {
+    const double f = per_count(scale, count);
     const index_t i = e / c, k = e % c;
     const std::int32_t y = target[i];
     d[e] = y == ignore_index ? T(0) : T(f * (prob[e] - (k == y ? 1.0 : 0.0)));
@@ -117,6 +154,15 @@ struct ScaledDouble {  // d[i] = f * src[i]
   __device__ void operator()(index_t i) const { d[i] = T(f * src[i]); }
 };
 
+template <class T>
+struct PerCountDouble {  // d[i] = scale / count * src[i]
+  const double* src;
+  T* d;
+  double scale;
+  const double* count;
+  __device__ void operator()(index_t i) const { d[i] = T(per_count(scale, count) * src[i]); }
+};
+
 // Per element of MSE: diff, and terms (d^2, |d|, t, t^2).
 template <class T>
 struct MseRow {
@@ -138,77 +184,56 @@ struct MseRow {
 }  // namespace loss_cuda
 
 template <class T>
-LossStats cross_entropy_forward(Context<device::cuda>& ctx, TensorView<const T, device::cuda> logits,
-                                TensorView<const std::int32_t, device::cuda> target,
-                                TensorView<double, device::cuda> prob,
-                                TensorView<std::int32_t, device::cuda> saved_target) {
+void cross_entropy_forward(Context<device::cuda>& ctx, TensorView<const T, device::cuda> logits,
+                           TensorView<const std::int32_t, device::cuda> target, TensorView<double, device::cuda> prob,
+                           TensorView<std::int32_t, device::cuda> saved_target, BatchStats<device::cuda>& out) {
   const index_t n = logits.size(0), c = logits.size(1);
   auto terms = ctx.scratch<double>(std::size_t(n * 3));
   longseq::cuda::for_each(ctx.stream(), n,
                           loss_cuda::CeRow<T>{logits.data, target.data, prob.data, saved_target.data, terms.data(), c},
                           "cross_entropy_forward");
-  const auto tot = loss_cuda::column_totals(ctx, terms.data(), n, 3);
-  LossStats st;
-  st.count = tot[1];
-  st.correct = tot[2];
-  st.loss = st.count > 0 ? tot[0] / st.count : 0.0;
-  return st;
+  loss_cuda::write_stats<loss_cuda::TotalsOf::cross_entropy>(ctx, terms.data(), n, 3, out);
 }
 
 template <class T>
 void cross_entropy_backward(Context<device::cuda>& ctx, TensorView<const double, device::cuda> prob,
-                            TensorView<const std::int32_t, device::cuda> target, double count,
-                            TensorView<T, device::cuda> dlogits, double scale) {
+                            TensorView<const std::int32_t, device::cuda> target,
+                            const BatchStats<device::cuda>& stats, TensorView<T, device::cuda> dlogits, double scale) {
   const index_t c = prob.size(1);
-  const double f = count > 0 ? scale / count : 0.0;
-  longseq::cuda::for_each(ctx.stream(), prob.numel(), loss_cuda::CeGrad<T>{prob.data, target.data, dlogits.data, c, f},
+  longseq::cuda::for_each(ctx.stream(), prob.numel(),
+                          loss_cuda::CeGrad<T>{prob.data, target.data, dlogits.data, c, scale, stats.count_ptr()},
                           "cross_entropy_backward");
 }
 
 template <class T>
-LossStats masked_l1_forward(Context<device::cuda>& ctx, TensorView<const T, device::cuda> pred,
-                            TensorView<const T, device::cuda> target,
-                            TensorView<const std::uint8_t, device::cuda> mask, TensorView<double, device::cuda> sign) {
+void masked_l1_forward(Context<device::cuda>& ctx, TensorView<const T, device::cuda> pred,
+                       TensorView<const T, device::cuda> target, TensorView<const std::uint8_t, device::cuda> mask,
+                       TensorView<double, device::cuda> sign, BatchStats<device::cuda>& out) {
   const index_t n = pred.numel();
   auto terms = ctx.scratch<double>(std::size_t(n * 5));
   longseq::cuda::for_each(ctx.stream(), n,
                           loss_cuda::L1Row<T>{pred.data, target.data, mask.data, sign.data, terms.data()},
                           "masked_l1_forward");
-  const auto tot = loss_cuda::column_totals(ctx, terms.data(), n, 5);
-  LossStats st;
-  st.abs_err = tot[0];
-  st.count = tot[1];
-  st.sq_err = tot[2];
-  st.target_sum = tot[3];
-  st.target_sq = tot[4];
-  st.loss = st.count > 0 ? tot[0] / st.count : 0.0;
-  return st;
+  loss_cuda::write_stats<loss_cuda::TotalsOf::masked_l1>(ctx, terms.data(), n, 5, out);
 }
 
 template <class T>
-void masked_l1_backward(Context<device::cuda>& ctx, TensorView<const double, device::cuda> sign, double count,
-                        TensorView<T, device::cuda> dpred, double scale) {
-  const double f = count > 0 ? scale / count : 0.0;
-  longseq::cuda::for_each(ctx.stream(), sign.numel(), loss_cuda::ScaledDouble<T>{sign.data, dpred.data, f},
+void masked_l1_backward(Context<device::cuda>& ctx, TensorView<const double, device::cuda> sign,
+                        const BatchStats<device::cuda>& stats, TensorView<T, device::cuda> dpred, double scale) {
+  longseq::cuda::for_each(ctx.stream(), sign.numel(),
+                          loss_cuda::PerCountDouble<T>{sign.data, dpred.data, scale, stats.count_ptr()},
                           "masked_l1_backward");
 }
 
 template <class T>
-LossStats mse_forward(Context<device::cuda>& ctx, TensorView<const T, device::cuda> pred,
-                      TensorView<const T, device::cuda> target, TensorView<double, device::cuda> diff) {
+void mse_forward(Context<device::cuda>& ctx, TensorView<const T, device::cuda> pred,
+                 TensorView<const T, device::cuda> target, TensorView<double, device::cuda> diff,
+                 BatchStats<device::cuda>& out) {
   const index_t n = pred.numel();
   auto terms = ctx.scratch<double>(std::size_t(n * 4));
   longseq::cuda::for_each(ctx.stream(), n, loss_cuda::MseRow<T>{pred.data, target.data, diff.data, terms.data()},
                           "mse_forward");
-  const auto tot = loss_cuda::column_totals(ctx, terms.data(), n, 4);
-  LossStats st;
-  st.sq_err = tot[0];
-  st.abs_err = tot[1];
-  st.target_sum = tot[2];
-  st.target_sq = tot[3];
-  st.count = double(n);
-  st.loss = n > 0 ? st.sq_err / double(n) : 0.0;
-  return st;
+  loss_cuda::write_stats<loss_cuda::TotalsOf::mse>(ctx, terms.data(), n, 4, out);
 }
 
 template <class T>
