@@ -1,9 +1,12 @@
 // train::fit on a device model (its device store, AdamW<T, device::cuda> and the device loss scaler) against
 // the same loop on the host, and checkpoints across policies: a run saved on the GPU resumes on the host and
-// the other way round, with the optimizer state (values, moments, bf16 masters, step) restored bit for bit.
+// the other way round, with the optimizer state (values, moments, bf16 masters, step) restored bit for bit;
+// loss statistics left on the device (BatchStats, RunningStats) against the host's.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <unistd.h>
 
 #include <longseq/core/cuda/memory.cuh>
@@ -215,4 +218,184 @@ TEST_CASE("transfer: a pretraining checkpoint loads into a device store by name"
     REQUIRE(p != nullptr);
     CHECK(testing::bytes_of(e.param->value) == testing::bytes_of(p->param->value));
   }
+}
+
+namespace {
+std::vector<nlohmann::json> step_records(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<nlohmann::json> out;
+  std::string line;
+  while (std::getline(in, line))
+    if (auto j = nlohmann::json::parse(line); j["event"] == "step") out.push_back(j);
+  return out;
+}
+void check_stats(const heads::LossStats& dev, const heads::LossStats& host) {
+  CHECK(dev.count == host.count);
+  CHECK(dev.correct == host.correct);
+  CHECK(dev.loss == doctest::Approx(host.loss).epsilon(1e-3));
+}
+}  // namespace
+
+TEST_CASE("fit: a device model's metrics stay on the device until logged and agree with the host's") {
+  std::vector<nlohmann::json> logged[2];
+  train::FitResult res[2];
+  std::int64_t reads[2];
+  for (int dev = 0; dev < 2; ++dev) {
+    const auto path = temp_dir(dev ? "stats_dev" : "stats_host") + ".jsonl";
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    train::MetricsLog log(path, true);
+    auto cfg = quiet("", false);
+    cfg.log = &log;
+    const auto before = heads::stats_reads().load();
+    if (dev) {
+      Run<Dev> r;
+      res[dev] = r.fit(cfg);
+    } else {
+      Run<device::host> r;
+      res[dev] = r.fit(cfg);
+    }
+    reads[dev] = heads::stats_reads().load() - before;
+    logged[dev] = step_records(path);
+  }
+  // The same reads on both policies: one per report and one per split at each epoch's end, none per batch.
+  CHECK(reads[1] == reads[0]);
+  CHECK(reads[0] == 3 + 2 * 3);
+  REQUIRE(res[1].history.size() == res[0].history.size());
+  for (std::size_t e = 0; e < res[0].history.size(); ++e) {
+    CAPTURE(e);
+    check_stats(res[1].history[e].train, res[0].history[e].train);
+    check_stats(res[1].history[e].val, res[0].history[e].val);
+    check_stats(res[1].history[e].test, res[0].history[e].test);
+  }
+  REQUIRE(logged[1].size() == logged[0].size());
+  for (std::size_t k = 0; k < logged[0].size(); ++k)
+    CHECK(logged[1][k]["loss"].get<double>() == doctest::Approx(logged[0][k]["loss"].get<double>()).epsilon(1e-3));
+}
+
+TEST_CASE("fit: a non-finite loss on the device stops the run at the next report, naming its batch") {
+  Run<Dev> r;
+  testing::ToyTask<float> task;
+  task.poison_at = 3;
+  auto cfg = quiet("", false);
+  CHECK_THROWS_WITH_AS(train::fit(r.net, r.store, r.opt, train::Schedule{}, task, cfg),
+                       doctest::Contains("non-finite loss in batch 3"), Error);
+}
+
+TEST_CASE("BatchStats on the device: each loss's statistics match the returning forward, and the host's") {
+  const index_t n = 37, c = 5;
+  Rng rng(12);
+  Tensor<float> z(Shape{n, c}), p(Shape{n}), t(Shape{n});
+  Tensor<std::int32_t> y(Shape{n});
+  Tensor<std::uint8_t> m(Shape{n});
+  for (index_t i = 0; i < n * c; ++i) z[i] = float(rng.normal());
+  for (index_t i = 0; i < n; ++i) {
+    p[i] = float(rng.normal());
+    t[i] = float(rng.normal());
+    y[i] = i % 7 == 3 ? heads::ignore_index : std::int32_t(rng.below(c));
+    m[i] = i % 3 != 0;
+  }
+  auto zd = to_device(z), pd = to_device(p), td = to_device(t);
+  auto yd = to_device(y);
+  auto md = to_device(m);
+  HostContext hctx;
+  Context<Dev> dctx;
+  auto same = [](const heads::LossStats& d, const heads::LossStats& h) {
+    CHECK(d.count == h.count);
+    CHECK(d.correct == h.correct);
+    CHECK(d.loss == doctest::Approx(h.loss).epsilon(1e-12));
+    CHECK(d.abs_err == doctest::Approx(h.abs_err).epsilon(1e-12));
+    CHECK(d.sq_err == doctest::Approx(h.sq_err).epsilon(1e-12));
+    CHECK(d.target_sum == doctest::Approx(h.target_sum).epsilon(1e-12));
+    CHECK(d.target_sq == doctest::Approx(h.target_sq).epsilon(1e-12));
+  };
+  {
+    using CE = heads::CrossEntropy<float>;
+    using CED = heads::CrossEntropy<float, Dev>;
+    CE::Saved hs;
+    CED::Saved ds;
+    heads::BatchStats<Dev> out;
+    const auto h = CE::forward(hctx, z.view(), y.view(), hs);
+    CED::forward(dctx, zd.view(), yd.view(), ds, out);
+    same(out.read(dctx), h);
+    same(CED::forward(dctx, zd.view(), yd.view(), ds), h);
+  }
+  {
+    using L1 = heads::MaskedL1<float>;
+    using L1D = heads::MaskedL1<float, Dev>;
+    L1::Saved hs;
+    L1D::Saved ds;
+    heads::BatchStats<Dev> out;
+    const auto h = L1::forward(hctx, p.view(), t.view(), m.view(), hs);
+    L1D::forward(dctx, pd.view(), td.view(), md.view(), ds, out);
+    same(out.read(dctx), h);
+  }
+  {
+    using MSE = heads::MeanSquaredError<float>;
+    using MSED = heads::MeanSquaredError<float, Dev>;
+    MSE::Saved hs;
+    MSED::Saved ds;
+    heads::BatchStats<Dev> out;
+    const auto h = MSE::forward(hctx, p.view(), t.view(), hs);
+    MSED::forward(dctx, pd.view(), td.view(), ds, out);
+    same(out.read(dctx), h);
+  }
+  // RunningStats on the device merges as the host does.
+  train::RunningStats<Dev> dacc;
+  train::RunningStats<device::host> hacc;
+  heads::BatchStats<Dev> db;
+  heads::BatchStats<device::host> hb;
+  const double losses[] = {0.5, NAN, 1.5};
+  for (int i = 0; i < 3; ++i) {
+    hb.value = {losses[i], double(2 + i), double(i), 0.5 * i, 0.25 * i, 0.125 * i, 1.0 * i};
+    db.set(dctx, hb.value);
+    hacc.add(hctx, hb, i);
+    dacc.add(dctx, db, i);
+  }
+  const auto hsnap = hacc.read(hctx), dsnap = dacc.read(dctx);
+  CHECK(dsnap.first_nonfinite == 1);
+  CHECK(hsnap.first_nonfinite == 1);
+  CHECK(std::isnan(dsnap.total.loss));
+  CHECK(dsnap.total.count == hsnap.total.count);
+  CHECK(dsnap.total.target_sq == hsnap.total.target_sq);
+}
+
+namespace {
+// Rank 1 of 2 whose twin computes the same numbers: every sum doubles, broadcasts keep the values.
+struct TwinRank {
+  int rank() const { return 1; }
+  int size() const { return 2; }
+  template <class T>
+  void allreduce_sum(T* p, index_t n) {
+    for (index_t i = 0; i < n; ++i) p[i] += p[i];
+  }
+  template <class T>
+  void broadcast(T*, index_t, int) {}
+  void barrier() {}
+};
+struct TwinTask : testing::ToyTask<float> {
+  void set_shard(int, int) {}  // the twin loads the same whole batches
+};
+}  // namespace
+
+TEST_CASE("fit: a device store trains data parallel through host staging as the host store does") {
+  Tensor<float> got[2];
+  train::FitResult res[2];
+  for (int dev = 0; dev < 2; ++dev) {
+    TwinRank comm;
+    TwinTask task;
+    auto cfg = quiet("", false);
+    if (dev) {
+      Run<Dev> r;
+      res[dev] = train::fit(r.net, r.store, r.opt, train::Schedule{}, task, cfg, comm);
+      got[dev] = r.params();
+    } else {
+      Run<device::host> r;
+      res[dev] = train::fit(r.net, r.store, r.opt, train::Schedule{}, task, cfg, comm);
+      got[dev] = r.params();
+    }
+  }
+  CHECK(res[1].steps == res[0].steps);
+  check_stats(res[1].history.back().val, res[0].history.back().val);
+  INFO("device vs host, both data parallel: ", max_rel(got[1], got[0]));
+  CHECK(max_rel(got[1], got[0]) < 1e-3);
 }

@@ -10,8 +10,11 @@
 // DeviceLossScaler) batches are staged through pinned memory (train::BatchStage, the next one while the
 // current one trains) and the update is decided on the device (train::apply_update); the loop reads the
 // update's outcome only when it needs it (loss scaling on: whether the step was taken; otherwise at the log
-// interval, checkpoints and epoch ends). The pieces: BatchStage, UpdateLog (logging), Checkpoints,
-// EarlyStopping; fit() strings them together.
+// interval, checkpoints and epoch ends). Loss statistics likewise stay where the model computed them: each
+// batch's go into a train::RunningStats on the model's device, read at the log interval, checkpoints and
+// epoch ends (a non-finite loss on the device is therefore reported there, naming its batch; the host still
+// stops before that batch's backward). The pieces: BatchStage, RunningStats, UpdateLog (logging),
+// Checkpoints, EarlyStopping; fit() strings them together.
 #pragma once
 #include <chrono>
 #include <cmath>
@@ -35,9 +38,11 @@
 #include "loss_scale.hpp"
 #include "metrics.hpp"
 #include "resume.hpp"
+#include "running_stats.hpp"
 #include "schedule.hpp"
 #include "step.hpp"
 #include "signals.hpp"
+#include "staging.hpp"
 
 namespace longseq::train {
 
@@ -126,21 +131,24 @@ template <class D>
 using scaler_for_t = typename scaler_for<D>::type;
 
 // Sums a split's loss statistics over its batches in evaluation mode. The stage carries the batches to the
-// model's device (on the host it is the task's own views).
+// model's device (on the host it is the task's own views); the sums stay there until the end (one read).
 template <class M, class K>
 heads::LossStats evaluate(M& model, K& task, Split split, index_t epoch, Context<typename M::device_type>& ctx,
                           typename M::Saved& saved, BatchStage<typename M::value_type, typename M::device_type>& stage) {
+  using D = typename M::device_type;
   const bool was = ctx.training;
   ctx.training = false;
-  heads::LossStats total;
+  RunningStats<D> totals;
+  heads::BatchStats<D> batch_stats;
   const index_t nb = task.num_batches(split, epoch);
   for (index_t i = 0; i < nb; ++i) {
     const auto& b = stage.get(ctx, task, {split, epoch, i});
     if (b.empty) continue;
-    total.merge(model.forward(ctx, b.inputs, b.targets, saved));
+    heads::forward_stats(model, ctx, b.inputs, b.targets, saved, batch_stats);
+    totals.add(ctx, batch_stats, i);
   }
   ctx.training = was;
-  return total;
+  return totals.read(ctx).total;
 }
 template <class M, class K>
 heads::LossStats evaluate(M& model, K& task, Split split, index_t epoch, Context<typename M::device_type>& ctx,
@@ -205,6 +213,11 @@ struct UpdateLog {
   void add(double batch_tokens, double batch_loss) {
     tokens += batch_tokens;
     loss += batch_loss;
+    n += 1;
+  }
+  // A batch whose loss stays in a RunningStats window until the report (set `loss` from it then).
+  void add_deferred(double batch_tokens) {
+    tokens += batch_tokens;
     n += 1;
   }
   bool due(const FitConfig& cfg, index_t step, index_t total) const {
@@ -372,7 +385,19 @@ FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_ty
     LONGSEQ_CHECK(!parallel, "fit: running on ", comm.size(), " ranks needs a task with set_shard(rank, ranks) "
                              "(train::ShardableTask) so each rank loads its own part of every batch");
   }
-  constexpr bool device_collectives = requires { allreduce_gradients(comm, store); broadcast_parameters(comm, store); };
+  // A device store's gradients and parameters go through host memory with a host communicator (train::Staging).
+  Staging<T, D> staging;
+  constexpr bool direct_collectives = requires { allreduce_gradients(comm, store); broadcast_parameters(comm, store); };
+  constexpr bool device_collectives =
+      direct_collectives || requires { allreduce_gradients(comm, store, staging); broadcast_parameters(comm, store, staging); };
+  auto sum_gradients = [&] {
+    if constexpr (direct_collectives) allreduce_gradients(comm, store);
+    else if constexpr (device_collectives) allreduce_gradients(comm, store, staging);
+  };
+  auto share_parameters = [&] {
+    if constexpr (direct_collectives) broadcast_parameters(comm, store);
+    else if constexpr (device_collectives) broadcast_parameters(comm, store, staging);
+  };
   LONGSEQ_CHECK(!parallel || device_collectives, "fit: this communicator cannot all-reduce a ", D::name,
                 " store's gradients");
   // Reduces a split's statistics over ranks (every rank evaluated its shard of each batch).
@@ -396,8 +421,7 @@ FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_ty
                                    ckpt.last_path.c_str(), long(state.step), long(state.epoch), long(state.batch));
     if (cfg.log && root) cfg.log->rewind(cfg.run, long(state.step), long(state.epoch));  // no repeated records
   }
-  if constexpr (device_collectives)
-    if (parallel) broadcast_parameters(comm, store);  // every rank starts from rank 0's parameters
+  if (parallel) share_parameters();  // every rank starts from rank 0's parameters
   // With a bucketed communicator the gradient all-reduce overlaps the backward: on the last micro-batch
   // of an update, each finished part of the model starts the buckets that became final.
   constexpr bool bucketed = !D::is_gpu && BucketedCommunicator<C, T>;
@@ -438,6 +462,19 @@ FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_ty
   Context<D> ctx;
   typename M::Saved saved;
   BatchStage<T, D> stage;
+  // One process: each batch's statistics stay on the model's device, summed in train_totals (this epoch, and
+  // the logging window's loss), and are read only where they are reported. Data parallel: every batch's
+  // count is needed at once (the ranks' gradient weights), so they are read per batch as LossStats.
+  heads::BatchStats<D> batch_stats;
+  RunningStats<D> train_totals;
+  // The totals so far; a batch whose loss was not finite stops the run here (on the host it never gets here).
+  auto read_totals = [&](index_t epoch) {
+    const StatsSnapshot snap = train_totals.read(ctx);
+    if (snap.first_nonfinite >= 0)
+      fail_nonfinite("non-finite loss in batch " + std::to_string(snap.first_nonfinite), epoch,
+                     snap.first_nonfinite);
+    return snap;
+  };
   Progress progress(cfg.progress && root);
   const index_t nb0 = task.num_batches(Split::train, state.epoch);
   // Updates the run can still take: every group of micro-batches, less those skipped for overflow.
@@ -455,6 +492,7 @@ FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_ty
     res.cpu_seconds = cpu_since();
   };
   auto interrupt = [&](index_t epoch, index_t batch) {
+    if (!parallel) read_totals(epoch);
     check_pending(epoch, batch);
     ckpt.save_last(state);
     progress.flush();
@@ -479,6 +517,7 @@ FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_ty
     const auto t_epoch = clock::now();
     const index_t nb = task.num_batches(Split::train, epoch);
     heads::LossStats train_stats;
+    train_totals.reset_total(ctx);
     for (index_t i = state.batch; i < nb; ++i) {
       const index_t group_start = (i / cfg.accum) * cfg.accum;
       const index_t group = std::min(cfg.accum, nb - group_start);
@@ -495,7 +534,15 @@ FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_ty
       ctx.seed = detail::step_seed(cfg.seed, state.step, i - group_start, comm.rank());
       const auto& batch = stage.get(ctx, task, {Split::train, epoch, i});
       const bool idle = batch.empty;
-      const heads::LossStats st = idle ? heads::LossStats{} : model.forward(ctx, batch.inputs, batch.targets, saved);
+      if (!idle) heads::forward_stats(model, ctx, batch.inputs, batch.targets, saved, batch_stats);
+      // Data parallel only: the batch's statistics now (one process leaves them where they are).
+      const heads::LossStats st = idle || !parallel ? heads::LossStats{} : batch_stats.read(ctx);
+      if (!parallel) {
+        train_totals.add(ctx, batch_stats, i);
+        if constexpr (!D::is_gpu)  // at hand on the host: stop before this batch's backward, as always
+          if (!std::isfinite(batch_stats.value.loss))
+            fail_nonfinite("non-finite loss (" + std::to_string(batch_stats.value.loss) + ")", epoch, i);
+      }
       // The loss is a mean over the rows or positions this rank counted; weighting it by the rank's share
       // of the counted items makes the summed gradient that of the global batch's mean. The non-finite
       // flag travels with the count so that every rank stops together.
@@ -533,13 +580,17 @@ FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_ty
       // The next batch is loaded and sent while this backward (and update) run on the device.
       if constexpr (D::is_gpu)
         if (i + 1 < nb) stage.prefetch(ctx, task, {Split::train, epoch, i + 1});
-      train_stats.merge(st);
-      if (!idle) window.add(double(tokens), st.loss);
+      if (parallel) {
+        train_stats.merge(st);
+        if (!idle) window.add(double(tokens), st.loss);
+      } else {
+        window.add_deferred(double(tokens));
+      }
       if (!last_micro) continue;
 
       if (parallel) {
         if constexpr (bucketed) comm.finish();  // starts what the backward did not, waits for all
-        else if constexpr (device_collectives) allreduce_gradients(comm, store);
+        else sum_gradients();
       }
       const double factor = schedule.factor(state.step);
       // Unscale, clip, check and step (train::apply_update). The gradients were summed over ranks above, so
@@ -561,7 +612,12 @@ FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_ty
       ++updates_this_call;
       state.batch = i + 1;
       if (window.due(cfg, state.step, total_updates)) {
-        window.reduce(comm);  // the loss of the window over all ranks, tokens of all ranks
+        if (parallel) {
+          window.reduce(comm);  // the loss of the window over all ranks, tokens of all ranks
+        } else {
+          window.loss = read_totals(epoch).window_loss;  // the one read of this report
+          train_totals.clear_window(ctx);
+        }
         if (update.pending) check_pending(epoch, i);
         const double norm = detail::settled(scaler, update).grad_norm;
         const double done = double(state.step - first_step), left = double(total_updates - state.step);
@@ -570,6 +626,7 @@ FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_ty
                       scaler.enabled() ? scaler.state().scale : 0.0, eta, since(t_start));
       }
       if (cfg.save_every > 0 && state.step % cfg.save_every == 0) {
+        if (!parallel) read_totals(epoch);
         check_pending(epoch, i);
         ckpt.save_last(state);
       }
@@ -580,12 +637,13 @@ FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_ty
       }
     }
     progress.flush();
+    const heads::LossStats epoch_train = parallel ? train_stats : read_totals(epoch).total;
     check_pending(epoch, state.batch);
     state.batch = 0;
     EpochRecord rec;
     rec.epoch = epoch;
     rec.step = state.step;
-    rec.train = reduce(train_stats);
+    rec.train = reduce(epoch_train);
     rec.val = reduce(evaluate(model, task, Split::val, epoch, ctx, saved, stage));
     const bool improves = EarlyStopping::improves(state, cfg, rec.val);
     if (cfg.test_eval == TestEval::every_epoch || (improves && cfg.test_eval == TestEval::on_improvement)) {

@@ -31,6 +31,7 @@ ncclDataType_t nccl_type() {
 
 class NcclCommunicator {
  public:
+  static constexpr bool device_memory = true;  // collectives take device pointers (train::Staging is not used)
   // device < 0: the node-local rank modulo the visible GPUs (one process per GPU under mpirun).
   // stream: where collectives are enqueued (the training Context's stream, so they follow the backward).
   explicit NcclCommunicator(MpiCommunicator& mpi, cudaStream_t stream = nullptr, int device = -1)
