@@ -1,5 +1,5 @@
 // CUDA op of the encoders: the fixed sinusoidal position code added to (B, L, H), one thread per element,
-// computed in double as on the host.
+// computed in double as on the host (added in float for half and bf16 storage).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -17,8 +17,9 @@ struct AddSinusoidal {
   __device__ void operator()(index_t e) const {
     const index_t i = e % h, t = (e / h) % l;
     const double freq = pow(10000.0, -double(i - i % 2) / double(h));
-    const T pe = T(i % 2 == 0 ? sin(double(t) * freq) : cos(double(t) * freq));
-    y[e] += pe;
+    using A = accum_t<T>;  // half and bf16 add in float, rounding once
+    const A pe = A(i % 2 == 0 ? sin(double(t) * freq) : cos(double(t) * freq));
+    y[e] = T(A(y[e]) + pe);
   }
 };
 

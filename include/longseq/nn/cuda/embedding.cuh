@@ -1,7 +1,7 @@
 // CUDA ops of nn::Embedding: the row gather, and a deterministic scatter-add backward. The backward sorts
 // the (id, position) pairs with a stable CUB radix sort and lets one thread per (run of equal ids,
 // feature) add that run's dy rows in position order: the same additions in the same order as the host
-// loop, with no atomics.
+// loop, with no atomics. With half or bf16 storage a run is summed in float (accum_t) and rounded once.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -10,6 +10,7 @@
 #include <cub/device/device_radix_sort.cuh>
 
 #include "../../core/cuda/context.cuh"
+#include "../../core/dtype.hpp"
 #include "../../core/cuda/launch.cuh"
 
 namespace longseq::nn::detail {
@@ -49,9 +50,10 @@ struct RunSum {
     const index_t id = keys[i];
     if (i > 0 && keys[i - 1] == id) return;
     if (id == padding_idx || id < 0 || id >= vocab) return;
-    T acc = grad[id * h + k];
-    for (index_t j = i; j < n && keys[j] == id; ++j) acc += dy[pos[j] * h + k];
-    grad[id * h + k] = acc;
+    using A = accum_t<T>;
+    A acc = A(grad[id * h + k]);
+    for (index_t j = i; j < n && keys[j] == id; ++j) acc += A(dy[pos[j] * h + k]);
+    grad[id * h + k] = T(acc);
   }
 };
 

@@ -1,11 +1,13 @@
 // CUDA ops of nn::Pool: one thread per (sequence, channel) walks the valid positions in order (the host's
-// order, so mean pooling sums identically in double); the backward writes each dx element once.
+// order, so mean pooling sums identically in double); the backward writes each dx element once. Half and
+// bf16 storage compare and average through float or double, never in the narrow type.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
 #include "../../core/cuda/context.cuh"
+#include "../../core/dtype.hpp"
 #include "../../core/cuda/launch.cuh"
 
 namespace longseq::nn::detail {
@@ -38,9 +40,14 @@ struct Forward {
       for (index_t t = 0; t < n; ++t) acc += double(xb[t * h + c]);
       y[e] = T(acc / double(n));
     } else if (mode == PoolMode::max) {
+      using A = accum_t<T>;
       index_t best = 0;
+      A top = A(xb[c]);
       for (index_t t = 1; t < n; ++t)
-        if (xb[t * h + c] > xb[best * h + c]) best = t;
+        if (A(xb[t * h + c]) > top) {
+          best = t;
+          top = A(xb[t * h + c]);
+        }
       y[e] = xb[best * h + c];
       argmax[e] = std::int32_t(best);
     } else {
