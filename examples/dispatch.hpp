@@ -52,10 +52,10 @@ void dispatch_model(const std::string& model, const std::string& position, SsmFn
   LONGSEQ_FAIL("unknown model '", model, "', expected ", model_names);
 }
 
-// Whether the encoder adds sinusoidal positions: by default for a Transformer without rotary positions, on
-// request (--position sinusoidal) for an SSM.
+// Whether the encoder adds sinusoidal positions: by default for a Transformer without rotary or learned
+// positions, on request (--position sinusoidal) for an SSM. (--position learned: the encoder's learned table.)
 inline bool sinusoidal_positions(const std::string& model, const std::string& position) {
-  if (model == "transformer") return position != "rotary" && position != "none";
+  if (model == "transformer") return position != "rotary" && position != "none" && position != "learned";
   return position == "sinusoidal";
 }
 

@@ -67,8 +67,8 @@ inline void add_options(CLI::App& app, Options& o) {
       ->check(CLI::IsMember({"structured", "random", "random-mixer"}));
   app.add_option("--position", o.position, "default (sinusoidal for the Transformer, none for SSMs), sinusoidal "
                                            "(added by the encoder), rotary (attention queries and keys, the paper's "
-                                           "Table 2 Transformers) or none")
-      ->check(CLI::IsMember({"default", "sinusoidal", "rotary", "none"}));
+                                           "Table 2 Transformers), learned (a table added by the encoder) or none")
+      ->check(CLI::IsMember({"default", "sinusoidal", "rotary", "learned", "none"}));
   app.add_option("--mode", o.mode, "both, scratch (only the baseline) or spt (only pretraining + fine-tuning)")
       ->check(CLI::IsMember({"both", "scratch", "spt"}));
   app.add_option("--train-subset", o.train_subset, "training images used (0: all 54000)")->check(at_least(0));

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -105,13 +106,19 @@ struct Pipeline {
   train::MetricsLog& log;
   const data::Splits& data;
 
+  // --position learned: a table as long as the longest sequence of the data.
+  index_t learned_positions() const {
+    if (o.position != "learned") return 0;
+    return std::max({data.train.info().max_length, data.val.info().max_length, data.test.info().max_length});
+  }
   template <class T2, class D2>
   typename Backbone<T2, D2>::Config backbone() const {
     return {o.layers, blocks.template config<typename Backbone<T2, D2>::block_type>()};
   }
   template <class T2 = T, class D2 = D>
   typename ClassifierOn<T2, D2>::Config classifier_config() const {
-    return {{.channels = 1, .dim = o.d_model, .mask_channel = false, .sinusoidal = sinusoidal},
+    return {{.channels = 1, .dim = o.d_model, .mask_channel = false, .sinusoidal = sinusoidal,
+             .learned_positions = learned_positions()},
             backbone<T2, D2>(),
             {.dim = o.d_model},
             {.dim = o.d_model, .classes = data.train.info().num_classes, .pool = nn::parse_pool(o.pool)}};
@@ -119,7 +126,8 @@ struct Pipeline {
   template <class T2 = T, class D2 = D>
   typename DenoiserOn<T2, D2>::Config denoiser_config() const {
     const auto loss = heads::parse_denoise_loss(o.spt_loss);
-    return {{.channels = 1, .dim = o.d_model, .mask_channel = true, .sinusoidal = sinusoidal},
+    return {{.channels = 1, .dim = o.d_model, .mask_channel = true, .sinusoidal = sinusoidal,
+             .learned_positions = learned_positions()},
             backbone<T2, D2>(),
             {.dim = o.d_model},
             {.dim = o.d_model, .classes = 256, .loss = loss}};

@@ -171,10 +171,13 @@ struct Stage {
   template <class Spec, class Enc>
   typename Enc::Config encoder(bool mask_channel) const {
     const bool sinusoidal = examples::sinusoidal_positions(o.model, o.position);
+    const index_t learned = o.position == "learned" ? length() : 0;  // a table as long as the longest sequence
     if constexpr (requires(typename Enc::Config c) { c.vocab; })
-      return {.vocab = vocab(), .dim = o.d_model, .padding_idx = data::Vocab::pad_id, .sinusoidal = sinusoidal};
+      return {.vocab = vocab(), .dim = o.d_model, .padding_idx = data::Vocab::pad_id, .sinusoidal = sinusoidal,
+              .learned_positions = learned};
     else
-      return {.channels = 1, .dim = o.d_model, .mask_channel = mask_channel, .sinusoidal = sinusoidal};
+      return {.channels = 1, .dim = o.d_model, .mask_channel = mask_channel, .sinusoidal = sinusoidal,
+              .learned_positions = learned};
   }
 
   // The model of Spec's blocks with encoder EncOn and head HeadOn in storage T2 on policy D2.

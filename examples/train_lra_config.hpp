@@ -126,8 +126,8 @@ inline void add_options(CLI::App& app, Options& o) {
       ->check(CLI::IsMember({"default", "random", "random-mixer"}));
   app.add_option("--position", o.position, "default (sinusoidal for the Transformer, none for SSMs), sinusoidal "
                                            "(added by the encoder), rotary (attention queries and keys; the paper's "
-                                           "Table 2 Transformers) or none")
-      ->check(CLI::IsMember({"default", "sinusoidal", "rotary", "none"}));
+                                           "Table 2 Transformers), learned (a table added by the encoder) or none")
+      ->check(CLI::IsMember({"default", "sinusoidal", "rotary", "learned", "none"}));
   app.add_option("--norm", o.norm, "SSM blocks: layer (LayerNorm) or batch (BatchNorm)")
       ->check(CLI::IsMember({"layer", "batch"}));
   app.add_option("--residual", o.residual, "SSM blocks: pre (x + M(N(x)), final norm) or post (N(x + M(x)), "

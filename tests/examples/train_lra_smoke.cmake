@@ -165,6 +165,14 @@ if(rc EQUAL 0 OR NOT err MATCHES "has no attention")
   message(FATAL_ERROR "--position rotary with S4D was not refused (rc ${rc}): ${err}")
 endif()
 
+# Learned positions: the encoder's table trains and is saved under its name.
+run_checked(transformer-learned ${BIN}/train_lra ${small} --model transformer --stage scratch --position learned
+            --out ${WORK}/transformer-learned)
+file(STRINGS ${WORK}/transformer-learned/best.safetensors learned_names REGEX "encoder\\.position\\.weight")
+if(NOT learned_names)
+  message(FATAL_ERROR "--position learned: no encoder.position.weight in the checkpoint")
+endif()
+
 # A wrong checkpoint is refused with a message naming it.
 execute_process(COMMAND ${BIN}/train_lra ${small} --model s4d --stage finetune
                         --pretrained ${WORK}/transformer-spt/best.safetensors --out ${WORK}/mismatch
