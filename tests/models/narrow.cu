@@ -1,6 +1,7 @@
 // Whole models with half and bf16 storage on the GPU (token and linear encoders with sinusoidal positions,
 // embedding with padding, pooling, the classification, retrieval and denoising heads; float accumulation in
-// every op) against the host float model on the same parameters (rounded to the narrow type) and batch.
+// every op; an S4D model's non-kernel parts in bf16 with its kernel and FFTs in float) against the host float
+// model on the same parameters (rounded to the narrow type) and batch.
 // Tolerances, relative to each tensor's largest magnitude: bf16 (8 significant bits) 6e-2 on features and
 // gradients, 2e-2 on the loss; half (11 bits) 1e-2 and 4e-3.
 #include <doctest/doctest.h>
@@ -11,6 +12,8 @@
 #include <longseq/models/family.hpp>
 #include <longseq/nn/residual.hpp>
 #include <longseq/nn/stack.hpp>
+#include <longseq/ssm/s4d.hpp>
+#include <longseq/ssm/ssm_conv.hpp>
 
 using namespace longseq;
 using Dev = device::cuda;
@@ -28,9 +31,20 @@ struct Tolerance<longseq::half> {
   static constexpr double values = 1e-2, loss = 4e-3;
 };
 
+// The residual block: a pick's own Block, else LayerNorm + FeedForward.
+template <class F, class P>
+struct block_of {
+  using type = nn::PreNormResidual<typename F::LayerNorm, typename F::FeedForward>;
+};
+template <class F, class P>
+  requires requires { typename P::Block; }
+struct block_of<F, P> {
+  using type = typename P::Block;
+};
+
 template <class F, template <class> class Pick>
 struct Net {
-  using Block = nn::PreNormResidual<typename F::LayerNorm, typename F::FeedForward>;
+  using Block = typename block_of<F, Pick<F>>::type;
   using type = typename F::template Model<typename Pick<F>::Encoder, nn::Stack<Block>, typename Pick<F>::Head>;
 };
 
@@ -133,7 +147,37 @@ struct PixelDenoiser {
   using Head = typename F::MaskedDenoisingHead;
 };
 
+template <class F>
+struct S4DClassifier {
+  using Encoder = typename F::LinearEncoder;
+  using Head = typename F::ClassificationHead;
+  using Block = nn::PreNormResidual<
+      typename F::LayerNorm,
+      ssm::SSMConv<ssm::S4D<typename F::value_type>, ssm::Bidirectional, typename F::device_type>>;
+};
+
 }  // namespace
+
+TEST_CASE("GPU narrow Model: an S4D classifier in bf16 (kernel and FFTs in float) tracks the host float model") {
+  const index_t b = 3, l = 64, h = 16;
+  Rng rng(6);
+  Tensor<float> values(Shape{b, l, 1});
+  Tensor<std::int32_t> labels(Shape{b});
+  for (index_t i = 0; i < b * l; ++i) values[i] = float(rng.normal());
+  for (index_t i = 0; i < b; ++i) labels[i] = std::int32_t(i % 2);
+  compare_narrow<longseq::bf16, S4DClassifier>(
+      [&]<class C>() {
+        C c;
+        c.encoder = {.channels = 1, .dim = h};
+        c.backbone.depth = 2;
+        c.backbone.block.norm = {.dim = h};
+        c.backbone.block.mixer = {.kernel = {.H = h, .N = 16}};
+        c.norm = {.dim = h};
+        c.head = {.dim = h, .classes = 2, .pool = nn::PoolMode::mean};
+        return c;
+      },
+      Tensor<std::int32_t>(), values.view(), Tensor<std::int32_t>(), labels, {}, Tensor<std::uint8_t>());
+}
 
 TEST_CASE_TEMPLATE("GPU narrow Model: token encoder -> blocks -> classification (max and mean pooling)", N,
                    longseq::bf16, longseq::half) {
