@@ -9,14 +9,14 @@
 #include <string>
 
 #include "data/fuzz/checkpoint_model.hpp"
+#include "temp_root.hpp"
 
 using namespace longseq;
 
 namespace {
 
 std::string temp_file(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("longseq_ckpt_inputs_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  auto dir = testtmp::dir("ckpt_inputs");
   return (dir / name).string();
 }
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include "temp_root.hpp"
 
 using namespace longseq;
 using interop::Safetensors;
@@ -15,8 +16,7 @@ using interop::Safetensors;
 namespace {
 
 std::string temp_path(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("longseq_interop_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  auto dir = testtmp::dir("interop");
   return (dir / name).string();
 }
 

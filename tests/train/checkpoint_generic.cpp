@@ -7,14 +7,14 @@
 
 #include "train/checkpoint_state.hpp"
 #include "train/toy.hpp"
+#include "temp_root.hpp"
 
 using namespace longseq;
 using testing::TwoParams;
 
 namespace {
 std::string temp_file(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("longseq_ckpt_generic_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  auto dir = testtmp::dir("ckpt_generic");
   return (dir / name).string();
 }
 template <class T>

@@ -11,6 +11,7 @@
 #include <longseq/train/transfer.hpp>
 
 #include "train/toy.hpp"
+#include "temp_root.hpp"
 
 using namespace longseq;
 using testing::ToyNet;
@@ -21,7 +22,7 @@ using Net = ToyNet<float, Cls>;
 namespace {
 
 std::string temp_dir(const std::string& name) {
-  auto d = std::filesystem::temp_directory_path() / ("longseq_train_" + std::to_string(::getpid())) / name;
+  auto d = testtmp::dir("train") / name;
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   return d.string();

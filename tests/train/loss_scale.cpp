@@ -14,6 +14,7 @@
 #include <longseq/train/loss_scale.hpp>
 
 #include "train/toy.hpp"
+#include "temp_root.hpp"
 
 using namespace longseq;
 using testing::ToyNet;
@@ -22,7 +23,7 @@ using testing::ToyTask;
 namespace {
 
 std::string scaler_dir(const std::string& name) {
-  auto d = std::filesystem::temp_directory_path() / ("longseq_scale_" + std::to_string(::getpid())) / name;
+  auto d = testtmp::dir("scale") / name;
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   return d.string();

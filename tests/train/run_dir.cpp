@@ -19,6 +19,7 @@
 #include <longseq/train/signals.hpp>
 
 #include "train/toy.hpp"
+#include "temp_root.hpp"
 
 using namespace longseq;
 namespace fs = std::filesystem;
@@ -28,7 +29,7 @@ using Net = testing::ToyNet<float, Cls>;
 namespace {
 
 std::string temp_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("longseq_rundir_" + std::to_string(::getpid())) / name;
+  auto d = testtmp::dir("rundir") / name;
   fs::remove_all(d);
   fs::create_directories(d);
   return d.string();
