@@ -144,4 +144,38 @@ void diagonal_vandermonde_backward(Context<device::cuda>& ctx, DeviceDiagonalSav
   }
 }
 
+
+// The launch shape S4D, DSS and DLR share. Sizes s for Ch kernel channels over H x M modes (aux_width
+// derivatives per mode; 0 keeps none), runs the parameterization's form once per mode, then the Vandermonde
+// sums into K. make_form(coef, log_z, aux) builds the per-mode op over s's buffers, which exist only once
+// sized here.
+template <class T, class MakeForm>
+void diagonal_kernel_forward(Context<device::cuda>& ctx, DeviceDiagonalSaved<T, device::cuda>& s, index_t Ch,
+                             index_t H, index_t M, index_t aux_width, accum_t<T> scale, TensorView<T, device::cuda> K,
+                             MakeForm&& make_form, const char* name) {
+  s.coef.resize(Shape{Ch, H, M, 2});
+  s.log_z.resize(Shape{H, M, 2});
+  if (aux_width > 0) s.aux.resize(Shape{H, M, aux_width});
+  s.scale = scale;
+  longseq::cuda::for_each(ctx.stream(), H * M, make_form(s.coef.data(), s.log_z.data(), s.aux.data()), name);
+  diagonal_vandermonde_forward<T>(ctx, s, Ch, H, M, K);
+}
+
+// The backward's shared start: checks that s holds a forward of this shape (layer names the parameterization
+// in the error), takes the form's gradients g_coef (Ch, H, M, 2) and g_log_z (H, M, 2) from the Vandermonde
+// sums, and hands them to chain(g_coef, g_log_z), which launches the parameterization's chain rule while the
+// scratch is alive.
+template <class T, class Chain>
+void diagonal_kernel_backward(Context<device::cuda>& ctx, DeviceDiagonalSaved<T, device::cuda>& s, index_t Ch,
+                              index_t H, index_t M, index_t aux_width, TensorView<const T, device::cuda> dK,
+                              const char* layer, Chain&& chain) {
+  using A = accum_t<T>;
+  LONGSEQ_CHECK(s.log_z.shape() == (Shape{H, M, 2}) && (aux_width == 0 || s.aux.shape() == (Shape{H, M, aux_width})),
+                layer, ": kernel_backward needs the Saved of a forward call");
+  auto g_coef = ctx.scratch<A>(std::size_t(2 * Ch * H * M));
+  auto g_log_z = ctx.scratch<A>(std::size_t(2 * H * M));
+  diagonal_vandermonde_backward<T>(ctx, s, Ch, H, M, dK, g_coef.data(), g_log_z.data());
+  chain(static_cast<const A*>(g_coef.data()), static_cast<const A*>(g_log_z.data()));
+}
+
 }  // namespace longseq::ssm::cuda

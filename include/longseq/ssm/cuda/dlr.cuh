@@ -55,15 +55,14 @@ struct LambdaGrads {
 template <class T>
 void device_kernel_forward(Context<device::cuda>& ctx, DLR<T, device::cuda>& k, index_t L,
                            TensorView<T, device::cuda> K, DeviceDiagonalSaved<T, device::cuda>& s) {
+  using A = accum_t<T>;
   index_t Ch = k.cfg.channels, H = k.cfg.H, N = k.cfg.N;
-  s.coef.resize(Shape{Ch, H, N, 2});
-  s.log_z.resize(Shape{H, N, 2});
-  s.scale = accum_t<T>(1);
-  longseq::cuda::for_each(ctx.stream(), H * N,
-                          cuda::dlr_detail::Form<T>{k.Lambda_r.value.data, k.Lambda_theta.value.data, k.W.value.data,
-                                                    Ch, H, N, s.coef.data(), s.log_z.data()},
-                          "ssm::dlr_form");
-  cuda::diagonal_vandermonde_forward<T>(ctx, s, Ch, H, N, K);
+  auto form = [&](A* coef, A* log_z, A*) {
+    return cuda::dlr_detail::Form<T>{k.Lambda_r.value.data, k.Lambda_theta.value.data, k.W.value.data, Ch, H, N,
+                                     coef, log_z};
+  };
+  // No per-mode derivatives: the form is linear in W and in log_z's parameters.
+  cuda::diagonal_kernel_forward<T>(ctx, s, Ch, H, N, 0, A(1), K, form, "ssm::dlr_form");
   (void)L;
 }
 
@@ -71,17 +70,15 @@ template <class T>
 void device_kernel_backward(Context<device::cuda>& ctx, DLR<T, device::cuda>& k,
                             DeviceDiagonalSaved<T, device::cuda>& s, TensorView<const T, device::cuda> dK) {
   using A = accum_t<T>;
-  index_t Ch = k.cfg.channels, H = k.cfg.H, N = k.cfg.N, HN = H * N;
-  LONGSEQ_CHECK(s.log_z.shape() == (Shape{H, N, 2}), "DLR: kernel_backward needs the Saved of a forward call");
-  auto g_coef = ctx.scratch<A>(std::size_t(2 * Ch * HN));
-  auto g_log_z = ctx.scratch<A>(std::size_t(2 * HN));
-  cuda::diagonal_vandermonde_backward<T>(ctx, s, Ch, H, N, dK, g_coef.data(), g_log_z.data());
-  cudaStream_t st = ctx.stream();
-  longseq::cuda::for_each(st, Ch * HN, cuda::dlr_detail::WGrad<T>{g_coef.data(), k.W.grad.data}, "ssm::dlr_w_grad");
-  longseq::cuda::for_each(st, N,
-                          cuda::dlr_detail::LambdaGrads<T>{k.Lambda_r.value.data, g_log_z.data(), H, N,
-                                                           k.Lambda_r.grad.data, k.Lambda_theta.grad.data},
-                          "ssm::dlr_lambda_grads");
+  index_t Ch = k.cfg.channels, H = k.cfg.H, N = k.cfg.N;
+  cuda::diagonal_kernel_backward<T>(ctx, s, Ch, H, N, 0, dK, "DLR", [&](const A* g_coef, const A* g_log_z) {
+    cudaStream_t st = ctx.stream();
+    longseq::cuda::for_each(st, Ch * H * N, cuda::dlr_detail::WGrad<T>{g_coef, k.W.grad.data}, "ssm::dlr_w_grad");
+    longseq::cuda::for_each(st, N,
+                            cuda::dlr_detail::LambdaGrads<T>{k.Lambda_r.value.data, g_log_z, H, N,
+                                                             k.Lambda_r.grad.data, k.Lambda_theta.grad.data},
+                            "ssm::dlr_lambda_grads");
+  });
 }
 
 }  // namespace longseq::ssm

@@ -108,16 +108,13 @@ template <class T, DSSVariant V>
 void device_kernel_forward(Context<device::cuda>& ctx, DSS<T, V, device::cuda>& k, index_t L,
                            TensorView<T, device::cuda> K, DeviceDiagonalSaved<T, device::cuda>& s) {
   namespace dd = cuda::dss_detail;
+  using A = accum_t<T>;
   index_t Ch = k.cfg.channels, H = k.cfg.H, N = k.cfg.N;
-  s.coef.resize(Shape{Ch, H, N, 2});
-  s.log_z.resize(Shape{H, N, 2});
-  s.aux.resize(Shape{H, N, dd::aux_width});
-  s.scale = accum_t<T>(1);
-  longseq::cuda::for_each(ctx.stream(), H * N,
-                          dd::Form<T, V>{k.log_dt.value.data, k.Lambda_re.value.data, k.Lambda_im.value.data,
-                                         k.W.value.data, Ch, H, N, L, s.coef.data(), s.log_z.data(), s.aux.data()},
-                          "ssm::dss_form");
-  cuda::diagonal_vandermonde_forward<T>(ctx, s, Ch, H, N, K);
+  auto form = [&](A* coef, A* log_z, A* aux) {
+    return dd::Form<T, V>{k.log_dt.value.data, k.Lambda_re.value.data, k.Lambda_im.value.data, k.W.value.data,
+                          Ch, H, N, L, coef, log_z, aux};
+  };
+  cuda::diagonal_kernel_forward<T>(ctx, s, Ch, H, N, dd::aux_width, A(1), K, form, "ssm::dss_form");
 }
 
 template <class T, DSSVariant V>
@@ -126,25 +123,23 @@ void device_kernel_backward(Context<device::cuda>& ctx, DSS<T, V, device::cuda>&
   namespace dd = cuda::dss_detail;
   using A = accum_t<T>;
   index_t Ch = k.cfg.channels, H = k.cfg.H, N = k.cfg.N, HN = H * N;
-  LONGSEQ_CHECK(s.aux.shape() == (Shape{H, N, dd::aux_width}), "DSS: kernel_backward needs the Saved of a forward call");
-  auto g_coef = ctx.scratch<A>(std::size_t(2 * Ch * HN));
-  auto g_log_z = ctx.scratch<A>(std::size_t(2 * HN));
-  cuda::diagonal_vandermonde_backward<T>(ctx, s, Ch, H, N, dK, g_coef.data(), g_log_z.data());
-  auto gl = ctx.scratch<A>(std::size_t(2 * HN));
-  auto gdt = ctx.scratch<A>(std::size_t(HN));
-  cudaStream_t st = ctx.stream();
-  longseq::cuda::for_each(st, HN,
-                          dd::ModeGrads<T, V>{k.log_dt.value.data, k.Lambda_re.value.data, k.Lambda_im.value.data,
-                                              k.W.value.data, s.aux.data(), g_coef.data(), g_log_z.data(), Ch, H, N,
-                                              k.W.grad.data, gl.data(), gdt.data()},
-                          "ssm::dss_mode_grads");
-  longseq::cuda::for_each(st, N,
-                          dd::LambdaGrads<T, V>{k.Lambda_re.value.data, gl.data(), H, N, k.Lambda_re.grad.data,
-                                                k.Lambda_im.grad.data},
-                          "ssm::dss_lambda_grads");
-  // dt's gradient has S4D's shape: per channel, the modes' contributions times dt.
-  longseq::cuda::for_each(st, H, dd::DtGrad<T>{k.log_dt.value.data, gdt.data(), N, k.log_dt.grad.data},
-                          "ssm::dss_dt_grad");
+  cuda::diagonal_kernel_backward<T>(ctx, s, Ch, H, N, dd::aux_width, dK, "DSS", [&](const A* g_coef, const A* g_log_z) {
+    auto gl = ctx.scratch<A>(std::size_t(2 * HN));
+    auto gdt = ctx.scratch<A>(std::size_t(HN));
+    cudaStream_t st = ctx.stream();
+    longseq::cuda::for_each(st, HN,
+                            dd::ModeGrads<T, V>{k.log_dt.value.data, k.Lambda_re.value.data, k.Lambda_im.value.data,
+                                                k.W.value.data, s.aux.data(), g_coef, g_log_z, Ch, H, N,
+                                                k.W.grad.data, gl.data(), gdt.data()},
+                            "ssm::dss_mode_grads");
+    longseq::cuda::for_each(st, N,
+                            dd::LambdaGrads<T, V>{k.Lambda_re.value.data, gl.data(), H, N, k.Lambda_re.grad.data,
+                                                  k.Lambda_im.grad.data},
+                            "ssm::dss_lambda_grads");
+    // dt's gradient has S4D's shape: per channel, the modes' contributions times dt.
+    longseq::cuda::for_each(st, H, dd::DtGrad<T>{k.log_dt.value.data, gdt.data(), N, k.log_dt.grad.data},
+                            "ssm::dss_dt_grad");
+  });
 }
 
 }  // namespace longseq::ssm

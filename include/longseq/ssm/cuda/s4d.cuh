@@ -94,17 +94,13 @@ template <class T, class Disc>
 void device_kernel_forward(Context<device::cuda>& ctx, S4D<T, Disc, device::cuda>& k, index_t L,
                            TensorView<T, device::cuda> K, DeviceDiagonalSaved<T, device::cuda>& s) {
   namespace dd = cuda::s4d_detail;
+  using A = accum_t<T>;
   index_t Ch = k.cfg.channels, H = k.cfg.H, M = k.M;
-  s.coef.resize(Shape{Ch, H, M, 2});
-  s.log_z.resize(Shape{H, M, 2});
-  s.aux.resize(Shape{H, M, dd::aux_width});
-  s.scale = accum_t<T>(2);
-  longseq::cuda::for_each(ctx.stream(), H * M,
-                          dd::Form<T, Disc>{k.log_dt.value.data, k.log_A_real.value.data, k.A_imag.value.data,
-                                            k.B.value.data, k.C.value.data, Ch, H, k.S, M, s.coef.data(),
-                                            s.log_z.data(), s.aux.data()},
-                          "ssm::s4d_form");
-  cuda::diagonal_vandermonde_forward<T>(ctx, s, Ch, H, M, K);
+  auto form = [&](A* coef, A* log_z, A* aux) {
+    return dd::Form<T, Disc>{k.log_dt.value.data, k.log_A_real.value.data, k.A_imag.value.data, k.B.value.data,
+                             k.C.value.data, Ch, H, k.S, M, coef, log_z, aux};
+  };
+  cuda::diagonal_kernel_forward<T>(ctx, s, Ch, H, M, dd::aux_width, A(2), K, form, "ssm::s4d_form");
   (void)L;
 }
 
@@ -114,24 +110,21 @@ void device_kernel_backward(Context<device::cuda>& ctx, S4D<T, Disc, device::cud
   namespace dd = cuda::s4d_detail;
   using A = accum_t<T>;
   index_t Ch = k.cfg.channels, H = k.cfg.H, M = k.M, HM = H * M;
-  LONGSEQ_CHECK(s.aux.shape() == (Shape{H, M, dd::aux_width}), "S4D: kernel_backward needs the Saved of a forward call");
-  auto g_coef = ctx.scratch<A>(std::size_t(2 * Ch * HM));
-  auto g_log_z = ctx.scratch<A>(std::size_t(2 * HM));
-  cuda::diagonal_vandermonde_backward<T>(ctx, s, Ch, H, M, dK, g_coef.data(), g_log_z.data());
-  auto gB = ctx.scratch<A>(std::size_t(2 * HM)), ga = ctx.scratch<A>(std::size_t(2 * HM));
-  auto gdt = ctx.scratch<A>(std::size_t(HM));
-  cudaStream_t st = ctx.stream();
-  longseq::cuda::for_each(st, HM,
-                          dd::ModeGrads<T>{k.B.value.data, k.C.value.data, s.aux.data(), g_coef.data(),
-                                           g_log_z.data(), Ch, H, k.S, M, k.C.grad.data, gB.data(), ga.data(),
-                                           gdt.data()},
-                          "ssm::s4d_mode_grads");
-  longseq::cuda::for_each(st, k.S * M,
-                          dd::CopyGrads<T>{k.log_A_real.value.data, gB.data(), ga.data(), H, k.S, M, k.B.grad.data,
-                                           k.log_A_real.grad.data, k.A_imag.grad.data},
-                          "ssm::s4d_copy_grads");
-  longseq::cuda::for_each(st, H, dd::DtGrad<T>{k.log_dt.value.data, gdt.data(), M, k.log_dt.grad.data},
-                          "ssm::s4d_dt_grad");
+  cuda::diagonal_kernel_backward<T>(ctx, s, Ch, H, M, dd::aux_width, dK, "S4D", [&](const A* g_coef, const A* g_log_z) {
+    auto gB = ctx.scratch<A>(std::size_t(2 * HM)), ga = ctx.scratch<A>(std::size_t(2 * HM));
+    auto gdt = ctx.scratch<A>(std::size_t(HM));
+    cudaStream_t st = ctx.stream();
+    longseq::cuda::for_each(st, HM,
+                            dd::ModeGrads<T>{k.B.value.data, k.C.value.data, s.aux.data(), g_coef, g_log_z, Ch, H,
+                                             k.S, M, k.C.grad.data, gB.data(), ga.data(), gdt.data()},
+                            "ssm::s4d_mode_grads");
+    longseq::cuda::for_each(st, k.S * M,
+                            dd::CopyGrads<T>{k.log_A_real.value.data, gB.data(), ga.data(), H, k.S, M,
+                                             k.B.grad.data, k.log_A_real.grad.data, k.A_imag.grad.data},
+                            "ssm::s4d_copy_grads");
+    longseq::cuda::for_each(st, H, dd::DtGrad<T>{k.log_dt.value.data, gdt.data(), M, k.log_dt.grad.data},
+                            "ssm::s4d_dt_grad");
+  });
 }
 
 }  // namespace longseq::ssm
