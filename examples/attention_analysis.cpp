@@ -52,6 +52,7 @@ struct Architecture {
   bool tokens = false;  // TokenEncoder (ids) or LinearEncoder (pixel values)
   index_t dim = 0, in_features = 0, vocab = 0, layers = 0, heads = 0, ff_hidden = 0;
   bool causal = false, sinusoidal = true, rotary = false;
+  index_t learned_positions = 0;  // > 0: the encoder's learned table, this many positions long
   index_t window = 0, look_back = 1, look_forward = 1;
   nlohmann::json config;  // as stored (null when the file has none)
 };
@@ -115,14 +116,27 @@ Architecture read_architecture(const interop::Safetensors& st, const Options& o)
   a.look_back = get("look_back", index_t(1));
   a.look_forward = get("look_forward", index_t(1));
   // Both trainers add sinusoidal positions to Transformer inputs unless a stored "position" names another
-  // scheme ("default" is the trainers' name for exactly that: sinusoidal for a Transformer).
-  std::string position = get("position", std::string("sinusoidal"));
+  // scheme ("default" is the trainers' name for exactly that: sinusoidal for a Transformer). A learned table
+  // is a tensor of the checkpoint, so without a stored configuration its presence decides.
+  const std::string table = std::string(prefix) + "encoder.position.weight";
+  const bool has_table = st.contains(table);
+  std::string position = get("position", std::string(has_table ? "learned" : "sinusoidal"));
   if (position == "default") position = "sinusoidal";
-  LONGSEQ_CHECK(position == "sinusoidal" || position == "none" || position == "rotary", "checkpoint '",
-                o.checkpoint, "': position scheme '", position, "' is not rebuilt by attention_analysis (it "
-                "rebuilds sinusoidal, rotary and none)");
+  LONGSEQ_CHECK(position == "sinusoidal" || position == "none" || position == "rotary" || position == "learned",
+                "checkpoint '", o.checkpoint, "': position scheme '", position, "' is not rebuilt by "
+                "attention_analysis (it rebuilds sinusoidal, rotary, learned and none)");
+  LONGSEQ_CHECK(has_table == (position == "learned"), "checkpoint '", o.checkpoint, "': its configuration names ",
+                "position scheme '", position, "' but it ", has_table ? "holds" : "lacks", " the learned table '",
+                table, "'");
   a.sinusoidal = position == "sinusoidal";
   a.rotary = position == "rotary";
+  if (has_table) {
+    // The table's length is the longest input the trained encoder has positions for.
+    const Shape t = shape_of("encoder.position.weight");
+    LONGSEQ_CHECK(t.rank == 2 && t[0] > 0 && t[1] == a.dim, "checkpoint '", o.checkpoint, "': tensor '", table,
+                  "' has shape ", t, ", expected (length, ", a.dim, ")");
+    a.learned_positions = t[0];
+  }
   return a;
 }
 
@@ -170,9 +184,11 @@ template <class Enc, class Pos>
 Sample analyze(const Options& o, const Architecture& a, const data::Dataset& set, const std::vector<index_t>& idx) {
   typename Enc::Config ec;
   if constexpr (std::is_same_v<Enc, models::TokenEncoder<float>>)
-    ec = {.vocab = a.vocab, .dim = a.dim, .padding_idx = data::Vocab::pad_id, .sinusoidal = a.sinusoidal};
+    ec = {.vocab = a.vocab, .dim = a.dim, .padding_idx = data::Vocab::pad_id, .sinusoidal = a.sinusoidal,
+          .learned_positions = a.learned_positions};
   else
-    ec = {.channels = 1, .dim = a.dim, .mask_channel = a.in_features == 2, .sinusoidal = a.sinusoidal};
+    ec = {.channels = 1, .dim = a.dim, .mask_channel = a.in_features == 2, .sinusoidal = a.sinusoidal,
+          .learned_positions = a.learned_positions};
   using T = Trunk<Enc, Pos>;
   typename T::Layer::Config lc;
   lc.dim = a.dim;
@@ -208,6 +224,12 @@ Sample analyze(const Options& o, const Architecture& a, const data::Dataset& set
     const std::size_t n = std::min(idx.size() - b0, std::size_t(o.batch));
     const data::Batch batch = data::make_batch(set, std::span<const index_t>(idx).subspan(b0, n));
     const index_t R = batch.rows, L = batch.length;
+    if (a.learned_positions > 0)
+      for (index_t r = 0; r < R; ++r)
+        LONGSEQ_CHECK(batch.lengths[std::size_t(r)] <= a.learned_positions, "input ", idx[b0 + std::size_t(r)],
+                      " of the ", o.split, " split of --task ", o.task, " has length ", batch.lengths[std::size_t(r)],
+                      ", longer than the learned position table of checkpoint '", o.checkpoint, "' (",
+                      a.learned_positions, " positions): the model has no position for the rest");
     const bool masked = o.mask_p > 0;
     data::MaskedBatch mb;
     if (masked) mb = data::mask_batch(batch, mo, 0);
@@ -368,7 +390,8 @@ int main(int argc, char** argv) {
         {"uniform_distance", uniform}, {"windows", o.windows}, {"mask_p", o.mask_p}, {"key_padding", o.key_padding},
         {"model", {{"layers", a.layers}, {"heads", a.heads}, {"dim", a.dim}, {"ff_hidden", a.ff_hidden},
                    {"causal", a.causal}, {"window", a.window}, {"encoder", a.tokens ? "tokens" : "pixels"},
-                   {"mask_channel", a.in_features == 2}, {"position", a.rotary ? "rotary" : a.sinusoidal ? "sinusoidal" : "none"},
+                   {"mask_channel", a.in_features == 2}, {"position", a.rotary ? "rotary" : a.sinusoidal ? "sinusoidal" : a.learned_positions > 0 ? "learned" : "none"},
+                   {"learned_positions", a.learned_positions},
                    {"config", a.config}}},
         {"layers", layers}};
     longseq::train::write_file_atomic((fs::path(o.out_dir) / "heads.csv").string(), csv.str());

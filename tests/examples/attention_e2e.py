@@ -3,8 +3,9 @@
 # 2 heads, one epoch of each stage on the Fashion-MNIST fixture) writes scratch, SPT and fine-tuned checkpoints;
 # attention_analysis rebuilds each and measures its attention on a few test images; plot_attention.py draws and
 # tabulates them. Checks the outputs' structure and value ranges, and the refusals (no attention layers, bad
-# options). When lra_data and train_lra are built, the token path runs too (a generated ListOps set, padded
-# batches). Exits 77 when a tool is not built.
+# options). A classifier trained with learned positions is rebuilt with its table. When lra_data and train_lra
+# are built, the token path runs too (a generated ListOps set, padded batches; learned positions and inputs
+# longer than their table). Exits 77 when a tool is not built.
 import argparse
 import csv
 import json
@@ -125,6 +126,18 @@ def main():
             "heads = 2")
     refused([analysis, "--checkpoint", ckpt["scratch"], "--data", a.data_dir, "--task", "listops"], "--task listops")
 
+    # Learned positions: the table (as long as the images) comes back from the checkpoint.
+    run([trainer, "--models", "transformer", "--data-dir", a.data_dir, "--out-dir", work / "learned", "--mode",
+         "scratch", "--position", "learned", "--train-subset", 8, "--val-subset", 4, "--test-subset", 4,
+         "--d-model", WIDTH, "--layers", 1, "--heads", HEADS, "--batch", 4, "--finetune-epochs", 1,
+         "--log-every", 1000])
+    learned_ckpt = work / "learned" / "transformer" / "scratch" / "best.safetensors"
+    run([analysis, "--checkpoint", learned_ckpt, "--data", a.data_dir, "--samples", 2, "--windows", windows,
+         "--label", "learned", "--out-dir", work / "attention_learned"])
+    learned = check_result(work / "attention_learned", "learned", 1, HEADS, WINDOWS, longest=L)
+    assert learned["model"]["position"] == "learned" and learned["model"]["learned_positions"] == L, learned["model"]
+    assert results["scratch"]["model"]["position"] == "sinusoidal" and results["scratch"]["model"]["learned_positions"] == 0
+
     # The plot and the comparison table of the three checkpoints.
     png, cmp_png, table = work / "attention.png", work / "attention_compare.png", work / "attention.md"
     for f in (png, cmp_png, table):
@@ -169,6 +182,23 @@ def main():
             assert all(p == 0.0 for p in pad) if extra else all(p > 0.0 for p in pad), pad
         refused([analysis, "--checkpoint", work / "listops-spt" / "best.safetensors", "--data", a.data_dir],
                 "--task fashion-mnist", "token embedding")
+        # Learned positions on tokens: the table is --l-max long (the task's longest otherwise); a set of longer
+        # sequences is refused with the checkpoint, the table length and the input length named.
+        run([train_lra, "--task", "listops", "--data", lo, "--model", "transformer", "--stage", "pretrain",
+             "--position", "learned", "--l-max", 48, "--d-model", 8, "--layers", 1, "--heads", 2, "--batch", 4, "--max-steps", 2,
+             "--log-every", 1, "--warmup", 1, "--out", work / "listops-learned"])
+        learned_lo = work / "listops-learned" / "best.safetensors"
+        out = work / "attention_listops_learned"
+        run([analysis, "--checkpoint", learned_lo, "--task", "listops", "--data", lo, "--samples", 8, "--batch", 4,
+             "--windows", "1,4", "--label", "listops-learned", "--out-dir", out])
+        res = check_result(out, "listops-learned", 1, 2, [1, 4])
+        table = res["model"]["learned_positions"]
+        assert res["model"]["position"] == "learned" and table == 48 and res["longest"] <= table, res["model"]
+        lo_long = work / "listops-long"
+        run([lra_data, "generate", "--task", "listops", "--out", lo_long, "--n", 8, "--n-val", 4, "--n-test", 4,
+             "--min-length", 2 * table, "--max-length", 3 * table, "--max-depth", 6, "--seed", 4])
+        refused([analysis, "--checkpoint", learned_lo, "--task", "listops", "--data", lo_long, "--samples", 4],
+                "listops-learned", f"({table} positions)", "has length", "longer than the learned position table")
     else:
         print("ListOps part skipped: lra_data or train_lra is not built")
     print("attention analysis end to end: ok")
