@@ -52,38 +52,45 @@ void apply_tied_dropout(Context<device::host>& ctx, const TensorView<const T>& i
 
 }  // namespace detail
 
-// y = x * keep(b, h) / (1 - p) for x, y (B, L, H) contiguous (y may alias x); keep(b, h) =
-// ops::dropout_keeps(seed, stream, b H + h, p). p = 0 copies x.
-template <class T>
-void tied_dropout_forward(Context<device::host>& ctx, std::type_identity_t<TensorView<const T>> x, TensorView<T> y,
-                          double p, std::uint64_t seed, std::uint64_t stream) {
-  static_assert(Real<T>, "tied dropout: T must be float, double, half or bf16");
-  ops::detail::check_dropout_p(p);
-  expect_contiguous(x, "x");
-  expect_contiguous(y, "y");
-  detail::check_tied_io(x.shape, y.shape, "x", "y");
-  detail::apply_tied_dropout(ctx, x, y, p, seed, stream);
-}
-
-// dx = dy * keep(b, h) / (1 - p), the mask regenerated from (seed, stream); dx written (may alias dy).
-template <class T>
-void tied_dropout_backward(Context<device::host>& ctx, std::type_identity_t<TensorView<const T>> dy, TensorView<T> dx,
-                           double p, std::uint64_t seed, std::uint64_t stream) {
-  static_assert(Real<T>, "tied dropout: T must be float, double, half or bf16");
-  ops::detail::check_dropout_p(p);
-  expect_contiguous(dy, "dy");
-  expect_contiguous(dx, "dx");
-  detail::check_tied_io(dy.shape, dx.shape, "dy", "dx");
-  detail::apply_tied_dropout(ctx, dy, dx, p, seed, stream);
-}
-
 }  // namespace longseq::nn
 
-#if LONGSEQ_WITH_CUDA && defined(__CUDACC__)  // CUDA overloads, visible wherever the host op is
+#if LONGSEQ_WITH_CUDA && defined(__CUDACC__)  // the CUDA apply_tied_dropout, visible wherever the host one is
 #include "cuda/dropout.cuh"
 #endif
 
 namespace longseq::nn {
+
+namespace detail {
+
+// Both directions are the same product with the same mask: the checks, then out = in * keep(b, h) / (1 - p)
+// on whichever device the context names. in_name and out_name are the tensors' names in errors.
+template <class T, class D>
+void tied_dropout(Context<D>& ctx, const TensorView<const T, D>& in, const TensorView<T, D>& out, double p,
+                  std::uint64_t seed, std::uint64_t stream, const char* in_name, const char* out_name) {
+  static_assert(Real<T>, "tied dropout: T must be float, double, half or bf16");
+  ops::detail::check_dropout_p(p);
+  expect_contiguous(in, in_name);
+  expect_contiguous(out, out_name);
+  check_tied_io(in.shape, out.shape, in_name, out_name);
+  apply_tied_dropout<T>(ctx, in, out, p, seed, stream);
+}
+
+}  // namespace detail
+
+// y = x * keep(b, h) / (1 - p) for x, y (B, L, H) contiguous (y may alias x); keep(b, h) =
+// ops::dropout_keeps(seed, stream, b H + h, p). p = 0 copies x.
+template <class T, class D>
+void tied_dropout_forward(Context<D>& ctx, std::type_identity_t<TensorView<const T, D>> x, TensorView<T, D> y,
+                          double p, std::uint64_t seed, std::uint64_t stream) {
+  detail::tied_dropout<T>(ctx, x, y, p, seed, stream, "x", "y");
+}
+
+// dx = dy * keep(b, h) / (1 - p), the mask regenerated from (seed, stream); dx written (may alias dy).
+template <class T, class D>
+void tied_dropout_backward(Context<D>& ctx, std::type_identity_t<TensorView<const T, D>> dy, TensorView<T, D> dx,
+                           double p, std::uint64_t seed, std::uint64_t stream) {
+  detail::tied_dropout<T>(ctx, dy, dx, p, seed, stream, "dy", "dx");
+}
 
 // The mask a dropout draws: per element, or per (batch, channel) shared over the sequence (tied).
 enum class DropoutMask { element, tied };
