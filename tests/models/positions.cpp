@@ -1,6 +1,9 @@
-// Learned absolute positions in the encoders' position slot: checkpoint names, finite-difference gradients
-// through a whole model, the table added row by row, and the errors of a bad configuration or a long input.
+// Positions in the encoders' position slot: learned tables (checkpoint names, finite-difference gradients
+// through a whole model, the table added row by row, the errors of a bad configuration or a long input) and
+// the fixed sinusoidal code.
 #include <doctest/doctest.h>
+
+#include <cmath>
 
 #include <longseq/heads/classification.hpp>
 #include <longseq/models/model.hpp>
@@ -88,4 +91,32 @@ TEST_CASE("linear encoder with learned positions adds row l of the table at step
                        doctest::Contains("LinearEncoder: sinusoidal = true and learned_positions = 4"), Error);
   CHECK_THROWS_WITH_AS(models::TokenEncoder<double>({.vocab = 3, .dim = h, .learned_positions = -1}),
                        doctest::Contains("TokenEncoder: learned_positions = -1, expected >= 0"), Error);
+}
+
+TEST_CASE("linear encoder with sinusoidal positions adds sin/cos(t / 10000^(2i/H)) at step t, bit for bit in float") {
+  // Written out here, independently of attention::SinusoidalPosition, which the encoders call.
+  using Enc = models::LinearEncoder<float>;
+  const index_t b = 2, l = 37, h = 6;
+  Enc plain({.channels = 1, .dim = h});
+  Enc sinus({.channels = 1, .dim = h, .sinusoidal = true});
+  ParamStore<float> sp, ss;
+  sp.bind(plain);
+  ss.bind(sinus);
+  Rng r1(6), r2(6);
+  plain.init(r1);
+  sinus.init(r2);
+  Tensor<float> values(Shape{b, l, 1}), y0(Shape{b, l, h}), y1(Shape{b, l, h});
+  Rng rng(7);
+  for (index_t i = 0; i < values.numel(); ++i) values[i] = float(rng.normal(0.0, 1.0));
+  HostContext ctx;
+  Enc::Saved s0, s1;
+  plain.forward(ctx, {{}, values.view(), {}}, y0.view(), s0);
+  sinus.forward(ctx, {{}, values.view(), {}}, y1.view(), s1);
+  for (index_t n = 0; n < b; ++n)
+    for (index_t t = 0; t < l; ++t)
+      for (index_t i = 0; i < h; ++i) {
+        const double freq = std::pow(10000.0, -double(i - i % 2) / double(h));
+        const auto pe = float(i % 2 == 0 ? std::sin(double(t) * freq) : std::cos(double(t) * freq));
+        CHECK(y1(n, t, i) == y0(n, t, i) + pe);
+      }
 }

@@ -15,17 +15,14 @@
 namespace longseq::models {
 
 namespace detail {
-// Fixed sinusoidal position code (Vaswani et al.): pe[t, 2i] = sin(t / 10000^(2i/H)), pe[t, 2i+1] = cos(...),
-// added to y (B, L, H).
+// Fixed sinusoidal positions added to y (B, L, H) in place by the attention folder's layer (one formula for
+// the library; each element is read and written by the same iteration, so aliasing x and y is safe).
 template <class T>
-void add_sinusoidal(Context<device::host>&, TensorView<T> y) {
-  const index_t b = y.size(0), l = y.size(1), h = y.size(2);
-  for (index_t t = 0; t < l; ++t)
-    for (index_t i = 0; i < h; ++i) {
-      const double freq = std::pow(10000.0, -double(i - i % 2) / double(h));
-      const T pe = T(i % 2 == 0 ? std::sin(double(t) * freq) : std::cos(double(t) * freq));
-      for (index_t n = 0; n < b; ++n) y.data[(n * l + t) * h + i] += pe;
-    }
+void add_sinusoidal(Context<device::host>& ctx, TensorView<T> y) {
+  if (y.empty()) return;
+  attention::SinusoidalPosition<T> pos({.dim = y.size(2), .max_len = y.size(1)});
+  typename attention::SinusoidalPosition<T>::Saved none;
+  pos.forward(ctx, TensorView<const T>(y), y, none);
 }
 // The encoders' learned position table, present when `learned_positions` > 0 (the longest sequence it
 // covers); sinusoidal and learned positions exclude each other.
