@@ -7,11 +7,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include <longseq/train/fit.hpp>
 #include <longseq/train/running_stats.hpp>
 
+#include "temp_root.hpp"
 #include "train/toy.hpp"
 
 using namespace longseq;
@@ -61,7 +61,7 @@ struct Run {
 };
 
 std::string log_path(const std::string& name) {
-  auto d = std::filesystem::temp_directory_path() / ("longseq_fit_stats_" + std::to_string(::getpid()));
+  auto d = testtmp::dir("train") / "fit_stats";
   std::filesystem::create_directories(d);
   return (d / (name + ".jsonl")).string();
 }
