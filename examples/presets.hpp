@@ -40,7 +40,9 @@ struct PresetFamily {
   std::optional<std::string> norm, residual;             // SSM blocks: layer|batch, pre|post
   std::optional<index_t> state, n_ssm;                   // S4, S4D, DSS, DLR
   std::optional<double> dt_min, dt_max, ssm_lr;
-  double dropout = 0, wd = 0;
+  double dropout = 0, wd = 0;                            // dropout: on the residual branch
+  std::optional<double> layer_dropout;                   // SSM blocks: inside the layer, after its activation
+  std::optional<bool> tie_dropout;                       // SSM blocks: one mask per (batch, channel) over L
   std::optional<std::string> pool;
   bool mlp_head = false;  // a Linear(d, d) - ReLU - Linear(d, classes) classifier instead of one Linear
   std::array<PresetStage, 3> stages;  // pretrain, finetune, scratch
@@ -173,6 +175,8 @@ inline PresetFamily read_family(PresetReader r) {
   r.optional("dt_max", f.dt_max, positive);
   r.optional("ssm_lr", f.ssm_lr, [&](const char* k) { return r.number(k, 0, false, inf, true); });
   f.dropout = r.number("dropout", 0, false, 1, true);
+  r.optional("layer_dropout", f.layer_dropout, [&](const char* k) { return r.number(k, 0, false, 1, true); });
+  r.optional("tie_dropout", f.tie_dropout, [&](const char* k) { return r.flag(k); });
   f.wd = r.number("wd", 0, false, inf, true);
   r.optional("pool", f.pool, [&](const char* k) { return r.choice(k, {"mean", "max", "last"}); });
   f.mlp_head = r.flag("mlp_head");

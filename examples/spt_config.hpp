@@ -37,6 +37,8 @@ struct Options {
   index_t batch = 32;
   index_t pretrain_epochs = 3, finetune_epochs = 3;
   double lr = 5e-3, pretrain_lr = 5e-3, ssm_lr = 1e-3, weight_decay = 0.05, dropout = 0.0;
+  double layer_dropout = 0.0;       // SSM models: dropout inside the SSM layer, after its activation
+  bool tie_dropout = false;         // SSM models: one mask per (batch, channel), shared over the sequence
   double dt_lr = -1;                // S4/S4D log_dt; < 0: the stage's lr (the reference's `dt: null`)
   bool decay_norms_biases = false;  // weight decay on biases and norm scales too (as the reference)
   index_t warmup = 20;
@@ -95,6 +97,12 @@ inline void add_options(CLI::App& app, Options& o) {
   app.add_flag("--decay-norms-biases", o.decay_norms_biases, "decay biases and norm scales at --weight-decay too "
                                                              "(as the reference)");
   app.add_option("--dropout", o.dropout, "residual dropout")->check(examples::probability());
+  app.add_option("--layer-dropout", o.layer_dropout, "SSM models: dropout inside the SSM layer, after its activation "
+                                                     "(the reference S4 layer's), in [0, 1); the Transformer has none")
+      ->check(examples::probability());
+  app.add_flag("--tie-dropout", o.tie_dropout, "SSM models: one dropout mask per (batch, channel), shared by every "
+                                               "step of the sequence, for --dropout and --layer-dropout (the "
+                                               "reference's tie_dropout); the Transformer keeps per-element masks");
   app.add_option("--warmup", o.warmup, "linear warmup updates")->check(at_least(0));
   app.add_option("--schedule", o.schedule, "constant or cosine after warmup")->check(CLI::IsMember({"constant", "cosine"}));
   app.add_option("--mask-p", o.mask_p, "masking ratio of self-pretraining, in (0, 1)")->check(examples::probability());

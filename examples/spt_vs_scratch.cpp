@@ -66,7 +66,8 @@ struct SSMBlocks {
   using narrow = examples::FloatOnly;  // the whole device model runs in fp32 (examples::dispatch_device)
   index_t d, state, length;
   bool random;
-  double dropout;
+  double dropout, layer_dropout;  // on the residual branch; inside the SSM layer, after its activation
+  bool tied;                      // both masks: one per (batch, channel) over the sequence (tie_dropout)
   template <class Block>
   typename Block::Config config() const {
     typename Block::Config c;
@@ -78,7 +79,11 @@ struct SSMBlocks {
     if constexpr (requires { k.l_max; }) k.l_max = length;
     if constexpr (requires { k.L_max; }) k.L_max = length;
     c.mixer.random = {.enabled = random, .sigma = 0.1};
+    const nn::DropoutMask mask = tied ? nn::DropoutMask::tied : nn::DropoutMask::element;
     c.dropout = dropout;
+    c.dropout_mask = mask;
+    c.mixer.dropout = layer_dropout;
+    c.mixer.dropout_mask = mask;
     return c;
   }
 };
@@ -169,6 +174,7 @@ struct Pipeline {
                           {"dt_lr", o.dt_lr}, {"decay_norms_biases", o.decay_norms_biases},
                           {"position", o.position},
                           {"weight_decay", o.weight_decay}, {"dropout", o.dropout}, {"warmup", o.warmup},
+                          {"layer_dropout", o.layer_dropout}, {"tie_dropout", o.tie_dropout},
                           {"schedule", o.schedule}, {"clip", o.clip}, {"pool", o.pool}};
     config[spt ? "pretrain_epochs" : "finetune_epochs"] = epochs;
     config[spt ? "pretrain_lr" : "lr"] = spt ? o.pretrain_lr : o.lr;
@@ -258,7 +264,8 @@ void for_model(const Options& o, const std::string& m, index_t length, Fn&& fn) 
   examples::dispatch_model(
       m, o.position,
       [&]<class Kernel>(std::type_identity<Kernel>) {
-        fn(spt::SSMBlocks<Kernel>{o.d_model, o.state, length, o.init == "random-mixer", o.dropout});
+        fn(spt::SSMBlocks<Kernel>{o.d_model, o.state, length, o.init == "random-mixer", o.dropout, o.layer_dropout,
+                                  o.tie_dropout});
       },
       [&]<class Position>(std::type_identity<Position>) {
         fn(spt::TransformerBlocks<Position>{o.d_model, o.heads, o.dropout});

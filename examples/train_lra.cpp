@@ -59,7 +59,13 @@ struct SsmModel {
     c.norm = {.dim = o.d_model, .kind = nn::norm_kind(o.norm)};
     c.mixer.kernel = kernel(o, length);
     c.mixer.random = {.enabled = o.init == "random-mixer", .sigma = 0.1};
+    // The reference S4 block: residual dropout and, with --layer-dropout, dropout after the layer's GELU;
+    // --tie-dropout gives both one mask per (batch, channel) over the sequence.
+    const nn::DropoutMask mask = o.tie_dropout ? nn::DropoutMask::tied : nn::DropoutMask::element;
     c.dropout = o.dropout;
+    c.dropout_mask = mask;
+    c.mixer.dropout = o.layer_dropout;
+    c.mixer.dropout_mask = mask;
     c.prenorm = o.residual == "pre";
     return c;
   }
@@ -313,6 +319,7 @@ struct Stage {
                                            {"wd", o.wd}, {"epochs", o.epochs}, {"max_steps", o.max_steps},
                                            {"warmup", o.warmup}, {"schedule", o.schedule},
                                            {"schedule_steps", o.schedule_steps}, {"dropout", o.dropout},
+                                           {"layer_dropout", o.layer_dropout}, {"tie_dropout", o.tie_dropout},
                                            {"clip", o.clip}, {"train_fraction", o.train_fraction},
                                            {"dt_min", o.dt_min}, {"dt_max", o.dt_max}, {"norm", o.norm},
                                            {"residual", o.residual}, {"attn_window", o.attn_window},
@@ -387,6 +394,7 @@ int main(int argc, char** argv) {
                   "--model transformer has none (use --init random)");
     LONGSEQ_CHECK(o.position != "rotary" || o.model == "transformer", "--position rotary rotates attention queries "
                   "and keys; --model ", o.model, " has no attention (use sinusoidal or none)");
+    lra::check_dropout_options(o);
     if (o.stage == "pretrain" && !o.causal()) examples::check_mask_p(o.mask_p);
     LONGSEQ_CHECK(o.dt_min <= 0 || o.dt_max <= 0 || o.dt_min <= o.dt_max, "--dt-min ", o.dt_min,
                   " is larger than --dt-max ", o.dt_max);

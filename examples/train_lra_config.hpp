@@ -32,6 +32,8 @@ struct Options {
   index_t d_model = 64, layers = 2, state = 64, heads = 4, batch = 16, warmup = 10, epochs = 1, max_steps = 0;
   index_t ff_expand = 2, n_ssm = 0, head_hidden = 0, l_max = 0, schedule_steps = 0;
   double lr = 1e-3, ssm_lr = 1e-3, wd = 0.05, dropout = 0.0, clip = 0.0, train_fraction = 1.0;
+  double layer_dropout = 0.0;  // SSM blocks: dropout inside the SSM layer, after its activation
+  bool tie_dropout = false;    // SSM blocks: one dropout mask per (batch, channel), shared over the sequence
   double dt_min = -1, dt_max = -1;  // < 0: the kernel's own default
   double dt_lr = -1;                 // S4/S4D log_dt; < 0: the global lr (the reference's `dt: null`)
   bool decay_norms_biases = false;   // weight decay on biases and norm scales too (the reference; preset paper)
@@ -142,6 +144,12 @@ inline void add_options(CLI::App& app, Options& o) {
                                                    "(not with --objective causal)")
       ->check(at_least(0));
   app.add_option("--dropout", o.dropout, "residual dropout")->check(examples::probability());
+  app.add_option("--layer-dropout", o.layer_dropout, "SSM blocks: dropout inside the SSM layer, after its "
+                                                     "activation (the reference S4 layer's), in [0, 1)")
+      ->check(examples::probability());
+  app.add_flag("--tie-dropout", o.tie_dropout, "SSM blocks: one dropout mask per (batch, channel), shared by every "
+                                               "step of the sequence, for --dropout and --layer-dropout (the "
+                                               "reference's tie_dropout)");
   app.add_option("--clip", o.clip, "gradient clipping by global norm (0: off)")->check(at_least(0));
   app.add_option("--warmup", o.warmup, "linear warmup updates")->check(at_least(0));
   app.add_option("--schedule", o.schedule, "after warmup")->check(CLI::IsMember({"constant", "cosine"}));
@@ -214,6 +222,8 @@ inline std::vector<std::string> apply_preset(Options& o, const CLI::App& app, in
   fill_if(ssm, "--dt-min", o.dt_min, f.dt_min);
   fill_if(ssm, "--dt-max", o.dt_max, f.dt_max);
   fill("--dropout", o.dropout, f.dropout);
+  fill_if(!transformer, "--layer-dropout", o.layer_dropout, f.layer_dropout);
+  fill_if(!transformer, "--tie-dropout", o.tie_dropout, f.tie_dropout);
   fill("--batch", o.batch, st.batch);
   fill("--lr", o.lr, st.lr);
   fill("--wd", o.wd, f.wd);
@@ -242,6 +252,15 @@ inline void resolve_defaults(Options& o) {
   if (!o.spt_loss.empty()) return;
   const bool tokens = o.task == "listops" || o.task == "text" || o.task == "retrieval";
   o.spt_loss = tokens ? "ce" : "l1";
+}
+
+// The SSM blocks' dropout options: the Transformer's encoder layers have per-element residual dropout (--dropout)
+// and no layer of their own to drop inside, so asking for either is refused rather than silently ignored.
+inline void check_dropout_options(const Options& o) {
+  LONGSEQ_CHECK(o.model != "transformer" || o.layer_dropout == 0, "--layer-dropout ", o.layer_dropout, " drops "
+                "inside the SSM layer; --model transformer has none (its dropout is --dropout)");
+  LONGSEQ_CHECK(o.model != "transformer" || !o.tie_dropout, "--tie-dropout ties the SSM blocks' dropout masks over "
+                "the sequence; --model transformer drops per element (use --dropout alone)");
 }
 
 // The optimizer's groups: SSM dynamics at --ssm-lr without decay, dt at --dt-lr (the global lr unless given),
@@ -287,6 +306,8 @@ inline void print_config(const Options& o, const CLI::App& app, const std::vecto
   line("look_back", "--look-back", o.look_back);
   line("look_forward", "--look-forward", o.look_forward);
   line("dropout", "--dropout", o.dropout);
+  line("layer_dropout", "--layer-dropout", o.layer_dropout);
+  line("tie_dropout", "--tie-dropout", o.tie_dropout ? "true" : "false");
   line("batch", "--batch", o.batch);
   line("lr", "--lr", o.lr);
   line("ssm_lr", "--ssm-lr", o.ssm_lr);

@@ -2,7 +2,8 @@
 
   presets   --print-config of --preset paper for every task (the pathfinder task at its three
             resolutions), model and stage, and a few runs without a preset, equal line for line to
-            fixtures/print_config.txt (recorded before the presets became data files);
+            fixtures/print_config.txt (recorded when the presets became data files; re-recorded with
+            --write only for a deliberate change, whose diff must show just that change);
   file      --preset-file with each built-in file (examples/presets/*.json) resolves the same settings
             as --preset paper;
   errors    a missing, malformed or wrong preset file is refused naming the file, the key and what was

@@ -54,13 +54,30 @@ expect_config(image-s4-pretrain ARGS --task image --model s4 --stage pretrain --
               EXPECT "spt_loss = l1 " "mask_p = 0\\.5 " "dropout = 0\\.1 " "n_ssm = 2 " "d_model = 512 ")
 expect_config(image-s4-finetune ARGS --task image --model s4 --stage finetune --preset paper
               EXPECT "schedule = cosine " "schedule_steps = 200000 ")
+# The reference's S4/S4D image blocks drop inside the layer too, both masks tied over the sequence; its DLR
+# rows: decay rates up to 0.1 (the layer's default), no dropout and a constant schedule on image and text,
+# mean pooling on Path-X.
+expect_config(image-s4d-dropout ARGS --task image --model s4d --stage scratch --preset paper
+              EXPECT "dropout = 0\\.1  \\(preset\\)" "layer_dropout = 0\\.1  \\(preset\\)"
+                     "tie_dropout = true  \\(preset\\)")
+expect_config(image-s4-dropout-override ARGS --task image --model s4 --stage scratch --preset paper --layer-dropout 0
+              EXPECT "layer_dropout = 0  \\(command line\\)" "tie_dropout = true  \\(preset\\)")
+expect_config(text-s4-no-layer-dropout ARGS --task text --model s4 --stage scratch --preset paper
+              EXPECT "layer_dropout = 0  \\(default\\)" "tie_dropout = false  \\(default\\)")
+expect_config(image-dlr-finetune ARGS --task image --model dlr --stage finetune --preset paper
+              EXPECT "dt_min = 0\\.0001 " "dt_max = 0\\.1  \\(preset\\)" "dropout = 0  \\(preset\\)"
+                     "layer_dropout = 0  \\(default\\)" "schedule = constant " "schedule_steps = 0 ")
+expect_config(text-dlr-scratch ARGS --task text --model dlr --stage scratch --preset paper
+              EXPECT "schedule = constant " "schedule_steps = 0 " "warmup = 2000 ")
+expect_config(pathx-dlr-finetune ARGS --task pathfinder --model dlr --stage finetune --preset paper --l-max 16384
+              EXPECT "preset_row = pathx/dlr\n" "pool = mean  \\(preset\\)" "schedule = cosine ")
 expect_config(pathx256-s4-scratch ARGS --task pathfinder --model s4 --stage scratch --preset paper --l-max 65536
               EXPECT "preset_row = pathx256/s4\n" "lr = 0\\.0001 " "batch = 16 " "pool = max " "dt_min = 0\\.0001 ")
 expect_config(pathx-transformer-pretrain ARGS --task pathfinder --model transformer --stage pretrain --preset paper
                                               --l-max 16384
               EXPECT "preset_row = pathx/transformer\n" "attn_window = 4096  \\(preset\\)" "norm = layer ")
 expect_config(listops-dlr-pretrain ARGS --task listops --model dlr --stage pretrain --preset paper
-              EXPECT "state = 1024 " "dt_min = 0\\.0001 " "dt_max = 0\\.001 " "ssm_lr = 0\\.0001 ")
+              EXPECT "state = 1024 " "dt_min = 0\\.0001 " "dt_max = 0\\.1 " "ssm_lr = 0\\.0001 ")
 expect_config(no-preset ARGS --task listops --model s4 --stage pretrain
               EXPECT "preset = none\n" "layers = 2  \\(default\\)" "mask_p = 0\\.1 ")
 # Parameter groups: dt at the global lr without decay (the reference's `dt: null`); the preset decays biases
@@ -172,6 +189,44 @@ file(STRINGS ${WORK}/transformer-learned/best.safetensors learned_names REGEX "e
 if(NOT learned_names)
   message(FATAL_ERROR "--position learned: no encoder.position.weight in the checkpoint")
 endif()
+
+# Dropout inside the SSM layer and tied masks reach the model: the checkpoint records them, and each changes
+# the numbers (same seed and data: with both, with the layer's per element, with neither). Out-of-range
+# values and a Transformer asking for either are refused, naming the option.
+set(drop ${small} --model s4d --stage scratch --dropout 0.3)
+run_checked(s4d-drop-tied ${BIN}/train_lra ${drop} --layer-dropout 0.3 --tie-dropout --out ${WORK}/s4d-drop-tied)
+file(STRINGS ${WORK}/s4d-drop-tied/best.safetensors tied_meta REGEX "layer_dropout")
+if(NOT tied_meta MATCHES "layer_dropout[^,}]*0\\.3" OR NOT tied_meta MATCHES "tie_dropout[^,}]*true")
+  message(FATAL_ERROR "--layer-dropout 0.3 --tie-dropout: not in the checkpoint's config")
+endif()
+run_checked(s4d-drop-element ${BIN}/train_lra ${drop} --layer-dropout 0.3 --out ${WORK}/s4d-drop-element)
+run_checked(s4d-drop-residual ${BIN}/train_lra ${drop} --out ${WORK}/s4d-drop-residual)
+set(drop_losses)
+foreach(run tied element residual)
+  file(READ ${WORK}/s4d-drop-${run}/result.json res)
+  string(JSON loss GET "${res}" val_loss)
+  list(FIND drop_losses "${loss}" seen)
+  if(NOT seen EQUAL -1)
+    message(FATAL_ERROR "s4d-drop-${run}: validation loss ${loss} equals another dropout setting's: the option "
+                        "did not reach the model")
+  endif()
+  list(APPEND drop_losses ${loss})
+endforeach()
+foreach(bad "--layer-dropout;1" "--layer-dropout;-0.1" "--layer-dropout;nan")
+  execute_process(COMMAND ${BIN}/train_lra --task image --model s4 ${bad} --print-config
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc EQUAL 0 OR NOT "${out}${err}" MATCHES "--layer-dropout")
+    message(FATAL_ERROR "${bad} was not refused naming the option (rc ${rc}): ${out}${err}")
+  endif()
+endforeach()
+foreach(bad "--layer-dropout;0.1" "--tie-dropout")
+  execute_process(COMMAND ${BIN}/train_lra ${small} --model transformer --stage scratch ${bad} --out ${WORK}/refused-drop
+                  RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
+  list(GET bad 0 flag)
+  if(rc EQUAL 0 OR NOT err MATCHES "${flag}.*--model transformer")
+    message(FATAL_ERROR "${bad} with a Transformer was not refused naming the option (rc ${rc}): ${err}")
+  endif()
+endforeach()
 
 # A wrong checkpoint is refused with a message naming it.
 execute_process(COMMAND ${BIN}/train_lra ${small} --model s4d --stage finetune
