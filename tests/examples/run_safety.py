@@ -120,6 +120,7 @@ def options_table(bin_dir, listops, fmnist, work):
         (["--train-fraction", "2"], "--train-fraction"), (["--train-fraction", "0"], "--train-fraction"),
         (["--lr", "inf"], "--lr"), (["--lr", "0"], "--lr"), (["--lr", "abc"], "--lr"),
         (["--wd", "nan"], "--wd"), (["--wd", "-0.1"], "--wd"), (["--dropout", "1"], "--dropout"),
+        (["--layer-dropout", "1"], "--layer-dropout"), (["--layer-dropout", "nan"], "--layer-dropout"),
         (["--d-model", "0"], "--d-model"), (["--layers", "0"], "--layers"), (["--state", "0"], "--state"),
         (["--heads", "0"], "--heads"), (["--n-ssm", "-1"], "--n-ssm"), (["--l-max", "-1"], "--l-max"),
         (["--l-max", "10"], "--l-max", "shorter than the longest sequence"),
@@ -137,6 +138,7 @@ def options_table(bin_dir, listops, fmnist, work):
         (["--save-every", "-1"], "--save-every"), (["--warmup", "-1"], "--warmup"), (["--lr", "inf"], "--lr"),
         (["--pretrain-lr", "0"], "--pretrain-lr"), (["--weight-decay", "nan"], "--weight-decay"),
         (["--wd", "nan"], "--weight-decay"), (["--dropout", "1.5"], "--dropout"), (["--train-subset", "-1"], "--train-subset"),
+        (["--layer-dropout", "-0.1"], "--layer-dropout"),
         (["--d-model", "0"], "--d-model"), (["--log-every", "-1"], "--log-every"), (["--pool", "median"], "--pool"),
     ]
     for name, base, table in (("train_lra", lra, lra_bad), ("spt_vs_scratch", spt, spt_bad)):
