@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "../core/context.hpp"
+#include "../core/tensor.hpp"
 
 namespace longseq::heads {
 
@@ -78,6 +79,26 @@ struct BatchStats<device::host> {
   void copy_from(Context<device::host>&, const BatchStats& o) { value = o.value; }
   double count() const { return value.count; }
 };
+
+#if LONGSEQ_WITH_CUDA
+// Declared here, so that a model on device::cuda (whose Saved holds one) is a complete type in any
+// translation unit, a host compiler's included; the functions are defined in heads/cuda/stats.cuh, for
+// nvcc translation units, which are the only ones that run a device model.
+template <>
+struct BatchStats<device::cuda> {
+  Tensor<double, device::cuda> totals;  // (stat_slots) in StatSlot order
+
+  // The device buffer, allocated on first use (its contents are written by whoever fills it).
+  double* slots();
+  const double* slots() const;
+  // Device address of the counted rows, which a loss's backward divides by without reading it back.
+  const double* count_ptr() const;
+  LossStats read(Context<device::cuda>& ctx) const;
+  // Statistics computed on the host (a head with only the LossStats-returning forward): uploaded in stream order.
+  void set(Context<device::cuda>& ctx, const LossStats& s);
+  void copy_from(Context<device::cuda>& ctx, const BatchStats& o);
+};
+#endif
 
 }  // namespace longseq::heads
 
