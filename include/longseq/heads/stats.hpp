@@ -80,10 +80,9 @@ struct BatchStats<device::host> {
   double count() const { return value.count; }
 };
 
-#if LONGSEQ_WITH_CUDA
 // Declared here, so that a model on device::cuda (whose Saved holds one) is a complete type in any
-// translation unit, a host compiler's included; the functions are defined in heads/cuda/stats.cuh, for
-// nvcc translation units, which are the only ones that run a device model.
+// translation unit, a host compiler's or a build without CUDA included; the functions are defined in
+// heads/cuda/stats.cuh, for nvcc translation units, which are the only ones that run a device model.
 template <>
 struct BatchStats<device::cuda> {
   Tensor<double, device::cuda> totals;  // (stat_slots) in StatSlot order
@@ -98,7 +97,6 @@ struct BatchStats<device::cuda> {
   void set(Context<device::cuda>& ctx, const LossStats& s);
   void copy_from(Context<device::cuda>& ctx, const BatchStats& o);
 };
-#endif
 
 }  // namespace longseq::heads
 
