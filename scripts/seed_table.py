@@ -47,8 +47,8 @@ def aggregate(paths):
     return cells
 
 
-def summary(cells, paths):
-    """The numbers of the table, as JSON: per cell the runs and mean/std of both accuracies and the gain."""
+def stats(cells):
+    """Per cell the runs and mean/std of both accuracies and of the gain: the numbers of the table and the JSON."""
     out = []
     for (ds, model), runs in cells.items():
         sc, ft = mean_std([a for a, _ in runs]), mean_std([b for _, b in runs])
@@ -57,19 +57,21 @@ def summary(cells, paths):
                     "scratch_pct": {"mean": sc[0], "std": sc[1], "values": [a for a, _ in runs]},
                     "finetune_pct": {"mean": ft[0], "std": ft[1], "values": [b for _, b in runs]},
                     "gain_points": {"mean": statistics.mean(gains), "std": mean_std(gains)[1], "values": gains}})
-    return {"inputs": list(paths), "cells": out}
+    return out
+
+
+def summary(cells, paths):
+    return {"inputs": list(paths), "cells": stats(cells)}
 
 
 def table(cells):
     out = ["| dataset | model | runs | scratch | SPT + FT | gain (points), mean | gain per run |",
            "|---|---|---|---|---|---|---|"]
-    for (ds, model), runs in cells.items():
-        sc = mean_std([a for a, _ in runs])
-        ft = mean_std([b for _, b in runs])
-        gains = [b - a for a, b in runs]
-        per = ", ".join(f"{g:+.1f}" for g in gains)
-        out.append(f"| {ds} | {model} | {len(runs)} | {sc[0]:.2f} ± {sc[1]:.2f} | {ft[0]:.2f} ± {ft[1]:.2f} | "
-                   f"{statistics.mean(gains):+.2f} | {per} |")
+    for c in stats(cells):
+        sc, ft, gain = c["scratch_pct"], c["finetune_pct"], c["gain_points"]
+        per = ", ".join(f"{g:+.1f}" for g in gain["values"])
+        out.append(f"| {c['dataset']} | {c['model']} | {c['runs']} | {sc['mean']:.2f} ± {sc['std']:.2f} | "
+                   f"{ft['mean']:.2f} ± {ft['std']:.2f} | {gain['mean']:+.2f} | {per} |")
     return "\n".join(out)
 
 
