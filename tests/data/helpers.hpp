@@ -3,9 +3,10 @@
 #include <atomic>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
 
 #include <longseq/data/files.hpp>
+
+#include "temp_root.hpp"
 
 namespace testdata {
 
@@ -18,7 +19,7 @@ struct TempDir {
   fs::path path;
   TempDir() {
     static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / ("longseq_data_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    path = testtmp::dir("data_" + std::to_string(counter++));  // inside the process's folder (temp_root.hpp)
     fs::remove_all(path);
     fs::create_directories(path);
   }
