@@ -459,19 +459,20 @@ inline dim3 grid_of(index_t len, int rows, index_t batch_heads) {
 
 }  // namespace cuda_flash
 
-// The host flash_forward on the GPU. Every pointer (q, k, v in `a`, a.mask.key_padding, o, lse) is a device
-// pointer; lse (B, heads, len_q) is fp32 for every T (the host's T* for T = float). block_q/block_k are
-// ignored: the tiles are fixed per head dim (see cuda_flash::Tile). Launch: grid (ceil(len_q / rows),
-// batch * heads), 128 threads, static shared memory only.
+// The host flash_forward on the GPU in fp32 SIMT code (the reference path; flash_forward below picks it or the
+// tensor-core kernels). Every pointer (q, k, v in `a`, a.mask.key_padding, o, lse) is a device pointer; lse
+// (B, heads, len_q) is fp32 for every T (the host's T* for T = float). block_q/block_k are ignored: the tiles
+// are fixed per head dim (see cuda_flash::Tile). Launch: grid (ceil(len_q / rows), batch * heads), 128
+// threads, static shared memory only.
 template <class T>
-void flash_forward(Context<device::cuda>& ctx, const FlashArgs<T>& a, T* o, index_t o_batch, index_t o_row,
-                   float* lse) {
+void flash_forward_simt(Context<device::cuda>& ctx, const FlashArgs<T>& a, T* o, index_t o_batch, index_t o_row,
+                        float* lse) {
   cuda_flash::check_args(a, "flash_forward");
   if (a.batch == 0 || a.len_q == 0) return;
   if (cuda_flash::tile_head_dim(a.head_dim) != a.head_dim) {  // run zero-padded heads, then crop the output
     const cuda_flash::Padded<T> p(ctx, a);
     auto op = ctx.scratch<T>(std::size_t(a.batch * a.len_q * a.heads * p.P));
-    flash_forward(ctx, p.a, op.data(), p.a.q_batch, p.a.q_row, lse);
+    flash_forward_simt(ctx, p.a, op.data(), p.a.q_batch, p.a.q_row, lse);
     p.crop(ctx, op.data(), o_batch, o_row, a.len_q, o);
     return;
   }
@@ -486,12 +487,12 @@ void flash_forward(Context<device::cuda>& ctx, const FlashArgs<T>& a, T* o, inde
   });
 }
 
-// The host flash_backward on the GPU: writes dq, dk, dv (strides of q, k, v) from do (strides of o), o and
-// the forward's fp32 lse. Three launches: delta = rowsum(do * o) into fp32 scratch, then dQ over query tiles
-// and dK/dV over key tiles (each recomputes its probability tiles; no atomics, deterministic).
+// The host flash_backward on the GPU in fp32 SIMT code: writes dq, dk, dv (strides of q, k, v) from do
+// (strides of o), o and the forward's fp32 lse. Three launches: delta = rowsum(do * o) into fp32 scratch, then
+// dQ over query tiles and dK/dV over key tiles (each recomputes its probability tiles; no atomics, deterministic).
 template <class T>
-void flash_backward(Context<device::cuda>& ctx, const FlashArgs<T>& a, const T* o, index_t o_batch, index_t o_row,
-                    const float* lse, const T* dout, T* dq, T* dk, T* dv) {
+void flash_backward_simt(Context<device::cuda>& ctx, const FlashArgs<T>& a, const T* o, index_t o_batch,
+                         index_t o_row, const float* lse, const T* dout, T* dq, T* dk, T* dv) {
   cuda_flash::check_args(a, "flash_backward");
   if (a.batch == 0) return;
   if (cuda_flash::tile_head_dim(a.head_dim) != a.head_dim) {  // zero-padded heads: pad o and do, crop the grads
@@ -501,7 +502,8 @@ void flash_backward(Context<device::cuda>& ctx, const FlashArgs<T>& a, const T* 
     auto dkp = ctx.scratch<T>(nk), dvp = ctx.scratch<T>(nk);
     p.pad(ctx, o, o_batch, o_row, a.len_q, op.data());
     p.pad(ctx, dout, o_batch, o_row, a.len_q, dop.data());
-    flash_backward(ctx, p.a, op.data(), p.a.q_batch, p.a.q_row, lse, dop.data(), dqp.data(), dkp.data(), dvp.data());
+    flash_backward_simt(ctx, p.a, op.data(), p.a.q_batch, p.a.q_row, lse, dop.data(), dqp.data(), dkp.data(),
+                        dvp.data());
     p.crop(ctx, dqp.data(), a.q_batch, a.q_row, a.len_q, dq);
     p.crop(ctx, dkp.data(), a.k_batch, a.k_row, a.len_k, dk);
     p.crop(ctx, dvp.data(), a.v_batch, a.v_row, a.len_k, dv);
@@ -530,4 +532,35 @@ void flash_backward(Context<device::cuda>& ctx, const FlashArgs<T>& a, const T* 
   });
 }
 
+// The tensor-core kernels (flash_mma.cuh), declared here for the dispatch below.
+template <class T>
+bool use_tensor_cores(Context<device::cuda>& ctx, const FlashArgs<T>& a);
+template <class T>
+void flash_forward_mma(Context<device::cuda>& ctx, const FlashArgs<T>& a, T* o, index_t o_batch, index_t o_row,
+                       float* lse);
+template <class T>
+void flash_backward_mma(Context<device::cuda>& ctx, const FlashArgs<T>& a, const T* o, index_t o_batch,
+                        index_t o_row, const float* lse, const T* dout, T* dq, T* dk, T* dv);
+
+// flash_forward / flash_backward on the GPU: half and bf16 on a device of compute capability 8.0 or newer
+// run on the tensor cores (use_tensor_cores), everything else on the fp32 SIMT kernels above.
+template <class T>
+void flash_forward(Context<device::cuda>& ctx, const FlashArgs<T>& a, T* o, index_t o_batch, index_t o_row,
+                   float* lse) {
+  if constexpr (std::is_same_v<T, half> || std::is_same_v<T, bf16>) {
+    if (use_tensor_cores(ctx, a)) return flash_forward_mma(ctx, a, o, o_batch, o_row, lse);
+  }
+  flash_forward_simt(ctx, a, o, o_batch, o_row, lse);
+}
+template <class T>
+void flash_backward(Context<device::cuda>& ctx, const FlashArgs<T>& a, const T* o, index_t o_batch, index_t o_row,
+                    const float* lse, const T* dout, T* dq, T* dk, T* dv) {
+  if constexpr (std::is_same_v<T, half> || std::is_same_v<T, bf16>) {
+    if (use_tensor_cores(ctx, a)) return flash_backward_mma(ctx, a, o, o_batch, o_row, lse, dout, dq, dk, dv);
+  }
+  flash_backward_simt(ctx, a, o, o_batch, o_row, lse, dout, dq, dk, dv);
+}
+
 }  // namespace longseq::attention
+
+#include "flash_mma.cuh"
