@@ -1,12 +1,19 @@
-// CUDA benchmark of ops::gemm (cuBLAS) and ops::fft_conv (cuFFT) on the host benchmarks' shapes; each
-// iteration is timed with CUDA events on the context's stream. Exits quietly without a device.
+// CUDA benchmark of ops::gemm (cuBLAS), ops::fft_conv (cuFFT) and the encoder layer's flash attention on the
+// host benchmarks' shapes; each iteration is timed with CUDA events on the context's stream. Exits quietly
+// without a device.
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <longseq/attention/flash.hpp>
 #include <longseq/core/cuda/context.cuh>
 #include <longseq/core/cuda/rng.cuh>
 #include <longseq/ops/cuda/fft_conv.cuh>
 #include <longseq/ops/cuda/gemm.cuh>
+#include <longseq/core/rng.hpp>
+#include <string>
+#include <vector>
 
 #include "shapes.hpp"
 
@@ -64,6 +71,59 @@ void run_conv(benchmark::State& state, bench::ConvShape s, bool backward) {
   });
 }
 
+// The encoder layer's attention (bench_attention's encoder_layer shapes: d_model 128, 4 heads, so head_dim 32),
+// forward + backward of the flash kernels. Rows: fp32 (SIMT kernels), bf16 as dispatched (tensor cores on
+// sm_80+), and bf16 with LONGSEQ_FLASH_SIMT=1 (the SIMT kernels in bf16), for the ratio of the two paths.
+struct AttentionShape {
+  index_t B, L, D, heads;
+};
+const AttentionShape attention_shapes[] = {{16, 1024, 128, 4}, {8, 4096, 128, 4}};
+
+template <class T>
+void run_attention(benchmark::State& state, AttentionShape s, bool force_simt) {
+  Context<device::cuda> ctx;
+  const index_t n = s.B * s.L * s.D, dh = s.D / s.heads;
+  std::vector<T> host(static_cast<std::size_t>(n));
+  Rng rng(7);
+  auto random = [&] {
+    for (auto& x : host) x = T(float(rng.uniform(-1.0, 1.0)));
+    return to_device(TensorView<const T>(host.data(), Shape{n}));
+  };
+  const auto q = random(), k = random(), v = random(), g = random();
+  Tensor<T, device::cuda> o(Shape{n}), dq(Shape{n}), dk(Shape{n}), dv(Shape{n});
+  Tensor<float, device::cuda> lse(Shape{s.B * s.heads * s.L});
+  attention::FlashArgs<T> a;
+  a.batch = s.B;
+  a.heads = s.heads;
+  a.len_q = a.len_k = s.L;
+  a.head_dim = dh;
+  a.q = q.data();
+  a.k = k.data();
+  a.v = v.data();
+  a.q_batch = a.k_batch = a.v_batch = s.L * s.D;
+  a.q_row = a.k_row = a.v_row = s.D;
+  a.scale = 1.0 / std::sqrt(double(dh));
+  if (force_simt) ::setenv("LONGSEQ_FLASH_SIMT", "1", 1);
+  state.SetLabel(attention::use_tensor_cores(ctx, a) ? "tensor cores" : "SIMT");
+  timed_loop(state, ctx, [&] {
+    attention::flash_forward(ctx, a, o.data(), a.q_batch, a.q_row, lse.data());
+    attention::flash_backward(ctx, a, o.data(), a.q_batch, a.q_row, lse.data(), g.data(), dq.data(), dk.data(),
+                              dv.data());
+  });
+  if (force_simt) ::unsetenv("LONGSEQ_FLASH_SIMT");
+  // FlashAttention's count: 4 B H L^2 dh for the forward's two products, 2.5 times that for the backward.
+  state.counters["TFLOP/s"] = benchmark::Counter(3.5 * 4.0 * double(s.B * s.heads) * double(s.L) * double(s.L) *
+                                                     double(dh) * 1e-12,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
+std::string attention_name(const char* dtype, const AttentionShape& s) {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "cuda_encoder_attention_fwd_bwd/%s/B=%lld/L=%lld/D=%lld/heads=%lld", dtype,
+                (long long)s.B, (long long)s.L, (long long)s.D, (long long)s.heads);
+  return buf;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -80,6 +140,17 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond)
         ->UseManualTime();
     benchmark::RegisterBenchmark(("cuda_" + bench::conv_name("fft_conv_bwd", s)).c_str(), run_conv, s, true)
+        ->Unit(benchmark::kMillisecond)
+        ->UseManualTime();
+  }
+  for (const auto& s : attention_shapes) {
+    benchmark::RegisterBenchmark(attention_name("fp32", s).c_str(), run_attention<float>, s, false)
+        ->Unit(benchmark::kMillisecond)
+        ->UseManualTime();
+    benchmark::RegisterBenchmark(attention_name("bf16", s).c_str(), run_attention<bf16>, s, false)
+        ->Unit(benchmark::kMillisecond)
+        ->UseManualTime();
+    benchmark::RegisterBenchmark(attention_name("bf16_simt", s).c_str(), run_attention<bf16>, s, true)
         ->Unit(benchmark::kMillisecond)
         ->UseManualTime();
   }
