@@ -28,9 +28,9 @@ constexpr index_t B = 32, L = 784, D = 64, depth = 2, state = 64, heads = 4, cla
 using Transformer = nn::Stack<attention::TransformerEncoderLayer<float, true>>;
 using S4DStack = nn::Stack<nn::PreNormResidual<nn::LayerNorm<float>, ssm::SSMConv<ssm::S4D<float>, ssm::Bidirectional>>>;
 
-template <class Backbone>
-using Classifier =
-    models::Model<models::LinearEncoder<float>, Backbone, nn::LayerNorm<float>, heads::ClassificationHead<float>>;
+template <class Backbone, template <class, class> class Position>
+using Classifier = models::Model<models::LinearEncoder<float, device::host, Position>, Backbone, nn::LayerNorm<float>,
+                                 heads::ClassificationHead<float>>;
 
 typename Transformer::Config transformer_config() {
   typename Transformer::Config c;
@@ -52,10 +52,10 @@ typename S4DStack::Config s4d_config() {
   return c;
 }
 
-template <class Backbone>
-void train_step(benchmark::State& st, typename Backbone::Config backbone, bool sinusoidal) {
-  using M = Classifier<Backbone>;
-  M model({{.channels = 1, .dim = D, .mask_channel = false, .sinusoidal = sinusoidal},
+template <class Backbone, template <class, class> class Position>
+void train_step(benchmark::State& st, typename Backbone::Config backbone) {
+  using M = Classifier<Backbone, Position>;
+  M model({{.channels = 1, .dim = D, .mask_channel = false},
            backbone,
            {.dim = D},
            {.dim = D, .classes = classes, .pool = nn::PoolMode::mean}});
@@ -96,10 +96,10 @@ void train_step(benchmark::State& st, typename Backbone::Config backbone, bool s
 
 int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("train_step/s4d/B=32/L=784/D=64", [](benchmark::State& st) {
-    train_step<S4DStack>(st, s4d_config(), false);
+    train_step<S4DStack, attention::NoPosition>(st, s4d_config());
   })->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
   benchmark::RegisterBenchmark("train_step/transformer/B=32/L=784/D=64", [](benchmark::State& st) {
-    train_step<Transformer>(st, transformer_config(), true);
+    train_step<Transformer, attention::SinusoidalPosition>(st, transformer_config());
   })->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.5);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

@@ -190,14 +190,14 @@ std::string first_sizes_text(long n) {
 // Small, but big enough that the ops take their multithreaded paths with two threads.
 constexpr index_t B = 4, L = 256, D = 32, classes = 10;
 
-template <class Backbone>
-using Classifier =
-    models::Model<models::LinearEncoder<float>, Backbone, nn::LayerNorm<float>, heads::ClassificationHead<float>>;
+template <class Backbone, template <class, class> class Position>
+using Classifier = models::Model<models::LinearEncoder<float, device::host, Position>, Backbone, nn::LayerNorm<float>,
+                                 heads::ClassificationHead<float>>;
 
-template <class Backbone>
-void check_training_steps(typename Backbone::Config backbone, bool sinusoidal) {
-  using M = Classifier<Backbone>;
-  M model({{.channels = 1, .dim = D, .mask_channel = false, .sinusoidal = sinusoidal},
+template <class Backbone, template <class, class> class Position>
+void check_training_steps(typename Backbone::Config backbone) {
+  using M = Classifier<Backbone, Position>;
+  M model({{.channels = 1, .dim = D, .mask_channel = false},
            backbone,
            {.dim = D},
            {.dim = D, .classes = classes, .pool = nn::PoolMode::mean}});
@@ -288,7 +288,7 @@ TEST_CASE("steady state: training steps of an S4D classifier allocate nothing af
   k.H = D;
   k.channels = 2;
   k.N = 16;
-  check_training_steps<Stack>(c, false);
+  check_training_steps<Stack, attention::NoPosition>(c);
 }
 
 TEST_CASE("steady state: training steps of a Transformer classifier allocate nothing after the first") {
@@ -300,7 +300,7 @@ TEST_CASE("steady state: training steps of a Transformer classifier allocate not
   c.block.heads = 2;
   c.block.ff_hidden = 2 * D;
   c.block.activation = nn::Activation::gelu;
-  check_training_steps<Stack>(c, true);
+  check_training_steps<Stack, attention::SinusoidalPosition>(c);
 }
 
 TEST_CASE("steady state: DSS, DLR and S4 layers allocate nothing after their first forward and backward") {

@@ -55,6 +55,24 @@ TEST_CASE("learned position table: gradients and bad input") {
   CHECK(same[7] == x[7]);
 }
 
+TEST_CASE("AnyPosition as a layer: each alternative's gradients, its parameters only when learned") {
+  Rng rng(3);
+  Tensor<double> x(Shape{2, 4, 3});
+  testing::fill_normal(x.view(), rng);
+  for (const attention::AnyPositionConfig& c :
+       {attention::AnyPositionConfig(attention::NoPositionConfig{.dim = 3}),
+        attention::AnyPositionConfig(attention::SinusoidalPositionConfig{.dim = 3, .max_len = 4}),
+        attention::AnyPositionConfig(attention::LearnedPositionConfig{.dim = 3, .max_len = 6})}) {
+    CAPTURE(c.index());
+    attention::AnyPosition<double> pe(c);
+    ParamStore<double> store;
+    store.bind(pe);
+    CHECK(store.entries().size() == (c.index() == 2 ? 1u : 0u));
+    pe.init(rng);
+    testing::check_layer_gradients(pe, store, x, x.shape(), rng);
+  }
+}
+
 TEST_CASE("LocalAttention is the windowed mixer") {
   attention::LocalAttention<double> la(
       {.dim = 4, .heads = 2, .window = 3, .look_back = 1, .look_forward = 0, .block = 2});

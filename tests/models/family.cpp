@@ -20,6 +20,10 @@ using Block = nn::PreNormResidual<F::LayerNorm, F::FeedForward>;
 static_assert(std::is_same_v<F::LayerNorm, nn::LayerNorm<double, device::host>>);
 static_assert(std::is_same_v<F::ClassificationHead, heads::ClassificationHead<double, device::host>>);
 static_assert(std::is_same_v<F::Of<nn::Linear>, nn::Linear<double, device::host>>);
+static_assert(std::is_same_v<F::TokenEncoder, models::TokenEncoder<double, device::host, attention::NoPosition>>);
+static_assert(std::is_same_v<F::LinearEncoderWith<attention::LearnedPosition>,
+                             models::LinearEncoder<double, device::host, attention::LearnedPosition>>);
+static_assert(std::is_same_v<F::AnyPositionTokenEncoder, models::AnyPositionTokenEncoder<double>>);
 using Cls = F::Model<F::TokenEncoder, nn::Stack<Block>, F::ClassificationHead>;
 static_assert(std::is_same_v<Cls::value_type, double> && std::is_same_v<Cls::device_type, device::host>);
 static_assert(std::is_same_v<Cls, models::Model<models::TokenEncoder<double>, nn::Stack<Block>, nn::LayerNorm<double>,
@@ -61,9 +65,9 @@ void check_model(M& model, ParamStore<double>& store, const F::Inputs& in, const
 }  // namespace
 
 TEST_CASE("Family: token encoder with sinusoidal positions and a causal LM head, gradients") {
-  using Net = F::Model<F::TokenEncoder, nn::Stack<Block>, F::CausalLMHead>;
+  using Net = F::Model<F::TokenEncoderWith<attention::SinusoidalPosition>, nn::Stack<Block>, F::CausalLMHead>;
   const index_t b = 2, l = 6, h = 4, vocab = 7;
-  Net net({{.vocab = vocab, .dim = h, .padding_idx = 0, .sinusoidal = true},
+  Net net({{.vocab = vocab, .dim = h, .padding_idx = 0},
            {.depth = 1, .block = {{.dim = h}, {.dim = h, .expand = 2}}},
            {.dim = h},
            {.dim = h, .classes = vocab}});
@@ -83,9 +87,9 @@ TEST_CASE("Family: token encoder with sinusoidal positions and a causal LM head,
 }
 
 TEST_CASE("Family: retrieval pairs through a linear encoder, gradients") {
-  using Net = F::Model<F::LinearEncoder, nn::Stack<Block>, F::RetrievalHead>;
+  using Net = F::Model<F::AnyPositionLinearEncoder, nn::Stack<Block>, F::RetrievalHead>;
   const index_t pairs = 2, l = 5, h = 4;
-  Net net({{.channels = 3, .dim = h, .sinusoidal = true},
+  Net net({{.channels = 3, .dim = h, .position = attention::SinusoidalPositionConfig{}},
            {.depth = 1, .block = {{.dim = h}, {.dim = h, .expand = 1}}},
            {.dim = h},
            {.dim = h, .classes = 2, .hidden = 3}});

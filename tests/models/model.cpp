@@ -41,10 +41,10 @@ using FF = nn::FeedForward<double>;
 
 TEST_CASE("pixel model with a mask channel and a masked-denoising head: names and gradients") {
   using Block = nn::PreNormResidual<nn::LayerNorm<double>, FF>;
-  using Net = models::Model<models::LinearEncoder<double>, nn::Stack<Block>, nn::LayerNorm<double>,
-                            heads::MaskedDenoisingHead<double>>;
+  using Enc = models::LinearEncoder<double, device::host, attention::SinusoidalPosition>;
+  using Net = models::Model<Enc, nn::Stack<Block>, nn::LayerNorm<double>, heads::MaskedDenoisingHead<double>>;
   const index_t b = 2, l = 5, h = 4;
-  Net::Config cfg{{.channels = 1, .dim = h, .mask_channel = true, .sinusoidal = true},
+  Net::Config cfg{{.channels = 1, .dim = h, .mask_channel = true},
                   {.depth = 2, .block = {{.dim = h}, {.dim = h, .expand = 2}}},
                   {.dim = h},
                   {.dim = h, .classes = 0, .loss = heads::DenoiseLoss::l1}};

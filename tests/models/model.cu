@@ -68,8 +68,13 @@ void compare_model(Make make, const Tensor<std::int32_t>& ids, const Tensor<floa
 }
 
 template <class F>
-struct TokenClassifier {
-  using Encoder = typename F::TokenEncoder;
+struct TokenClassifier {  // sinusoidal positions, a static policy
+  using Encoder = typename F::template TokenEncoderWith<attention::SinusoidalPosition>;
+  using Head = typename F::ClassificationHead;
+};
+template <class F>
+struct AnyPositionTokenClassifier {  // positions chosen at run time, as the trainers do
+  using Encoder = typename F::AnyPositionTokenEncoder;
   using Head = typename F::ClassificationHead;
 };
 template <class F>
@@ -92,7 +97,7 @@ TEST_CASE("GPU Model: token encoder (sinusoidal, padding) -> pre-norm blocks -> 
   compare_model<TokenClassifier>(
       [&]<class C>() {
         C c;
-        c.encoder = {.vocab = vocab, .dim = h, .padding_idx = 0, .sinusoidal = true};
+        c.encoder = {.vocab = vocab, .dim = h, .padding_idx = 0};
         c.backbone.depth = 2;
         c.backbone.block.norm = {.dim = h};
         c.backbone.block.mixer = {.dim = h, .expand = 2};
@@ -137,10 +142,11 @@ TEST_CASE("GPU Model: token encoder with learned positions -> pre-norm blocks ->
     len[i] = std::int32_t(l - 5 * i);
     labels[i] = std::int32_t(i % 3);
   }
-  compare_model<TokenClassifier>(
+  compare_model<AnyPositionTokenClassifier>(
       [&]<class C>() {
         C c;
-        c.encoder = {.vocab = vocab, .dim = h, .padding_idx = 0, .sinusoidal = false, .learned_positions = l + 7};
+        c.encoder = {.vocab = vocab, .dim = h, .padding_idx = 0,
+                     .position = attention::LearnedPositionConfig{.max_len = l + 7}};
         c.backbone.depth = 2;
         c.backbone.block.norm = {.dim = h};
         c.backbone.block.mixer = {.dim = h, .expand = 2};

@@ -132,8 +132,8 @@ void compare_narrow(Make make, const Tensor<std::int32_t>& ids, TensorView<float
 }
 
 template <class F>
-struct TokenClassifier {
-  using Encoder = typename F::TokenEncoder;
+struct TokenClassifier {  // sinusoidal positions
+  using Encoder = typename F::template TokenEncoderWith<attention::SinusoidalPosition>;
   using Head = typename F::ClassificationHead;
 };
 template <class F>
@@ -142,8 +142,8 @@ struct TokenRetrieval {
   using Head = typename F::RetrievalHead;
 };
 template <class F>
-struct PixelDenoiser {
-  using Encoder = typename F::LinearEncoder;
+struct PixelDenoiser {  // sinusoidal positions chosen at run time, as the trainers do
+  using Encoder = typename F::AnyPositionLinearEncoder;
   using Head = typename F::MaskedDenoisingHead;
 };
 
@@ -194,7 +194,7 @@ TEST_CASE_TEMPLATE("GPU narrow Model: token encoder -> blocks -> classification 
     compare_narrow<N, TokenClassifier>(
         [&]<class C>() {
           C c;
-          c.encoder = {.vocab = vocab, .dim = h, .padding_idx = 0, .sinusoidal = true};
+          c.encoder = {.vocab = vocab, .dim = h, .padding_idx = 0};
           c.backbone.depth = 2;
           c.backbone.block.norm = {.dim = h};
           c.backbone.block.mixer = {.dim = h, .expand = 2};
@@ -217,7 +217,7 @@ TEST_CASE_TEMPLATE("GPU narrow Model: token encoder -> blocks -> retrieval head"
   compare_narrow<N, TokenRetrieval>(
       [&]<class C>() {
         C c;
-        c.encoder = {.vocab = vocab, .dim = h, .padding_idx = 0, .sinusoidal = false};
+        c.encoder = {.vocab = vocab, .dim = h, .padding_idx = 0};
         c.backbone.depth = 1;
         c.backbone.block.norm = {.dim = h};
         c.backbone.block.mixer = {.dim = h, .expand = 2};
@@ -243,7 +243,8 @@ TEST_CASE_TEMPLATE("GPU narrow Model: linear encoder with a mask channel -> bloc
   compare_narrow<N, PixelDenoiser>(
       [&]<class C>() {
         C c;
-        c.encoder = {.channels = 1, .dim = h, .mask_channel = true, .sinusoidal = true};
+        c.encoder = {.channels = 1, .dim = h, .mask_channel = true,
+                     .position = attention::SinusoidalPositionConfig{}};
         c.backbone.depth = 2;
         c.backbone.block.norm = {.dim = h};
         c.backbone.block.mixer = {.dim = h, .expand = 2};

@@ -4,6 +4,8 @@
 //   using F = models::Family<float, device::cuda>;
 //   using Block = nn::PreNormResidual<F::LayerNorm, F::FeedForward>;
 //   using Net = F::Model<F::LinearEncoder, nn::Stack<Block>, F::ClassificationHead>;
+// The encoders' positions are their third argument: F::LinearEncoderWith<attention::LearnedPosition>, or
+// AnyPositionLinearEncoder<T, D> where the scheme is chosen at run time (the trainers' --position).
 #pragma once
 #include "../heads/classification.hpp"
 #include "../heads/denoising.hpp"
@@ -18,6 +20,12 @@
 #include "model.hpp"
 
 namespace longseq::models {
+
+// The encoders with the position scheme chosen at run time (attention::AnyPosition): the trainers' --position.
+template <class T, class D = device::host>
+using AnyPositionTokenEncoder = TokenEncoder<T, D, attention::AnyPosition>;
+template <class T, class D = device::host>
+using AnyPositionLinearEncoder = LinearEncoder<T, D, attention::AnyPosition>;
 
 template <class T, class D = device::host>
 struct Family {
@@ -36,8 +44,15 @@ struct Family {
   using Embedding = nn::Embedding<T, D>;
   using Pool = nn::Pool<T, D>;
 
+  // Without positions; ...With<attention::SinusoidalPosition> (or LearnedPosition, AnyPosition) adds them.
   using TokenEncoder = models::TokenEncoder<T, D>;
   using LinearEncoder = models::LinearEncoder<T, D>;
+  template <template <class, class> class Position>
+  using TokenEncoderWith = models::TokenEncoder<T, D, Position>;
+  template <template <class, class> class Position>
+  using LinearEncoderWith = models::LinearEncoder<T, D, Position>;
+  using AnyPositionTokenEncoder = models::AnyPositionTokenEncoder<T, D>;
+  using AnyPositionLinearEncoder = models::AnyPositionLinearEncoder<T, D>;
 
   using ClassificationHead = heads::ClassificationHead<T, D>;
   using RegressionHead = heads::RegressionHead<T, D>;
