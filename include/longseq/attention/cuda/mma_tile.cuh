@@ -76,21 +76,21 @@ __device__ inline void zero(Acc (&acc)[N]) {
 }
 
 // acc[n] += A * B over a 16 x (16 K) strip of A and the (16 K) x (16 N) matrix B, for the calling warp.
-// A's K fragments are loaded once and reused for every column block n of B.
+// k runs outside: each A fragment is loaded once and only one is live (the accumulators are live anyway).
 template <int K, int N, class LayoutA, class LayoutB, class E>
 __device__ inline void warp_gemm(Acc (&acc)[N], const E* a, int lda, const E* b, int ldb) {
 #if LONGSEQ_MMA_TILE_ARCH
-  FragA<E, LayoutA> fa[K];
 #pragma unroll
-  for (int k = 0; k < K; ++k) wmma::load_matrix_sync(fa[k], block<LayoutA>(a, lda, 0, k), unsigned(lda));
+  for (int k = 0; k < K; ++k) {
+    FragA<E, LayoutA> fa;
+    wmma::load_matrix_sync(fa, block<LayoutA>(a, lda, 0, k), unsigned(lda));
 #pragma unroll
-  for (int n = 0; n < N; ++n)
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
+    for (int n = 0; n < N; ++n) {
       FragB<E, LayoutB> fb;
       wmma::load_matrix_sync(fb, block<LayoutB>(b, ldb, k, n), unsigned(ldb));
-      wmma::mma_sync(acc[n], fa[k], fb, acc[n]);
+      wmma::mma_sync(acc[n], fa, fb, acc[n]);
     }
+  }
 #endif
 }
 
