@@ -15,6 +15,10 @@
 // epoch ends (a non-finite loss on the device is therefore reported there, naming its batch; the host still
 // stops before that batch's backward). The pieces: BatchStage, RunningStats, UpdateLog (logging),
 // Checkpoints, EarlyStopping; fit() strings them together.
+// The joint objective: a task that also gives each training batch a masked copy with denoising targets
+// (train::JointTask, with a weight > 0) gets a second forward and backward per batch on that copy, its
+// gradients scaled by the weight and added to the supervised ones; validation and test stay supervised, and
+// the logs carry the denoising loss beside the supervised one.
 #pragma once
 #include <chrono>
 #include <cmath>
@@ -64,6 +68,16 @@ concept Task = requires(K& k, Split s, index_t epoch, index_t i) {
 template <class K>
 concept ShardableTask = requires(K& k, int rank, int ranks) { k.set_shard(rank, ranks); };
 
+// A task that can train the joint objective: after load(), the masked copy of the training batch and its
+// denoising targets, and the weight of the denoising loss (0: this task runs no second pass). A second
+// load() of the batch just loaded should be cheap (the second pass's stage asks for it again).
+template <class K, class T>
+concept JointTask = Task<K, T> && requires(K& k) {
+  { k.joint_weight() } -> std::convertible_to<double>;
+  { k.denoise_inputs() } -> std::convertible_to<models::Inputs<T>>;
+  { k.denoise_targets() } -> std::convertible_to<heads::Targets<T>>;
+};
+
 // Which validation number picks the best checkpoint: accuracy (higher is better) or loss (lower).
 enum class Select { accuracy, loss };
 // When the test split is evaluated: every epoch, only in epochs that improve on validation (the number
@@ -97,7 +111,8 @@ struct FitConfig {
 struct EpochRecord {
   index_t epoch = 0, step = 0;
   heads::LossStats train, val, test;
-  bool tested = false;
+  heads::LossStats denoise;  // joint objective: the training batches' denoising loss
+  bool tested = false, joint = false;
   double seconds = 0;
 };
 
@@ -161,6 +176,16 @@ namespace detail {
 inline nlohmann::json stats_json(const heads::LossStats& s) {
   return {{"loss", s.loss}, {"accuracy", s.accuracy()}, {"count", s.count}, {"r2", s.r2()}};
 }
+// The second pass of a joint task over the same batch, seen by a BatchStage as a task of its own.
+template <class K>
+struct DenoisingPart {
+  K& task;
+  void load(Split s, index_t epoch, index_t i) { task.load(s, epoch, i); }
+  auto inputs() const { return task.denoise_inputs(); }
+  auto targets() const { return task.denoise_targets(); }
+  index_t tokens() const { return index_t(task.tokens()); }
+  bool empty() const { return shard_empty(task); }
+};
 // Dropout key of one micro-batch: distinct per (seed, update, micro-batch), reproducible on resume.
 inline std::uint64_t step_seed(std::uint64_t seed, index_t step, index_t micro, int rank = 0) {
   std::uint64_t x = seed * 0x9E3779B97F4A7C15ull + std::uint64_t(step) * 0xBF58476D1CE4E5B9ull + std::uint64_t(micro);
@@ -208,6 +233,8 @@ double backward_loss_scale(S& scaler) {
 // record every log_every updates (and at the last one), a "loss_scale" record for each skipped update.
 struct UpdateLog {
   double tokens = 0, loss = 0, n = 0;
+  double denoise = 0;   // joint objective: the denoising losses' sum over the window
+  bool joint = false;
   std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
 
   void add(double batch_tokens, double batch_loss) {
@@ -227,11 +254,12 @@ struct UpdateLog {
   template <Communicator C>
   void reduce(C& comm) {
     if (comm.size() <= 1) return;
-    double v[3] = {loss, n, tokens};
-    comm.allreduce_sum(v, 3);
+    double v[4] = {loss, n, tokens, denoise};
+    comm.allreduce_sum(v, joint ? 4 : 3);
     loss = v[0];
     n = v[1];
     tokens = v[2];
+    denoise = v[3];
   }
   // eta_s: < 0 when unknown; grad_norm and loss_scale (0: off) of the update being reported.
   void report(const FitConfig& cfg, bool root, Progress& progress, index_t step, index_t epoch, index_t total,
@@ -244,9 +272,10 @@ struct UpdateLog {
                        {"loss", mean}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens / dt},
                        {"elapsed_s", elapsed_s}};
       if (loss_scale != 0) j["loss_scale"] = loss_scale;
+      if (joint) j["denoise_loss"] = denoise / std::max(1.0, n);
       cfg.log->write(j);
     }
-    tokens = loss = n = 0;
+    tokens = loss = n = denoise = 0;
     since = std::chrono::steady_clock::now();
   }
   static void skipped(const FitConfig& cfg, bool root, Progress& progress, index_t step, index_t epoch,
@@ -264,6 +293,7 @@ struct UpdateLog {
       std::fprintf(stderr, "[%s] epoch %ld: train loss %.4f acc %.4f | val loss %.4f acc %.4f", cfg.run.c_str(),
                    long(rec.epoch), rec.train.loss, rec.train.accuracy(), rec.val.loss, rec.val.accuracy());
       if (rec.tested) std::fprintf(stderr, " | test loss %.4f acc %.4f", rec.test.loss, rec.test.accuracy());
+      if (rec.joint) std::fprintf(stderr, " | denoise loss %.4f", rec.denoise.loss);
       std::fprintf(stderr, "%s (%.0fs)\n", better ? "  (best)" : "", rec.seconds);
     }
     if (cfg.log && root) {
@@ -271,6 +301,7 @@ struct UpdateLog {
                        {"train", detail::stats_json(rec.train)}, {"val", detail::stats_json(rec.val)},
                        {"best", better}, {"seconds", rec.seconds}, {"elapsed_s", elapsed_s}};
       if (rec.tested) j["test"] = detail::stats_json(rec.test);
+      if (rec.joint) j["denoise"] = detail::stats_json(rec.denoise);
       cfg.log->write(j);
     }
   }
@@ -400,6 +431,13 @@ FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_ty
   };
   LONGSEQ_CHECK(!parallel || device_collectives, "fit: this communicator cannot all-reduce a ", D::name,
                 " store's gradients");
+  // The joint objective: a second, weighted pass over each training batch's masked copy.
+  constexpr bool joint_task = JointTask<K, T>;
+  double joint_weight = 0;
+  if constexpr (joint_task) joint_weight = double(task.joint_weight());
+  LONGSEQ_CHECK(std::isfinite(joint_weight) && joint_weight >= 0, "fit: the task's joint_weight() is ", joint_weight,
+                ", expected a finite number >= 0 (0: no denoising pass)");
+  const bool joint = joint_weight > 0;
   // Reduces a split's statistics over ranks (every rank evaluated its shard of each batch).
   auto reduce = [&](const heads::LossStats& s) { return parallel ? allreduce_stats(comm, s) : s; };
   using clock = std::chrono::steady_clock;
@@ -467,6 +505,17 @@ FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_ty
   // count is needed at once (the ranks' gradient weights), so they are read per batch as LossStats.
   heads::BatchStats<D> batch_stats;
   RunningStats<D> train_totals;
+  // The joint objective's second pass: its own stage (the masked copy on the device), statistics and totals.
+  BatchStage<T, D> den_stage;
+  heads::BatchStats<D> den_stats;
+  RunningStats<D> den_totals;
+  auto read_denoise = [&](index_t epoch) {
+    const StatsSnapshot snap = den_totals.read(ctx);
+    if (snap.first_nonfinite >= 0)
+      fail_nonfinite("non-finite denoising loss in batch " + std::to_string(snap.first_nonfinite), epoch,
+                     snap.first_nonfinite);
+    return snap;
+  };
   // The totals so far; a batch whose loss was not finite stops the run here (on the host it never gets here).
   auto read_totals = [&](index_t epoch) {
     const StatsSnapshot snap = train_totals.read(ctx);
@@ -502,6 +551,7 @@ FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_ty
   const index_t first_step = state.step;
   auto t_train = clock::now();
   UpdateLog window;
+  window.joint = joint;
   index_t updates_this_call = 0;
   bool stop = false;
   // A stop signal on any rank stops every rank at the same update (one small all-reduce per update).
@@ -516,8 +566,9 @@ FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_ty
     const index_t epoch = state.epoch;
     const auto t_epoch = clock::now();
     const index_t nb = task.num_batches(Split::train, epoch);
-    heads::LossStats train_stats;
+    heads::LossStats train_stats, denoise_stats;
     train_totals.reset_total(ctx);
+    if (joint) den_totals.reset_total(ctx);
     for (index_t i = state.batch; i < nb; ++i) {
       const index_t group_start = (i / cfg.accum) * cfg.accum;
       const index_t group = std::min(cfg.accum, nb - group_start);
@@ -562,24 +613,69 @@ FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_ty
       const bool last_micro = i + 1 == group_start + group;
       // The loss scale is a power of two (1 when off), so this product and its undoing below are exact.
       const double backward_scale = weight / double(group) * detail::backward_loss_scale(scaler);
-      if (!idle) {
+      // The backward that completes an update's gradients: on the last micro-batch of a bucketed run it
+      // starts the all-reduce of each part as it finishes.
+      auto run_backward = [&](double scale, bool completes) {
         if constexpr (bucketed && hooked) {
-          if (parallel && last_micro) {
-            model.backward(ctx, saved, backward_scale, [&](auto& part) {
+          if (parallel && last_micro && completes) {
+            model.backward(ctx, saved, scale, [&](auto& part) {
               comm.start_buckets_from(first_grad_offset(part, store));
               comm.poll();
             });
           } else {
-            model.backward(ctx, saved, backward_scale);
+            model.backward(ctx, saved, scale);
           }
         } else {
-          model.backward(ctx, saved, backward_scale);
+          model.backward(ctx, saved, scale);
+        }
+      };
+      if (!idle) run_backward(backward_scale, !joint);
+      // The joint objective: the masked copy of the same batch, its gradients weighted and added.
+      if constexpr (joint_task) {
+        if (joint) {
+          detail::DenoisingPart<K> part{task};
+          ctx.seed ^= 0x6A6F696E74ull;  // dropout masks of their own
+          const auto& db = den_stage.get(ctx, part, {Split::train, epoch, i});
+          if (!idle) heads::forward_stats(model, ctx, db.inputs, db.targets, saved, den_stats);
+          const heads::LossStats dst = idle || !parallel ? heads::LossStats{} : den_stats.read(ctx);
+          if (!parallel) {
+            den_totals.add(ctx, den_stats, i);
+            if constexpr (!D::is_gpu)
+              if (!std::isfinite(den_stats.value.loss))
+                fail_nonfinite("non-finite denoising loss (" + std::to_string(den_stats.value.loss) + ")", epoch, i);
+          }
+          double dweight = 1.0;
+          bool dfinite = std::isfinite(dst.loss);
+          if (parallel) {
+            double v[2] = {dfinite ? dst.count : 0.0, dfinite ? 0.0 : 1.0};
+            const double local = v[0];
+            comm.allreduce_sum(v, 2);
+            dfinite = v[1] == 0;
+            dweight = v[0] > 0 ? local / v[0] : 0.0;
+          }
+          if (!dfinite)
+            fail_nonfinite(std::isfinite(dst.loss) ? std::string("non-finite denoising loss on another rank")
+                                                   : "non-finite denoising loss (" + std::to_string(dst.loss) + ")",
+                           epoch, i);
+          if (!idle)
+            run_backward(dweight / double(group) * joint_weight * detail::backward_loss_scale(scaler), true);
+          if (parallel) {
+            denoise_stats.merge(dst);
+            if (!idle) window.denoise += dst.loss;
+          }
         }
       }
       const index_t tokens = batch.tokens;
       // The next batch is loaded and sent while this backward (and update) run on the device.
       if constexpr (D::is_gpu)
-        if (i + 1 < nb) stage.prefetch(ctx, task, {Split::train, epoch, i + 1});
+        if (i + 1 < nb) {
+          stage.prefetch(ctx, task, {Split::train, epoch, i + 1});
+          if constexpr (joint_task)
+            if (joint) {
+              detail::DenoisingPart<K> part{task};
+              den_stage.prefetch(ctx, part, {Split::train, epoch, i + 1});
+            }
+        }
       if (parallel) {
         train_stats.merge(st);
         if (!idle) window.add(double(tokens), st.loss);
@@ -617,6 +713,10 @@ FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_ty
         } else {
           window.loss = read_totals(epoch).window_loss;  // the one read of this report
           train_totals.clear_window(ctx);
+          if (joint) {
+            window.denoise = read_denoise(epoch).window_loss;
+            den_totals.clear_window(ctx);
+          }
         }
         if (update.pending) check_pending(epoch, i);
         const double norm = detail::settled(scaler, update).grad_norm;
@@ -644,6 +744,10 @@ FitResult fit(M& model, ParamStore<typename M::value_type, typename M::device_ty
     rec.epoch = epoch;
     rec.step = state.step;
     rec.train = reduce(epoch_train);
+    if (joint) {
+      rec.joint = true;
+      rec.denoise = parallel ? reduce(denoise_stats) : read_denoise(epoch).total;
+    }
     rec.val = reduce(evaluate(model, task, Split::val, epoch, ctx, saved, stage));
     const bool improves = EarlyStopping::improves(state, cfg, rec.val);
     if (cfg.test_eval == TestEval::every_epoch || (improves && cfg.test_eval == TestEval::on_improvement)) {

@@ -1,11 +1,14 @@
 // train::step: one update a user can call from a loop of their own: forward, scaled backward, the gradient
 // all-reduce of data parallelism, unscaling, global-norm clipping, the finite check and the optimizer step.
+// With a DenoisingPass it is one update of the joint objective: the supervised pass, then the masked copy's,
+// its gradients weighted, before the update.
 // train::apply_update is its second half (everything after the backward), which train::fit calls after its
 // own micro-batch accumulation. Generic over the device: on the host the scaler and the decisions live on
 // the host; on CUDA (train/cuda/update.cuh) the norm, the finite check, the loss scale and the skip decision
 // stay on the device and the host reads them only when it asks (logging).
 #pragma once
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 #include "clip.hpp"
@@ -73,33 +76,44 @@ struct StepResult {
   UpdateResult update;
 };
 
-// One whole update on one batch: forward, backward of scale * loss (the scale weights this rank's mean loss
-// by its share of the counted items when several ranks take part, and carries the loss scale), the gradient
-// all-reduce, then apply_update. A non-finite loss, or non-finite gradients nothing can absorb, throws naming
-// the first parameter at fault; the caller's loop decides what to do next. Model: forward(ctx, inputs,
-// targets, saved) -> stats with .loss and .count, backward(ctx, saved, scale); Scaler: LossScaler on the
-// host, DeviceLossScaler on CUDA.
-template <class M, class O, class Scaler, class In, class Tg, Communicator C>
-auto step(M& model, Context<typename O::device_type>& ctx, typename M::Saved& saved, O& opt, Scaler& scaler,
-          const In& inputs, const Tg& targets, const StepConfig& cfg, C& comm) {
-  assert_optimizer<O>();
+// The joint objective's second pass of a step: the masked copy of the batch, its denoising targets and the
+// weight of its loss (> 0).
+template <class In, class Tg>
+struct DenoisingPass {
+  const In& inputs;
+  const Tg& targets;
+  double weight = 1;
+};
+
+namespace detail {
+// Forward and backward of one pass: backward of factor * scale * loss, where the scale weights this rank's
+// mean loss by its share of the counted items when several ranks take part, and carries the loss scale.
+template <class M, class Ctx, class Scaler, class In, class Tg, Communicator C>
+auto pass(M& model, Ctx& ctx, typename M::Saved& saved, Scaler& scaler,
+          const In& inputs, const Tg& targets, double factor, C& comm, const char* what) {
   const bool parallel = comm.size() > 1;
-  ctx.training = true;
   auto stats = model.forward(ctx, inputs, targets, saved);
   double v[2] = {std::isfinite(stats.loss) ? double(stats.count) : 0.0, std::isfinite(stats.loss) ? 0.0 : 1.0};
   const double local = v[0];
   if (parallel) comm.allreduce_sum(v, 2);
-  LONGSEQ_CHECK(v[1] == 0, "train::step: non-finite loss (", stats.loss, ")",
+  LONGSEQ_CHECK(v[1] == 0, "train::step: non-finite ", what, " (", stats.loss, ")",
                 std::isfinite(stats.loss) ? " on another rank" : "");
   const double weight = parallel ? (v[0] > 0 ? local / v[0] : 0.0) : 1.0;
-  model.backward(ctx, saved, weight * scaler.scale());
+  model.backward(ctx, saved, weight * scaler.scale() * factor);
+  return stats;
+}
+
+// The second half of a step: the gradient all-reduce and apply_update.
+template <class O, class Scaler, class Stats, Communicator C>
+StepResult<Stats> finish_step(O& opt, Scaler& scaler, const Stats& stats, const StepConfig& cfg, C& comm) {
+  const bool parallel = comm.size() > 1;
   if constexpr (requires { allreduce_gradients(comm, opt.store()); }) {
     if (parallel) allreduce_gradients(comm, opt.store());
   } else {
     LONGSEQ_CHECK(!parallel, "train::step: this communicator cannot all-reduce a ", O::device_type::name,
                   " store's gradients");
   }
-  StepResult<decltype(stats)> r{stats, {}};
+  StepResult<Stats> r{stats, {}};
   if constexpr (O::device_type::is_gpu) {
     // Decided on the device; a fatal outcome surfaces at the next scaler.scale() (the next step).
     apply_update(opt, scaler, cfg.clip, cfg.lr_factor);
@@ -111,6 +125,56 @@ auto step(M& model, Context<typename O::device_type>& ctx, typename M::Saved& sa
                    scaler.enabled() ? " at the smallest loss scale allowed" : "");
   }
   return r;
+}
+}  // namespace detail
+
+// The statistics of a joint step: the supervised pass's and the denoising pass's.
+template <class Stats>
+struct JointStats {
+  Stats supervised, denoising;
+};
+
+// One whole update on one batch: forward, backward of scale * loss (the scale weights this rank's mean loss
+// by its share of the counted items when several ranks take part, and carries the loss scale), the gradient
+// all-reduce, then apply_update. A non-finite loss, or non-finite gradients nothing can absorb, throws naming
+// the first parameter at fault; the caller's loop decides what to do next. Model: forward(ctx, inputs,
+// targets, saved) -> stats with .loss and .count, backward(ctx, saved, scale); Scaler: LossScaler on the
+// host, DeviceLossScaler on CUDA.
+template <class M, class O, class Scaler, class In, class Tg, Communicator C>
+auto step(M& model, Context<typename O::device_type>& ctx, typename M::Saved& saved, O& opt, Scaler& scaler,
+          const In& inputs, const Tg& targets, const StepConfig& cfg, C& comm) {
+  assert_optimizer<O>();
+  ctx.training = true;
+  auto stats = detail::pass(model, ctx, saved, scaler, inputs, targets, 1.0, comm, "loss");
+  return detail::finish_step(opt, scaler, stats, cfg, comm);
+}
+
+// One update of the joint objective: the supervised pass on (inputs, targets), then the denoising pass on
+// den's masked copy with its gradients times den.weight (each pass weighted by its own counts across ranks),
+// then the same all-reduce and update. Its dropout draws from a key of its own (ctx.seed changed and restored).
+template <class M, class O, class Scaler, class In, class Tg, Communicator C>
+auto step(M& model, Context<typename O::device_type>& ctx, typename M::Saved& saved, O& opt, Scaler& scaler,
+          const In& inputs, const Tg& targets, const DenoisingPass<In, Tg>& den, const StepConfig& cfg, C& comm) {
+  assert_optimizer<O>();
+  LONGSEQ_CHECK(std::isfinite(den.weight) && den.weight > 0, "train::step: the denoising pass's weight is ",
+                den.weight, ", expected a finite number > 0");
+  ctx.training = true;
+  JointStats<decltype(model.forward(ctx, inputs, targets, saved))> stats;
+  stats.supervised = detail::pass(model, ctx, saved, scaler, inputs, targets, 1.0, comm, "loss");
+  const std::uint64_t seed = ctx.seed;
+  ctx.seed ^= 0x6A6F696E74ull;  // the same key fit gives the second pass
+  stats.denoising = detail::pass(model, ctx, saved, scaler, den.inputs, den.targets, den.weight, comm,
+                                 "denoising loss");
+  ctx.seed = seed;
+  return detail::finish_step(opt, scaler, stats, cfg, comm);
+}
+
+// One process.
+template <class M, class O, class Scaler, class In, class Tg>
+auto step(M& model, Context<typename O::device_type>& ctx, typename M::Saved& saved, O& opt, Scaler& scaler,
+          const In& inputs, const Tg& targets, const DenoisingPass<In, Tg>& den, const StepConfig& cfg = {}) {
+  SingleProcess one;
+  return step(model, ctx, saved, opt, scaler, inputs, targets, den, cfg, one);
 }
 
 // One process.

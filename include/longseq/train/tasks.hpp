@@ -1,14 +1,18 @@
 // Task adapters over data:: datasets, so that a trainer or a user need not write one for the standard
-// cases: classification, masked denoising (self-pretraining) and next-token prediction, for pixel inputs
-// (continuous values; masked: [value * (1 - m), m]) and token inputs (masked: <mask> ids), with data-parallel
-// shards. They satisfy train::Task and train::ShardableTask, so fit and step take them as they are.
+// cases: classification, masked denoising (self-pretraining), next-token prediction and the joint objective
+// (classification plus masked denoising of the same batch), for pixel inputs (continuous values; masked:
+// [value * (1 - m), m]) and token inputs (masked: <mask> ids), with data-parallel shards and optional image
+// augmentations of the training batches. They satisfy train::Task, train::ShardableTask and
+// train::JointTask, so fit and step take them as they are.
 #pragma once
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <span>
 #include <vector>
 
+#include "../data/augment.hpp"
 #include "../data/batching.hpp"
 #include "../data/dataset.hpp"
 #include "../data/masking.hpp"
@@ -23,6 +27,8 @@ enum class Objective {
   classify,  // one label per example (a pair of documents for retrieval)
   masked,    // masked denoising: the model sees the masked batch, the loss is taken where m = 1
   causal,    // next-token prediction: the head shifts the targets itself
+  joint,     // classify the clean batch and denoise its masked copy (denoise_inputs / denoise_targets),
+             // weighted by TaskOptions::joint_weight; validation and test are classified only
 };
 
 // Which Philox stream a masked position is drawn from (data::mask_stream(epoch, example, docs, doc)).
@@ -38,6 +44,8 @@ struct TaskOptions {
   data::MaskOptions mask{};       // masked: p, kind, span length; its seed is replaced by `seed`
   MaskStreams streams = MaskStreams::by_example;
   index_t bucket_batches = 0;     // training batches: length bucketing (data::LoaderOptions)
+  double joint_weight = 1;        // joint: the weight of the denoising loss (> 0)
+  data::AugmentOptions augment{}; // training batches of image tasks (off by default); its seed is replaced by `seed`
 };
 
 // Batches of a data::Splits (or three datasets) for one objective. The training split is shuffled per
@@ -59,7 +67,16 @@ class DatasetTask {
     LONGSEQ_CHECK(o.streams == MaskStreams::by_example || train.info().docs == 1,
                   "DatasetTask: option 'streams' = by_split needs single-document examples, dataset '",
                   train.info().name, "' has ", train.info().docs);
+    LONGSEQ_CHECK(o.objective != Objective::joint || (std::isfinite(o.joint_weight) && o.joint_weight > 0),
+                  "DatasetTask: option 'joint_weight' must be a finite number > 0 with the joint objective, got ",
+                  o.joint_weight);
+    if (o.augment.enabled()) {
+      LONGSEQ_CHECK(train.info().modality == data::Modality::pixels, "DatasetTask: option 'augment' applies to "
+                    "image tasks; dataset '", train.info().name, "' holds tokens");
+      data::check_augment(o.augment, train.info().height, train.info().width);
+    }
     o_.mask.seed = o.seed;
+    o_.augment.seed = o.seed;
     for (int s = 0; s < 3; ++s) {
       data::LoaderOptions lo;
       lo.batch_size = o.batch;
@@ -80,10 +97,45 @@ class DatasetTask {
     LONGSEQ_CHECK(ranks >= 1 && rank >= 0 && rank < ranks, "DatasetTask: rank ", rank, " of ", ranks);
     rank_ = rank;
     ranks_ = ranks;
+    loaded_ = {};
   }
   index_t num_batches(Split s, index_t epoch) { return loader(s, epoch).num_batches(); }
 
+  // A batch depends only on (split, epoch, i) and the shard, so loading the batch already loaded keeps it
+  // (the joint objective's second stage asks for the same batch again).
   void load(Split s, index_t epoch, index_t i) {
+    const Loaded key{s, epoch, i};
+    if (key == loaded_) return;
+    loaded_ = {};  // a throwing load leaves nothing marked as loaded
+    load_batch(s, epoch, i);
+    loaded_ = key;
+  }
+
+  bool empty() const { return rows_ == 0; }
+  models::Inputs<T> inputs() const { return {ids_, values_, lengths_}; }
+  heads::Targets<T> targets() const {
+    if (o_.objective == Objective::classify || o_.objective == Objective::joint) return {labels_, {}, {}, lengths_};
+    return {classes_, target_values_, mask_, lengths_};
+  }
+  // The joint objective's second pass (training batches only): the masked copy of the batch and the
+  // denoising targets, exactly as the masked objective gives them. Empty views for other objectives.
+  models::Inputs<T> denoise_inputs() const { return {denoise_ids_, denoise_values_, lengths_}; }
+  heads::Targets<T> denoise_targets() const { return {classes_, target_values_, mask_, lengths_}; }
+  // The weight of the denoising loss: 0 (no second pass) unless the objective is joint.
+  double joint_weight() const { return o_.objective == Objective::joint ? o_.joint_weight : 0.0; }
+  index_t tokens() const { return tokens_; }
+  // The loaded batch as data:: sees it (this rank's rows, augmented), and its masks (masked objective).
+  const data::Batch& batch() const { return batch_; }
+  const data::MaskedBatch& masked_batch() const { return masked_; }
+
+ private:
+  struct Loaded {
+    Split split = Split::train;
+    index_t epoch = -1, index = -1;
+    bool operator==(const Loaded&) const = default;
+  };
+
+  void load_batch(Split s, index_t epoch, index_t i) {
     const auto& idx = loader(s, epoch).batch_indices(i);
     const data::Dataset& d = *sets_[std::size_t(s)];
     const Shard sh = shard(index_t(idx.size()), ranks_, rank_);
@@ -93,38 +145,42 @@ class DatasetTask {
     if (rows_ == 0) return;
     batch_ = data::make_batch(d, std::span<const index_t>(idx).subspan(std::size_t(sh.begin), std::size_t(sh.count)), pad);
     const index_t R = batch_.rows, L = batch_.length;
-    const bool masked = o_.objective == Objective::masked;
+    if (s == Split::train) data::augment_batch(batch_, o_.augment, d.info(), epoch);
+    const bool joint = o_.objective == Objective::joint;
+    // The joint objective masks its training batches only: validation and test are classified.
+    const bool masked = o_.objective == Objective::masked || (joint && s == Split::train);
     if (masked) mask(s, s == Split::train ? epoch : 0);
     lengths_ = view(batch_.lengths, Shape{R});
     labels_ = view(batch_.labels, Shape{batch_.size});
     classes_ = view(batch_.ids, Shape{R, L});
+    denoise_ids_ = {};
+    denoise_values_ = {};
     if (pixels()) {
-      const auto& in = masked ? masked_.values : batch_.values;
-      values_in_.assign(in.begin(), in.end());
       target_values_in_.assign(batch_.values.begin(), batch_.values.end());
-      values_ = view(values_in_, Shape{R, L, masked ? 2 : 1});
       target_values_ = view(target_values_in_, Shape{R, L});
       ids_ = {};
+      if (joint) {
+        // One encoder reads both passes, so the clean batch carries the mask channel too, at 0: [value, 0].
+        values_in_.assign(std::size_t(2 * R * L), T(0));
+        for (std::size_t k = 0; k < batch_.values.size(); ++k) values_in_[2 * k] = batch_.values[k];
+        values_ = view(values_in_, Shape{R, L, 2});
+        if (masked) {
+          denoise_values_in_.assign(masked_.values.begin(), masked_.values.end());
+          denoise_values_ = view(denoise_values_in_, Shape{R, L, 2});
+        }
+      } else {
+        const auto& in = masked ? masked_.values : batch_.values;
+        values_in_.assign(in.begin(), in.end());
+        values_ = view(values_in_, Shape{R, L, masked ? 2 : 1});
+      }
     } else {
-      ids_ = masked ? view(masked_.ids, Shape{R, L}) : view(batch_.ids, Shape{R, L});
+      ids_ = masked && !joint ? view(masked_.ids, Shape{R, L}) : view(batch_.ids, Shape{R, L});
+      if (joint && masked) denoise_ids_ = view(masked_.ids, Shape{R, L});
       values_ = target_values_ = {};
     }
     mask_ = masked ? view(masked_.masked, Shape{R, L}) : TensorView<const std::uint8_t>{};
     tokens_ = R * L;
   }
-
-  bool empty() const { return rows_ == 0; }
-  models::Inputs<T> inputs() const { return {ids_, values_, lengths_}; }
-  heads::Targets<T> targets() const {
-    if (o_.objective == Objective::classify) return {labels_, {}, {}, lengths_};
-    return {classes_, target_values_, mask_, lengths_};
-  }
-  index_t tokens() const { return tokens_; }
-  // The loaded batch as data:: sees it (this rank's rows), and its masks (masked objective).
-  const data::Batch& batch() const { return batch_; }
-  const data::MaskedBatch& masked_batch() const { return masked_; }
-
- private:
   data::Loader<data::Dataset>& loader(Split s, index_t epoch) {
     auto& l = loaders_[std::size_t(s)];
     if (l.epoch() != epoch) l.set_epoch(epoch);
@@ -163,12 +219,13 @@ class DatasetTask {
   TaskOptions o_;
   std::vector<data::Loader<data::Dataset>> loaders_;
   int rank_ = 0, ranks_ = 1;
+  Loaded loaded_;
   index_t rows_ = 0, tokens_ = 0;
   data::Batch batch_;
   data::MaskedBatch masked_;
-  std::vector<T> values_in_, target_values_in_;
-  TensorView<const std::int32_t> ids_, lengths_, labels_, classes_;
-  TensorView<const T> values_, target_values_;
+  std::vector<T> values_in_, target_values_in_, denoise_values_in_;
+  TensorView<const std::int32_t> ids_, lengths_, labels_, classes_, denoise_ids_;
+  TensorView<const T> values_, target_values_, denoise_values_;
   TensorView<const std::uint8_t> mask_;
 };
 
