@@ -370,6 +370,59 @@ TEST_CASE("tensor-core flash attention: batch * heads past the 65535 of one grid
                        Error);
 }
 
+TEST_CASE("tensor-core flash attention reads and writes strided rows (a fused q|k|v buffer)") {
+  Context<device::cuda> ctx;
+  if (!tensor_cores_here(ctx)) return;
+  // q, k, v as column slices of one (B, L, 3 * H * dh) buffer, their gradients likewise, o and do interleaved in
+  // one (B, L, 2 * H * dh) buffer: the same values as the contiguous run, so the same bits.
+  for (index_t dh : {64, 48}) {
+    CAPTURE(dh);
+    const Problem p{"causal with padding, two row tiles", 100, 100, true, 0, 1, 1, 1};
+    const auto in = inputs_of<bf16>(p, dh, 41);
+    const auto flat = device_run(ctx, Path::tensor_cores, p, dh, in, 0);
+    const index_t w = p.heads * dh, rows = p.batch * p.len_q;
+    std::vector<bf16> qkv(std::size_t(rows * 3 * w)), og(std::size_t(rows * 2 * w));
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t c = 0; c < w; ++c) {
+        const auto at = std::size_t(r * w + c);
+        qkv[std::size_t(r * 3 * w + c)] = in.q[at];
+        qkv[std::size_t(r * 3 * w + w + c)] = in.k[at];
+        qkv[std::size_t(r * 3 * w + 2 * w + c)] = in.v[at];
+        og[std::size_t(r * 2 * w + w + c)] = in.g[at];
+      }
+    const auto qkv_d = upload(qkv);
+    const auto pad = upload(in.pad);
+    auto og_d = upload(og);
+    Tensor<bf16, device::cuda> grads(Shape{rows * 3 * w});
+    Tensor<float, device::cuda> lse(Shape{p.batch * p.heads * p.len_q});
+    auto a = args_of<bf16>(p, dh, 0);
+    a.q = qkv_d.data();
+    a.k = qkv_d.data() + w;
+    a.v = qkv_d.data() + 2 * w;
+    a.q_row = a.k_row = a.v_row = 3 * w;
+    a.q_batch = a.k_batch = a.v_batch = p.len_q * 3 * w;
+    a.mask = mask_of(p, pad.data());
+    bf16* o = og_d.data();
+    const bf16* g = og_d.data() + w;
+    flash_forward_mma(ctx, a, o, p.len_q * 2 * w, 2 * w, lse.data());
+    flash_backward_mma(ctx, a, o, p.len_q * 2 * w, 2 * w, lse.data(), g, grads.data(), grads.data() + w,
+                       grads.data() + 2 * w);
+    const auto og_h = download(ctx, og_d), grads_h = download(ctx, grads);
+    auto column = [&](const std::vector<bf16>& x, index_t stride, index_t offset) {
+      std::vector<bf16> c(std::size_t(rows * w));
+      for (index_t r = 0; r < rows; ++r)
+        for (index_t j = 0; j < w; ++j) c[std::size_t(r * w + j)] = x[std::size_t(r * stride + offset + j)];
+      return c;
+    };
+    CHECK(bitwise_equal(column(og_h, 2 * w, 0), flat.o));
+    CHECK(bitwise_equal(column(og_h, 2 * w, w), in.g));  // do is left as it was
+    CHECK(bitwise_equal(download(ctx, lse), flat.lse));
+    CHECK(bitwise_equal(column(grads_h, 3 * w, 0), flat.dq));
+    CHECK(bitwise_equal(column(grads_h, 3 * w, w), flat.dk));
+    CHECK(bitwise_equal(column(grads_h, 3 * w, 2 * w), flat.dv));
+  }
+}
+
 TEST_CASE("flash attention dispatch: tensor cores for half and bf16 on sm_80+, SIMT otherwise or when forced") {
   Context<device::cuda> ctx;
   const Problem p{"causal", 45, 45, true};
