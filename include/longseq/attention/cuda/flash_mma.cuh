@@ -77,6 +77,13 @@ struct DkvSmem {  // k and v (rows), q and do (cols), scores^T and dP^T (fp32), 
                                        2 * mma_tile::aligned_bytes(4u * Tl::cols);
 };
 
+// Every kernel fits the 99 KiB of shared memory a block may opt into on sm_86/89 (sm_80: 163 KiB, sm_90: 227).
+template <int HD>
+inline constexpr bool fits_smem = ForwardSmem<HD>::bytes <= 99 * 1024 && DqSmem<HD>::bytes <= 99 * 1024 &&
+                                  DkvSmem<HD>::bytes <= 99 * 1024;
+static_assert(fits_smem<32> && fits_smem<64> && fits_smem<128>,
+              "flash attention (tensor cores): a kernel's shared memory exceeds 99 KiB; shrink Tile::cols");
+
 // One flat grid dimension (row tile fastest, so the blocks of one head run together and share its k, v in
 // L2): batch * heads may go past gridDim.y's 65535.
 struct BlockIndex {
