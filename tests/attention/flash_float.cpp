@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include <longseq/attention/flash.hpp>
@@ -65,6 +66,7 @@ Result run(const Problem& p, const attention::MaskSpec& mask, bool padding, doub
   a.stream = 2;
   a.block_q = block_q;
   a.block_k = block_k;
+  a.simd_forward_keys = block_k;  // small key tiles: several online-softmax rescales on the float path too
   attention::flash_forward(ctx, a, o.data(), p.L * row, row, lse.data());
   attention::flash_backward(ctx, a, o.data(), p.L * row, row, lse.data(), dout.data(), dq.data(), dk.data(),
                             dv.data());
@@ -106,8 +108,9 @@ TEST_CASE("float flash attention (register-blocked tiles) matches the double pat
                                        {"local", local, false, 0.0},
                                        {"padding", {}, true, 0.0},
                                        {"causal+dropout", causal, true, 0.25}};
-  // 32, 64, 128: the paper's head sizes; 20 and 8: the generic path (partial vectors, scalar columns).
-  for (index_t dh : {32, 64, 128, 20, 8})
+  // 32, 64, 128: the paper's head sizes; 16: the main job's (d 64, 4 heads); 20 and 8: the generic path
+  // (partial vectors, scalar columns).
+  for (index_t dh : {32, 64, 128, 16, 20, 8})
     for (index_t block : {256, 7})
       for (const auto& mc : masks) {
         CAPTURE(dh);
@@ -163,3 +166,41 @@ TEST_CASE("flash tile products equal plain loops for every strip width, row tail
           }
 }
 #endif
+
+TEST_CASE("the softmax exp is exp to a few ulp on [-87.3, 0], exactly 0 below -87.7 and for -inf, NaN kept") {
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> x;
+  for (int i = 0; i <= 40000; ++i) x.push_back(-87.3f * float(i) / 40000.0f);
+  const std::size_t n_exact = x.size();
+  for (float v : {-87.7f, -88.0f, -88.03f, -100.0f, -1e30f, -inf}) x.push_back(v);
+  double worst = 0;
+  for (std::size_t i = 0; i < n_exact; ++i) {
+    const double want = std::exp(double(x[i]));
+    // Below FLT_MIN (x < -87.34) the result is denormal: compare absolutely there.
+    worst = std::max(worst, std::abs(double(ops::fast::exp_shifted(x[i])) - want) / std::max(want, 1.2e-38));
+  }
+  CHECK(worst < 5e-7);
+  for (std::size_t i = n_exact; i < x.size(); ++i) CHECK(ops::fast::exp_shifted(x[i]) == 0.0f);
+  CHECK(std::isnan(ops::fast::exp_shifted(std::numeric_limits<float>::quiet_NaN())));
+  CHECK(ops::fast::exp_shifted(0.0f) == 1.0f);
+#if LONGSEQ_FLASH_SIMD
+  // The vector version agrees with the scalar one lane by lane (up to FMA contraction), zeros and NaN alike.
+  namespace kn = attention::kernels;
+  x.push_back(std::numeric_limits<float>::quiet_NaN());
+  while (x.size() % std::size_t(kn::width) != 0) x.push_back(-1.5f);
+  double vec_worst = 0;
+  for (std::size_t i = 0; i < x.size(); i += std::size_t(kn::width)) {
+    const kn::vfloat y = kn::exp_shifted(kn::load(x.data() + i));
+    for (int j = 0; j < kn::width; ++j) {
+      const float want = ops::fast::exp_shifted(x[i + std::size_t(j)]);
+      if (std::isnan(want) || want == 0.0f) {
+        CHECK(std::isnan(y[j]) == std::isnan(want));
+        if (want == 0.0f) CHECK(y[j] == 0.0f);
+      } else {
+        vec_worst = std::max(vec_worst, std::abs(double(y[j]) - want) / std::max(double(want), 1.2e-38));
+      }
+    }
+  }
+  CHECK(vec_worst < 5e-7);
+#endif
+}

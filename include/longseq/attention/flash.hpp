@@ -41,6 +41,10 @@ struct FlashArgs {
   // 32: 2.5-2.7 s, 64: 2.0-2.2 s, 128: 1.8-2.0 s, 256: 1.5-1.9 s, 512: 1.3-1.5 s (noisy). Larger tiles
   // amortize BLAS call overhead; 256 keeps one float tile at 256 KiB.
   index_t block_q = 64, block_k = 64;
+  // Keys per score tile of the float forward on the register-blocked path (whose query tile is 16 rows):
+  // 1024 keys keep a row block's scores in L1/L2 and, up to L = 1024, make the online softmax one pass
+  // (no rescaling, one max and one sum per row). The double path and the backward use block_q/block_k.
+  index_t simd_forward_keys = 1024;
 };
 
 namespace detail {
@@ -52,6 +56,12 @@ inline constexpr bool simd_tiles = LONGSEQ_FLASH_SIMD && std::is_same_v<T, float
 // One head set (B 16, 4 heads, L 1024, head_dim 32, key tile 256, 1 thread, AVX-512, loaded host), fwd /
 // bwd CPU ms: 256 rows 128 / 270, 128: 138 / 253, 64: 125 / 242, 32: 119 / 244 (BLAS tiles: 175 / 320).
 inline constexpr index_t simd_query_rows = 64;
+// The forward's tile on that path: 16 rows by FlashArgs::simd_forward_keys keys. At B 32, 4 heads,
+// L 784, head_dim 16 (1 thread, loaded host), forward CPU ms with 256 keys: 64 rows 84.5, 32: 83.4,
+// 16: 84.2, 8: 83.5; with the whole row (784 keys), 16 rows: 76.2. Head_dim 32 (B 16, L 1024): 1024 keys
+// 16 rows 93.9, 32 rows 96.6; 512 keys 64 rows 97.0. The backward's tile (64 rows x block_k keys) moved
+// by less than the noise (3 %) from 16 to 128 rows and 64 to 256 keys.
+inline constexpr index_t simd_forward_rows = 16;
 
 // Per-thread scratch of one call, carved from a single arena scope (no allocation once the arena has
 // reached the run's largest call): thread t's slices start at base + t * bytes of one thread.
@@ -101,15 +111,16 @@ template <class T>
 DropoutMask<T> dropout_of(const FlashArgs<T>& a) {
   return {a.dropout, T(a.dropout > 0 ? 1.0 / (1.0 - a.dropout) : 1.0), a.seed, a.stream};
 }
-// exp(x - m) over a row, in place; entries at -inf become exactly 0. Float uses the vectorizable
-// ops::fast::exp (libm's expf took ~18% of a layer's time); double keeps std::exp, so the
-// double-precision tests compare against the exact function.
+// exp(x - m) over a row, in place, for m >= every x (the row maximum or the log-sum-exp); entries at -inf
+// become exactly 0. Float uses the vectorizable ops::fast::exp_shifted (libm's expf took ~18% of a
+// layer's time); double keeps std::exp, so the double-precision tests compare against the exact function.
 inline void exp_row(float* x, index_t n, float m) {
   index_t c = 0;
 #if LONGSEQ_FLASH_SIMD
-  for (; c + kernels::width <= n; c += kernels::width) kernels::store(x + c, kernels::exp(kernels::load(x + c) - m));
+  for (; c + kernels::width <= n; c += kernels::width)
+    kernels::store(x + c, kernels::exp_shifted(kernels::load(x + c) - m));
 #endif
-  for (; c < n; ++c) x[c] = ops::fast::exp(x[c] - m);
+  for (; c < n; ++c) x[c] = ops::fast::exp_shifted(x[c] - m);
 }
 inline void exp_row(double* x, index_t n, double m) {
   for (index_t c = 0; c < n; ++c) x[c] = std::exp(x[c] - m);
@@ -117,6 +128,16 @@ inline void exp_row(double* x, index_t n, double m) {
 template <class T>
 void exp_row(T* x, index_t n, T m) {
   for (index_t c = 0; c < n; ++c) x[c] = T(std::exp(double(x[c]) - double(m)));
+}
+
+// exp of one value at most 0 (a row's rescaling factor): the vector exp's scalar twin for float (not a
+// libm call per row and key block), std::exp otherwise.
+template <class T>
+T exp_scalar(T x) {
+  if constexpr (std::is_same_v<T, float>)
+    return ops::fast::exp_shifted(x);
+  else
+    return T(std::exp(x));
 }
 
 // Row reductions with 8 independent partial results: the compiler vectorizes the lanes without
@@ -163,19 +184,23 @@ T row_sum(const T* x, index_t n) {
 template <class T>
 T exp_row_sum(T* x, index_t n, T m) {
 #if LONGSEQ_FLASH_SIMD
-  if constexpr (simd_tiles<T>) return kernels::exp_shift_sum(x, n, m, [](float v) { return ops::fast::exp(v); });
+  if constexpr (simd_tiles<T>) return kernels::exp_shift_sum(x, n, m, [](float v) { return ops::fast::exp_shifted(v); });
 #endif
   exp_row(x, n, m);
   return row_sum(x, n);
 }
 
-// Sets the entries of a score tile that the mask hides to -inf. Returns false when nothing was hidden.
-template <class T>
-bool mask_tile(const MaskSpec& mask, index_t b, index_t p0, index_t nq, index_t k0, index_t nk, T* s) {
+// Whether the mask hides any entry of the tile (queries p0 + [0, nq), keys k0 + [0, nk)) of batch b.
+inline bool tile_has_mask(const MaskSpec& mask, index_t b, index_t p0, index_t nq, index_t k0, index_t nk) {
   bool any_pad = false;
   if (mask.key_padding != nullptr)
     for (index_t c = 0; c < nk && !any_pad; ++c) any_pad = mask.padded(b, k0 + c);
-  if (!any_pad && mask.tile_all_allowed(p0, p0 + nq - 1, k0, k0 + nk - 1)) return false;
+  return any_pad || !mask.tile_all_allowed(p0, p0 + nq - 1, k0, k0 + nk - 1);
+}
+// Sets the entries of a score tile that the mask hides to -inf. Returns false when nothing was hidden.
+template <class T>
+bool mask_tile(const MaskSpec& mask, index_t b, index_t p0, index_t nq, index_t k0, index_t nk, T* s) {
+  if (!tile_has_mask(mask, b, p0, nq, k0, nk)) return false;
   constexpr T neg_inf = -std::numeric_limits<T>::infinity();
   for (index_t r = 0; r < nq; ++r)
     for (index_t c = 0; c < nk; ++c)
@@ -189,15 +214,15 @@ bool mask_tile(const MaskSpec& mask, index_t b, index_t p0, index_t nq, index_t 
 template <class T>
 void flash_forward(Context<device::host>& ctx, const FlashArgs<T>& a, T* o, index_t o_batch, index_t o_row, T* lse) {
   const index_t H = a.heads, Lq = a.len_q, Lk = a.len_k, dh = a.head_dim;
-  const index_t bq = std::max<index_t>(1, detail::simd_tiles<T> ? std::min(a.block_q, detail::simd_query_rows)
+  const index_t bq = std::max<index_t>(1, detail::simd_tiles<T> ? std::min(a.block_q, detail::simd_forward_rows)
                                                                 : a.block_q);
-  const index_t bk = std::max<index_t>(1, a.block_k);
+  const index_t bk = std::max<index_t>(1, detail::simd_tiles<T> ? a.simd_forward_keys : a.block_k);
   const auto drop = detail::dropout_of(a);
   constexpr T neg_inf = -std::numeric_limits<T>::infinity();
   // Per thread: the score tile, the output accumulator, running max and sum, and (float tiles) k^T of the
-  // whole head, key block by key block (block j0 is dh x nk at kt + j0 * dh), packed once per head and
-  // read by every query block.
-  const auto n_s = std::size_t(bq * bk), n_acc = std::size_t(bq * dh), n_row = std::size_t(bq),
+  // whole head (dh x Lk, row stride Lk), packed once per head and read by every query block from any key
+  // (a block-local mask's key range need not start at a tile boundary).
+  const auto n_s = std::size_t(bq * std::min(bk, Lk)), n_acc = std::size_t(bq * dh), n_row = std::size_t(bq),
              n_kt = detail::simd_tiles<T> ? std::size_t(Lk * dh) : 0;
   const std::size_t per_thread = detail::slice_bytes<T>({n_s, n_acc, n_row, n_row, n_kt});
   const int nt = detail::worth_parallel(a) ? std::max(1, ctx.threads) : 1;
@@ -216,9 +241,7 @@ void flash_forward(Context<device::host>& ctx, const FlashArgs<T>& a, T* o, inde
       const T* v = a.v + b * a.v_batch + h * dh;
       T* out = o + b * o_batch + h * dh;
 #if LONGSEQ_FLASH_SIMD
-      if constexpr (detail::simd_tiles<T>)
-        for (index_t j0 = 0; j0 < Lk; j0 += bk)
-          kernels::transpose(std::min(bk, Lk - j0), dh, k + j0 * a.k_row, a.k_row, kt.data() + j0 * dh);
+      if constexpr (detail::simd_tiles<T>) kernels::transpose(Lk, dh, k, a.k_row, kt.data());
 #endif
       for (index_t i0 = 0; i0 < Lq; i0 += bq) {
         const index_t nq = std::min(bq, Lq - i0), p0 = i0 + a.mask.q_offset;
@@ -226,13 +249,12 @@ void flash_forward(Context<device::host>& ctx, const FlashArgs<T>& a, T* o, inde
         std::fill(l.begin(), l.end(), T(0));
         std::fill(acc.begin(), acc.end(), T(0));
         const auto [klo, khi] = a.mask.key_range(p0, p0 + nq - 1, Lk);
-        // Key blocks start at multiples of bk (the packed blocks); keys before klo are masked in the tile.
-        for (index_t j0 = detail::simd_tiles<T> ? klo / bk * bk : klo; j0 < khi; j0 += bk) {
+        for (index_t j0 = klo; j0 < khi; j0 += bk) {
           const index_t nk = std::min(bk, khi - j0);
           if constexpr (detail::simd_tiles<T>) {
 #if LONGSEQ_FLASH_SIMD
-            kernels::gemm(nq, nk, dh, float(a.scale), q + i0 * a.q_row, a.q_row, 1, kt.data() + j0 * dh,
-                          std::min(bk, Lk - j0), s.data(), nk, false);
+            kernels::gemm(nq, nk, dh, float(a.scale), q + i0 * a.q_row, a.q_row, 1, kt.data() + j0, Lk, s.data(),
+                          nk, false);
 #endif
           } else {
             ops::gemm(ctx, ops::Trans::N, ops::Trans::T, nq, nk, dh, T(a.scale), q + i0 * a.q_row, a.q_row,
@@ -247,7 +269,7 @@ void flash_forward(Context<device::host>& ctx, const FlashArgs<T>& a, T* o, inde
               std::fill(sr, sr + nk, T(0));
               continue;
             }
-            const T alpha = m[r] == neg_inf ? T(0) : T(std::exp(m[r] - m_new));
+            const T alpha = m[r] == neg_inf ? T(0) : detail::exp_scalar(m[r] - m_new);
             const T sum = detail::exp_row_sum(sr, nk, m_new);
             if (drop.active()) {
               const auto e0 = std::uint64_t((bh * Lq + i0 + r) * Lk + j0);
@@ -334,22 +356,33 @@ void flash_backward(Context<device::host>& ctx, const FlashArgs<T>& a, const T* 
           const index_t nq = std::min(bq, Lq - i0), p0 = i0 + a.mask.q_offset;
           const auto [klo, khi] = a.mask.key_range(p0, p0 + nq - 1, Lk);
           if (khi <= j0 || klo >= j0 + nk) continue;
-          // P = exp(scale q k^T - lse), zero where masked or where the query sees no key.
+          // P = exp(scale q k^T - lse), zero where masked or where the query sees no key. On the float
+          // tile path a tile without hidden entries (so every row's lse is finite) takes the exp in the
+          // product's epilogue, without a second pass over the tile.
+          bool p_done = false;
           if constexpr (detail::simd_tiles<T>) {
 #if LONGSEQ_FLASH_SIMD
-            kernels::gemm(nq, nk, dh, float(a.scale), q + i0 * a.q_row, a.q_row, 1, kt.data(), nk, p.data(), nk, false);
+            p_done = !detail::tile_has_mask(a.mask, b, p0, nq, j0, nk);
+            if (p_done)
+              kernels::gemm(nq, nk, dh, float(a.scale), q + i0 * a.q_row, a.q_row, 1, kt.data(), nk, p.data(), nk,
+                            kernels::ExpShift{lrow + i0});
+            else
+              kernels::gemm(nq, nk, dh, float(a.scale), q + i0 * a.q_row, a.q_row, 1, kt.data(), nk, p.data(), nk,
+                            false);
 #endif
           } else {
             ops::gemm(ctx, ops::Trans::N, ops::Trans::T, nq, nk, dh, T(a.scale), q + i0 * a.q_row, a.q_row,
                       k + j0 * a.k_row, a.k_row, T(0), p.data(), nk);
           }
-          detail::mask_tile(a.mask, b, p0, nq, j0, nk, p.data());
-          for (index_t r = 0; r < nq; ++r) {
-            T* pr = p.data() + r * nk;
-            if (lrow[i0 + r] == neg_inf)
-              std::fill(pr, pr + nk, T(0));
-            else
-              detail::exp_row(pr, nk, lrow[i0 + r]);
+          if (!p_done) {
+            detail::mask_tile(a.mask, b, p0, nq, j0, nk, p.data());
+            for (index_t r = 0; r < nq; ++r) {
+              T* pr = p.data() + r * nk;
+              if (lrow[i0 + r] == neg_inf)
+                std::fill(pr, pr + nk, T(0));
+              else
+                detail::exp_row(pr, nk, lrow[i0 + r]);
+            }
           }
           // With dropout, Pd = P * Z (Z the 0 or 1/(1-p) multiplier) is what multiplied v.
           const T* pz = p.data();
@@ -363,31 +396,26 @@ void flash_backward(Context<device::host>& ctx, const FlashArgs<T>& a, const T* 
             }
             pz = pd.data();
           }
-          // dv_j += Pd^T do_i ; dPd = do_i v_j^T
+          // dv_j += Pd^T do_i ; dPd = do_i v_j^T ; dS = P * (Z * dPd - delta) = Pd * dPd - P * delta (the
+          // float tile path forms dS in the dP product's epilogue).
           if constexpr (detail::simd_tiles<T>) {
 #if LONGSEQ_FLASH_SIMD
             kernels::gemm(nk, dh, nq, 1.0f, pz, 1, nk, gout + i0 * o_row, o_row, dvb.data(), dh, true);
-            kernels::gemm(nq, nk, dh, 1.0f, gout + i0 * o_row, o_row, 1, vt.data(), nk, dp.data(), nk, false);
+            kernels::gemm(nq, nk, dh, 1.0f, gout + i0 * o_row, o_row, 1, vt.data(), nk, dp.data(), nk,
+                          kernels::SoftmaxGrad{dp.data(), pz, p.data(), delta.data() + i0});
 #endif
           } else {
             ops::gemm(ctx, ops::Trans::T, ops::Trans::N, nk, dh, nq, T(1), pz, nk, gout + i0 * o_row, o_row, T(1),
                       dvb.data(), dh);
             ops::gemm(ctx, ops::Trans::N, ops::Trans::T, nq, nk, dh, T(1), gout + i0 * o_row, o_row, v + j0 * a.v_row,
                       a.v_row, T(0), dp.data(), nk);
-          }
-          // dS = P * (Z * dPd - delta) = Pd * dPd - P * delta.
-          for (index_t r = 0; r < nq; ++r) {
-            const T d = delta[i0 + r];
-            T* dr = dp.data() + r * nk;
-            const T* pr = p.data() + r * nk;
-            const T* zr = pz + r * nk;
-#if LONGSEQ_FLASH_SIMD
-            if constexpr (detail::simd_tiles<T>) {
-              kernels::softmax_grad_row(dr, zr, pr, d, nk);
-              continue;
+            for (index_t r = 0; r < nq; ++r) {
+              const T d = delta[i0 + r];
+              T* dr = dp.data() + r * nk;
+              const T* pr = p.data() + r * nk;
+              const T* zr = pz + r * nk;
+              for (index_t c = 0; c < nk; ++c) dr[c] = zr[c] * dr[c] - pr[c] * d;
             }
-#endif
-            for (index_t c = 0; c < nk; ++c) dr[c] = zr[c] * dr[c] - pr[c] * d;
           }
           if constexpr (detail::simd_tiles<T>) {
 #if LONGSEQ_FLASH_SIMD

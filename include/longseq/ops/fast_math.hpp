@@ -57,6 +57,31 @@ inline float exp(float x) {
 }
 inline double exp(double x) { return std::exp(x); }
 
+// exp(x) for a softmax's shifted arguments (x = s - max <= 0, or -inf where masked): exp's reduction
+// and polynomial, but with k clamped to [-127, 127] the scale 2^k is the rounding constant's bits shifted
+// into the exponent field, and no overflow or underflow select is needed: k = -127 gives a zero field,
+// so -inf and anything below about -87.68 (exact value < 1.2e-38) come out exactly 0. Saturates at
+// exp(88) above 88; NaN stays NaN. Same values as exp on [-86, 88].
+inline float exp_shifted(float x) {
+  constexpr float lo = -88.02969193111305f, hi = 88.0f;  // lo = -127 ln 2
+  const float c = detail::clamp(x, lo, hi);
+  const float t = c * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23 + round(c / ln 2)
+  const float k = t - 12582912.0f;
+  const float f = (c - k * 0.693145751953125f) - k * 1.428606765330187e-6f;
+  float p = 1.0f / 5040.0f;
+  p = p * f + 1.0f / 720.0f;
+  p = p * f + 1.0f / 120.0f;
+  p = p * f + 1.0f / 24.0f;
+  p = p * f + 1.0f / 6.0f;
+  p = p * f + 0.5f;
+  p = p * f + 1.0f;
+  p = p * f + 1.0f;
+  // t's low mantissa bits hold k (t lies in [2^23, 2^24)); shifted by 23 the constant's own bits drop out.
+  const float r = p * std::bit_cast<float>((detail::bits(t) << 23) + 0x3f800000u);
+  return detail::select(detail::mask((detail::bits(x) & 0x7fffffffu) > 0x7f800000u), x, r);
+}
+inline double exp_shifted(double x) { return std::exp(x); }
+
 // erf(x) and exp(-x*x) together, for the GELU gradient, which needs both, at the cost of one exp. erf is
 // within 2e-7 absolutely everywhere (and 2e-7 relatively for |x| < 1); erf(+-inf) = +-1, NaN for NaN.
 // |x| < 1: x P(x^2). |x| >= 1: 1 - exp(-x^2) R(|x|), where R(t) = erfc(t) exp(t^2) is fitted by a
