@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -140,6 +141,10 @@ Architecture read_architecture(const interop::Safetensors& st, const Options& o)
   return a;
 }
 
+// The trained encoders, their position scheme read from the checkpoint.
+using TokenEnc = models::TokenEncoder<float, device::host, attention::AnyPosition>;
+using LinearEnc = models::LinearEncoder<float, device::host, attention::AnyPosition>;
+
 // The part of the trained model that attention depends on: the encoder and the encoder layers (parameter
 // names as in the checkpoint: encoder.*, backbone.layers.<i>.*).
 template <class Enc, class Pos>
@@ -182,13 +187,17 @@ struct Sample {
 
 template <class Enc, class Pos>
 Sample analyze(const Options& o, const Architecture& a, const data::Dataset& set, const std::vector<index_t>& idx) {
+  // The encoder's positions as trained; the sinusoidal code has no table, so it takes any length the data has.
+  attention::AnyPositionConfig position = attention::NoPositionConfig{};
+  if (a.learned_positions > 0) position = attention::LearnedPositionConfig{.max_len = a.learned_positions};
+  if (a.sinusoidal)
+    position = attention::SinusoidalPositionConfig{
+        .max_len = std::max(set.info().max_length, attention::SinusoidalPositionConfig{}.max_len)};
   typename Enc::Config ec;
-  if constexpr (std::is_same_v<Enc, models::TokenEncoder<float>>)
-    ec = {.vocab = a.vocab, .dim = a.dim, .padding_idx = data::Vocab::pad_id, .sinusoidal = a.sinusoidal,
-          .learned_positions = a.learned_positions};
+  if constexpr (std::is_same_v<Enc, TokenEnc>)
+    ec = {.vocab = a.vocab, .dim = a.dim, .padding_idx = data::Vocab::pad_id, .position = position};
   else
-    ec = {.channels = 1, .dim = a.dim, .mask_channel = a.in_features == 2, .sinusoidal = a.sinusoidal,
-          .learned_positions = a.learned_positions};
+    ec = {.channels = 1, .dim = a.dim, .mask_channel = a.in_features == 2, .position = position};
   using T = Trunk<Enc, Pos>;
   typename T::Layer::Config lc;
   lc.dim = a.dim;
@@ -235,7 +244,7 @@ Sample analyze(const Options& o, const Architecture& a, const data::Dataset& set
     if (masked) mb = data::mask_batch(batch, mo, 0);
     models::Inputs<float> in;
     in.lengths = TensorView<const std::int32_t>(batch.lengths.data(), Shape{R});
-    if constexpr (std::is_same_v<Enc, models::TokenEncoder<float>>) {
+    if constexpr (std::is_same_v<Enc, TokenEnc>) {
       in.ids = TensorView<const std::int32_t>(masked ? mb.ids.data() : batch.ids.data(), Shape{R, L});
     } else {
       const index_t C = a.in_features;
@@ -341,9 +350,9 @@ int main(int argc, char** argv) {
         s = analyze<Enc, attention::NoRotation>(o, a, set, idx);
     };
     if (a.tokens)
-      run(std::type_identity<models::TokenEncoder<float>>{});
+      run(std::type_identity<TokenEnc>{});
     else
-      run(std::type_identity<models::LinearEncoder<float>>{});
+      run(std::type_identity<LinearEnc>{});
     LONGSEQ_CHECK(s.inputs > 0, "no input of the sample has a nonzero length");
 
     const double uniform = s.uniform / double(s.inputs);
