@@ -2,7 +2,9 @@
 """Combines the main job's runs into one table of test accuracies, a results JSON and a bar chart.
 
 Inputs: the results.json of examples/spt_vs_scratch (sequential Fashion-MNIST) and a folder of
-examples/train_lra runs laid out as <folder>/<model>/{scratch,spt,finetune}/result.json (ListOps).
+examples/train_lra runs laid out as <folder>/<model>/{scratch,spt,finetune[,joint]}/result.json (ListOps).
+A joint-objective arm (spt_vs_scratch --joint-weight, train_lra --stage joint) adds joint columns to the
+table and a third bar to the chart; without one they are exactly as before.
 Optionally a timings file of lines "<dataset> <model> <stage> <wall s> <user s> <sys s>" adds the
 measured wall and CPU time of each process.
 Prints a Markdown table (scratch vs. SPT + fine-tuning, per dataset and model), writes it with --table,
@@ -13,7 +15,7 @@ import json
 import os
 import sys
 
-STAGES = ("scratch", "spt", "finetune")
+STAGES = ("scratch", "spt", "finetune", "joint")
 
 
 def load_json(path):
@@ -91,14 +93,25 @@ def pct(stage):
     return f"{100 * stage['test_acc']:.2f}%" if stage else "-"
 
 
+def has_joint(rows):
+    return any("joint" in r for r in rows)
+
+
 def table(rows):
-    out = ["| dataset | model | scratch test acc | SPT + FT test acc | gain (points) | scratch time | SPT time | FT time |",
-           "|---|---|---|---|---|---|---|---|"]
+    joint = has_joint(rows)
+    out = ["| dataset | model | scratch test acc | SPT + FT test acc | gain (points) | "
+           + ("joint test acc | joint gain (points) | " if joint else "")
+           + "scratch time | SPT time | FT time |" + (" joint time |" if joint else ""),
+           "|---|---|---|---|---|---|---|---|" + ("---|---|---|" if joint else "")]
     for r in rows:
-        sc, spt, ft = r.get("scratch"), r.get("spt"), r.get("finetune")
+        sc, spt, ft, jt = r.get("scratch"), r.get("spt"), r.get("finetune"), r.get("joint")
         gain = f"{100 * (ft['test_acc'] - sc['test_acc']):+.2f}" if sc and ft else "-"
-        secs = [f"{s['seconds']:.0f}s" if s and "seconds" in s else "-" for s in (sc, spt, ft)]
-        out.append(f"| {r['dataset']} | {r['model']} | {pct(sc)} | {pct(ft)} | {gain} | " + " | ".join(secs) + " |")
+        stages = (sc, spt, ft, jt) if joint else (sc, spt, ft)
+        secs = [f"{s['seconds']:.0f}s" if s and "seconds" in s else "-" for s in stages]
+        cells = [pct(sc), pct(ft), gain]
+        if joint:
+            cells += [pct(jt), f"{100 * (jt['test_acc'] - sc['test_acc']):+.2f}" if sc and jt else "-"]
+        out.append(f"| {r['dataset']} | {r['model']} | " + " | ".join(cells + secs) + " |")
     return "\n".join(out)
 
 
@@ -109,14 +122,15 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
 
     labels = [f"{r['dataset']}\n{r['model']}" for r in rows]
-    sc = [100 * r["scratch"]["test_acc"] if "scratch" in r else 0 for r in rows]
-    ft = [100 * r["finetune"]["test_acc"] if "finetune" in r else 0 for r in rows]
+    arms = [("scratch", "from scratch"), ("finetune", "SPT + fine-tune")]
+    if has_joint(rows):
+        arms.append(("joint", "joint objective"))
     x = range(len(rows))
-    w = 0.38
+    w = 0.76 / len(arms)
     fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(rows) + 1), 4.5))
-    b1 = ax.bar([i - w / 2 for i in x], sc, w, label="from scratch")
-    b2 = ax.bar([i + w / 2 for i in x], ft, w, label="SPT + fine-tune")
-    for bars in (b1, b2):
+    for k, (stage, label) in enumerate(arms):
+        acc = [100 * r[stage]["test_acc"] if stage in r else 0 for r in rows]
+        bars = ax.bar([i + (k - (len(arms) - 1) / 2) * w for i in x], acc, w, label=label)
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
     ax.set_xticks(list(x), labels)
     ax.set_ylabel("test accuracy (%)")

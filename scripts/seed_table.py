@@ -5,7 +5,9 @@ Inputs: several results.json files written by scripts/main_table.py, one per see
 scripts/main.sh` runs the seeds and calls this script). For every (dataset, model) it reports scratch and
 SPT + fine-tuning test accuracy as mean +- sample standard deviation over the runs, the per-run gains and
 their mean; writes the Markdown table with --table, the numbers with --json (both atomically) and a bar
-chart with error bars with --plot. `--self-test` checks the arithmetic on made-up runs.
+chart with error bars with --plot. Rows with a joint-objective arm (JOINT=1 in scripts/main.sh) in every run
+add its accuracy and its gain over scratch (joint columns, a third bar); without one the outputs are as
+before. `--self-test` checks the arithmetic on made-up runs.
 """
 import argparse
 import json
@@ -32,13 +34,15 @@ def mean_std(values):
 
 
 def aggregate(paths):
-    cells = {}  # (dataset, model) -> list of (scratch, finetune) accuracies in percent, one per run
+    # (dataset, model) -> list of (scratch, finetune, joint or None) accuracies in percent, one per run
+    cells = {}
     for p in paths:
         for r in load(p):
             if "scratch" not in r or "finetune" not in r:
                 continue
             try:
-                pair = (100 * float(r["scratch"]["test_acc"]), 100 * float(r["finetune"]["test_acc"]))
+                pair = (100 * float(r["scratch"]["test_acc"]), 100 * float(r["finetune"]["test_acc"]),
+                        100 * float(r["joint"]["test_acc"]) if "joint" in r else None)
             except (KeyError, TypeError, ValueError) as e:
                 sys.exit(f"{p}: row {r.get('dataset')}/{r.get('model')}: expected a numeric test_acc ({e})")
             cells.setdefault((r["dataset"], r["model"]), []).append(pair)
@@ -47,16 +51,28 @@ def aggregate(paths):
     return cells
 
 
+def with_joint(runs):
+    """Whether every run of a cell has a joint-objective result."""
+    return all(j is not None for _, _, j in runs)
+
+
 def stats(cells):
-    """Per cell the runs and mean/std of both accuracies and of the gain: the numbers of the table and the JSON."""
+    """Per cell the runs and mean/std of both accuracies and of the gain: the numbers of the table and the JSON
+    (and of the joint arm and its gain over scratch when every run of the cell has one)."""
     out = []
     for (ds, model), runs in cells.items():
-        sc, ft = mean_std([a for a, _ in runs]), mean_std([b for _, b in runs])
-        gains = [b - a for a, b in runs]
-        out.append({"dataset": ds, "model": model, "runs": len(runs),
-                    "scratch_pct": {"mean": sc[0], "std": sc[1], "values": [a for a, _ in runs]},
-                    "finetune_pct": {"mean": ft[0], "std": ft[1], "values": [b for _, b in runs]},
-                    "gain_points": {"mean": statistics.mean(gains), "std": mean_std(gains)[1], "values": gains}})
+        sc, ft = mean_std([a for a, _, _ in runs]), mean_std([b for _, b, _ in runs])
+        gains = [b - a for a, b, _ in runs]
+        c = {"dataset": ds, "model": model, "runs": len(runs),
+             "scratch_pct": {"mean": sc[0], "std": sc[1], "values": [a for a, _, _ in runs]},
+             "finetune_pct": {"mean": ft[0], "std": ft[1], "values": [b for _, b, _ in runs]},
+             "gain_points": {"mean": statistics.mean(gains), "std": mean_std(gains)[1], "values": gains}}
+        if with_joint(runs):
+            jt = mean_std([j for _, _, j in runs])
+            jg = [j - a for a, _, j in runs]
+            c["joint_pct"] = {"mean": jt[0], "std": jt[1], "values": [j for _, _, j in runs]}
+            c["joint_gain_points"] = {"mean": statistics.mean(jg), "std": mean_std(jg)[1], "values": jg}
+        out.append(c)
     return out
 
 
@@ -65,13 +81,20 @@ def summary(cells, paths):
 
 
 def table(cells):
-    out = ["| dataset | model | runs | scratch | SPT + FT | gain (points), mean | gain per run |",
-           "|---|---|---|---|---|---|---|"]
-    for c in stats(cells):
+    cs = stats(cells)
+    joint = any("joint_pct" in c for c in cs)
+    out = ["| dataset | model | runs | scratch | SPT + FT | gain (points), mean | gain per run |"
+           + (" joint | joint gain (points), mean |" if joint else ""),
+           "|---|---|---|---|---|---|---|" + ("---|---|" if joint else "")]
+    for c in cs:
         sc, ft, gain = c["scratch_pct"], c["finetune_pct"], c["gain_points"]
         per = ", ".join(f"{g:+.1f}" for g in gain["values"])
-        out.append(f"| {c['dataset']} | {c['model']} | {c['runs']} | {sc['mean']:.2f} ± {sc['std']:.2f} | "
-                   f"{ft['mean']:.2f} ± {ft['std']:.2f} | {gain['mean']:+.2f} | {per} |")
+        line = (f"| {c['dataset']} | {c['model']} | {c['runs']} | {sc['mean']:.2f} ± {sc['std']:.2f} | "
+                f"{ft['mean']:.2f} ± {ft['std']:.2f} | {gain['mean']:+.2f} | {per} |")
+        if joint:
+            jt, jg = c.get("joint_pct"), c.get("joint_gain_points")
+            line += (f" {jt['mean']:.2f} ± {jt['std']:.2f} | {jg['mean']:+.2f} |" if jt else " - | - |")
+        out.append(line)
     return "\n".join(out)
 
 
@@ -83,18 +106,25 @@ def plot(cells, path, title):
 
     keys = list(cells)
     x = range(len(keys))
-    w = 0.38
+    arms = [(0, "from scratch"), (1, "SPT + fine-tune")]
+    if any(with_joint(cells[k]) for k in keys):
+        arms.append((2, "joint objective"))
+    w = 0.76 / len(arms)
     fig, ax = plt.subplots(figsize=(max(5, 1.8 * len(keys) + 1.5), 4.2))
-    for off, idx, label in ((-w / 2, 0, "from scratch"), (w / 2, 1, "SPT + fine-tune")):
-        stats = [mean_std([run[idx] for run in cells[k]]) for k in keys]
+    for n, (idx, label) in enumerate(arms):
+        off = (n - (len(arms) - 1) / 2) * w
+        # A cell without this arm in every run draws no bar for it.
+        stats = [mean_std([run[idx] for run in cells[k]]) if idx < 2 or with_joint(cells[k]) else (0.0, 0.0)
+                 for k in keys]
         bars = ax.bar([i + off for i in x], [m for m, _ in stats], w, yerr=[s for _, s in stats], capsize=4,
                       label=label)
         ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=6)
         for i, k in enumerate(keys):  # every run as a dot
-            ax.scatter([i + off] * len(cells[k]), [run[idx] for run in cells[k]], color="black", s=8, zorder=3)
+            if idx < 2 or with_joint(cells[k]):
+                ax.scatter([i + off] * len(cells[k]), [run[idx] for run in cells[k]], color="black", s=8, zorder=3)
     ax.set_xticks(list(x), [f"{ds}\n{m}" for ds, m in keys])
     ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, max(max(max(r) for r in runs) for runs in cells.values()) * 1.35)
+    ax.set_ylim(0, max(max(max(v for v in r if v is not None) for r in runs) for runs in cells.values()) * 1.35)
     ax.set_title(title, fontsize=10)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
@@ -119,6 +149,23 @@ def self_test():
         assert [round(g, 9) for g in c["gain_points"]["values"]] == [5.0, 20.0, 5.0], c
         text = table(aggregate(paths))
         assert "| listops | s4d | 3 | 75.00 ± 5.00 | 85.00 ± 5.00 | +10.00 | +5.0, +20.0, +5.0 |" in text, text
+        assert "joint" not in text and "joint_pct" not in c, text  # no joint arm: the table is as before
+        # A joint arm in every run adds its mean, std and gain over scratch; a cell without it prints "-".
+        for seed, (sc, ft) in runs.items():
+            rows = [{"dataset": "listops", "model": "s4d", "scratch": {"test_acc": sc}, "finetune": {"test_acc": ft},
+                     "joint": {"test_acc": sc + 0.01 * seed}},
+                    {"dataset": "fashion-mnist", "model": "s4d", "scratch": {"test_acc": 0.5},
+                     "finetune": {"test_acc": 0.6}}]
+            write_atomic(paths[seed - 1], json.dumps({"rows": rows}))
+        s = summary(aggregate(paths), paths)
+        c = next(c for c in s["cells"] if c["dataset"] == "listops")
+        assert math.isclose(c["joint_pct"]["mean"], 77.0) and math.isclose(c["joint_pct"]["std"], math.sqrt(21.0)), c  # 81, 72, 78
+        assert [round(g, 9) for g in c["joint_gain_points"]["values"]] == [1.0, 2.0, 3.0], c
+        assert math.isclose(c["joint_gain_points"]["mean"], 2.0), c
+        text = table(aggregate(paths))
+        assert text.splitlines()[0].endswith("| joint | joint gain (points), mean |"), text
+        assert "| +10.00 | +5.0, +20.0, +5.0 | 77.00 ± 4.58 | +2.00 |" in text, text
+        assert "| fashion-mnist | s4d | 3 | 50.00 ± 0.00 | 60.00 ± 0.00 | +10.00 | +10.0, +10.0, +10.0 | - | - |" in text, text
         write_atomic(paths[0], json.dumps({"rows": [{"dataset": "x", "model": "m", "scratch": {"test_acc": "high"},
                                                      "finetune": {"test_acc": 0.5}}]}))
         try:
