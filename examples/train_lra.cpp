@@ -1,7 +1,8 @@
 // One trainer for every Long Range Arena task and for sequential (Fashion-)MNIST: self-pretraining
 // (masked denoising for bidirectional models, next-token prediction for causal ones), fine-tuning from
-// a self-pretraining checkpoint, or training from scratch. The model is one template argument chosen in
-// one place (dispatch_model); everything else is shared. Runs data parallel under mpirun.
+// a self-pretraining checkpoint, training from scratch, or the joint objective (training from scratch with a
+// weighted masked-denoising loss on the same batch added, --stage joint). The model is one template argument
+// chosen in one place (dispatch_model); everything else is shared. Runs data parallel under mpirun.
 //
 //   train_lra --task listops --data listops-1000 --model s4d --stage pretrain --out runs/spt
 //   train_lra --task listops --data listops-1000 --model s4d --stage finetune \
@@ -22,6 +23,7 @@
 #include <longseq/data/tasks.hpp>
 #include <longseq/heads/classification.hpp>
 #include <longseq/heads/denoising.hpp>
+#include <longseq/heads/joint.hpp>
 #include <longseq/heads/retrieval.hpp>
 #include <longseq/models/model.hpp>
 #include <longseq/nn/residual.hpp>
@@ -34,6 +36,7 @@
 
 #include "comm.hpp"
 #include "dispatch.hpp"
+#include "shards.hpp"
 #include "train_lra_config.hpp"
 
 using namespace longseq;
@@ -142,6 +145,10 @@ void dispatch_model(const Options& o, Fn&& fn) {
 
 // ---- one stage ------------------------------------------------------------------------------------
 
+// --stage joint: the classifier's head ("task.") and the SPT head ("denoise.") on one model.
+template <class T, class D>
+using JointClassifier = heads::JointHead<heads::ClassificationHead<T, D>, heads::MaskedDenoisingHead<T, D>>;
+
 struct Stage {
   const Options& o;
   const data::Splits& d;
@@ -169,21 +176,19 @@ struct Stage {
 #endif
     examples::dispatch_device(o.device, gpu, o.precision, o.model, typename Spec::narrow{},
                               [&]<class T, class D>(std::type_identity<T>, std::type_identity<D>) {
-                                if (pixels()) with_head<Spec, T, D, models::LinearEncoder>();
-                                else with_head<Spec, T, D, models::TokenEncoder>();
+                                if (pixels()) with_head<Spec, T, D, models::AnyPositionLinearEncoder>();
+                                else with_head<Spec, T, D, models::AnyPositionTokenEncoder>();
                               });
   }
 
   template <class Spec, class Enc>
   typename Enc::Config encoder(bool mask_channel) const {
-    const bool sinusoidal = examples::sinusoidal_positions(o.model, o.position);
-    const index_t learned = o.position == "learned" ? length() : 0;  // a table as long as the longest sequence
+    // A learned table (and the sinusoidal code's bound) covers the longest sequence.
+    const auto position = examples::position_config(o.model, o.position, length());
     if constexpr (requires(typename Enc::Config c) { c.vocab; })
-      return {.vocab = vocab(), .dim = o.d_model, .padding_idx = data::Vocab::pad_id, .sinusoidal = sinusoidal,
-              .learned_positions = learned};
+      return {.vocab = vocab(), .dim = o.d_model, .padding_idx = data::Vocab::pad_id, .position = position};
     else
-      return {.channels = 1, .dim = o.d_model, .mask_channel = mask_channel, .sinusoidal = sinusoidal,
-              .learned_positions = learned};
+      return {.channels = 1, .dim = o.d_model, .mask_channel = mask_channel, .position = position};
   }
 
   // The model of Spec's blocks with encoder EncOn and head HeadOn in storage T2 on policy D2.
@@ -222,8 +227,23 @@ struct Stage {
       return;
     }
     const index_t classes = d.train.info().num_classes;
+    if (o.joint()) {
+      // The denoising term is the pretraining stage's masked objective (bidirectional models, main checked).
+      const auto loss = pixels() ? heads::parse_denoise_loss(o.spt_loss) : heads::DenoiseLoss::ce;
+      auto head = [&](auto& h) {
+        h.supervised.dim = o.d_model;
+        h.supervised.classes = classes;
+        h.supervised.pool = nn::parse_pool(o.pool);
+        h.supervised.hidden = o.head_hidden;
+        h.denoising.dim = o.d_model;
+        h.denoising.classes = vocab();
+        h.denoising.loss = loss;
+      };
+      train_model<Spec, T, D, EncOn, JointClassifier>(true, head, train::Objective::joint, train::Select::accuracy);
+      return;
+    }
     if (retrieval()) {
-      if constexpr (std::is_same_v<EncOn<F, device::host>, models::TokenEncoder<F>>) {
+      if constexpr (std::is_same_v<EncOn<F, device::host>, models::AnyPositionTokenEncoder<F>>) {
         auto head = [&](auto& h) {
           h.dim = o.d_model;
           h.classes = classes;
@@ -273,6 +293,8 @@ struct Stage {
     train::AdamW<T, D> opt(store, lra::adamw_config(o));
     train::TaskOptions to{.objective = objective, .batch = o.batch, .seed = o.seed};
     to.mask.p = o.mask_p;
+    if (objective == train::Objective::joint) to.joint_weight = o.joint_weight;
+    to.augment = data::parse_augment(o.augment);
     train::DatasetTask<T> task(d, to);
     const index_t per_epoch = task.num_batches(train::Split::train, 0);
     index_t total = o.epochs * per_epoch;
@@ -305,7 +327,7 @@ struct Stage {
     fc.seed = o.seed;
     fc.log_every = o.log_every;
     fc.log = log.get();
-    fc.metadata["config"] = nlohmann::json{{"task", o.task}, {"model", o.model}, {"stage", o.stage},
+    nlohmann::json config{{"task", o.task}, {"model", o.model}, {"stage", o.stage},
                                            {"objective", o.objective}, {"d_model", o.d_model}, {"layers", o.layers},
                                            {"state", o.state}, {"heads", o.heads}, {"mask_p", o.mask_p},
                                            {"ff_expand", o.ff_expand}, {"n_ssm", o.n_ssm}, {"l_max", o.l_max},
@@ -325,7 +347,11 @@ struct Stage {
                                            {"residual", o.residual}, {"attn_window", o.attn_window},
                                            {"look_back", o.look_back}, {"look_forward", o.look_forward},
                                            {"pool", o.pool}, {"patience", o.patience},
-                                           {"pretrained", o.pretrained}}.dump();
+                                           {"pretrained", o.pretrained}};
+    // Keys only the new options set, so the checkpoints of other runs carry the same configuration as before.
+    if (o.joint()) config["joint_weight"] = o.joint_weight;
+    if (o.augment != "none") config["augment"] = o.augment;
+    fc.metadata["config"] = config.dump();
     const train::FitResult r = train::fit(model, store, opt, sched, task, fc, comm);
     if (r.signal != 0)
       throw examples::Interrupted(r.signal, "step " + std::to_string(r.steps) + ", checkpoint " + r.last_path);
@@ -337,7 +363,14 @@ struct Stage {
                                 {"interrupted", r.interrupted}, {"best_checkpoint", r.best_path},
                                 {"device", o.device}, {"precision", o.precision}, {"loss_scale", r.loss_scale},
                                 {"skipped_updates", r.skipped}};
-    examples::write_json(fs::path(o.out) / "result.json", result);
+    nlohmann::json out = result;
+    if (o.joint()) {
+      out["joint_weight"] = o.joint_weight;
+      // The last epoch's denoising loss on the training batches (the supervised numbers are above).
+      if (!r.history.empty()) out["train_denoise_loss"] = r.history.back().denoise.loss;
+    }
+    if (o.augment != "none") out["augment"] = o.augment;
+    examples::write_json(fs::path(o.out) / "result.json", out);
     std::printf("%s %s %s: %ld steps, best epoch %ld, val loss %.4f acc %.4f", o.task.c_str(), o.model.c_str(),
                 o.stage.c_str(), long(r.steps), long(r.best_epoch), r.best_val_loss, r.best_val_acc);
     if (o.stage != "pretrain") std::printf(", test acc %.4f", r.best_test_acc);
@@ -345,6 +378,7 @@ struct Stage {
   }
 };
 
+#if EXAMPLES_SHARD_HAS_MAIN  // main (and what only it uses) in one translation unit (examples/shards.hpp)
 static data::Dataset fraction_of(const data::Dataset& d, double f, std::uint64_t seed) {
   if (f >= 1.0) return d;
   LONGSEQ_CHECK(f > 0, "--train-fraction must be in (0, 1], got ", f);
@@ -395,7 +429,15 @@ int main(int argc, char** argv) {
     LONGSEQ_CHECK(o.position != "rotary" || o.model == "transformer", "--position rotary rotates attention queries "
                   "and keys; --model ", o.model, " has no attention (use sinusoidal or none)");
     lra::check_dropout_options(o);
-    if (o.stage == "pretrain" && !o.causal()) examples::check_mask_p(o.mask_p);
+    if ((o.stage == "pretrain" || o.joint()) && !o.causal()) examples::check_mask_p(o.mask_p);
+    LONGSEQ_CHECK(!o.joint() || !o.causal(), "--stage joint adds masked denoising (bidirectional models); "
+                  "--objective causal does not apply to it");
+    LONGSEQ_CHECK(!o.joint() || d.train.info().docs == 1, "--stage joint: --task ", o.task, " pairs two documents; "
+                  "the joint objective is built for single-sequence classification (listops, text, image, "
+                  "pathfinder, fashion-mnist, mnist)");
+    LONGSEQ_CHECK(o.augment == "none" || d.train.info().modality == data::Modality::pixels, "--augment ", o.augment,
+                  ": --task ", o.task, " holds tokens; augmentations apply to image tasks only");
+    if (o.augment != "none") lra::check_augment_fits(o.augment, d.train.info());
     LONGSEQ_CHECK(o.dt_min <= 0 || o.dt_max <= 0 || o.dt_min <= o.dt_max, "--dt-min ", o.dt_min,
                   " is larger than --dt-max ", o.dt_max);
     LONGSEQ_CHECK(o.batch >= comm.size(), "--batch ", o.batch, " is smaller than the number of ranks ", comm.size());
@@ -409,7 +451,7 @@ int main(int argc, char** argv) {
                        o.task.c_str(), long(d.train.size()), long(d.val.size()), long(d.test.size()),
                        long(longest), o.mask_p);
     Stage stage{o, d, comm};
-    dispatch_model(o, [&](auto spec) { stage.run<decltype(spec)>(); });
+    dispatch_model(o, [&](auto spec) { examples::shards::run(stage, spec); });  // Stage::run<Spec> in its shard
   } catch (const examples::Interrupted& e) {
     return examples::report_interrupted(e, "train_lra");
   } catch (const std::exception& e) {
@@ -418,3 +460,22 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+#endif  // EXAMPLES_SHARD_HAS_MAIN
+
+// ---- shards -----------------------------------------------------------------------------------------
+// The models dispatch_model reaches, dealt out in this order over the translation units the build compiles this
+// file as (examples/shards.hpp): each is compiled in exactly one. check_shard_list is compiled, never run: a model
+// the dispatch reaches but the list lacks stops the build.
+using LraSpecs = examples::shards::Join<
+    examples::shards::List<SsmModel<ssm::S4D<F>, ssm::Bidirectional>, SsmModel<ssm::S4<F>, ssm::Bidirectional>,
+                           TransformerModel<attention::Rotary>, TransformerModel<attention::NoRotation>,
+                           SsmModel<ssm::DSS<F>, ssm::Bidirectional>, SsmModel<ssm::DLR<F>, ssm::Bidirectional>,
+                           SsmModel<ssm::ConvKernel<F>, ssm::Bidirectional>, SsmModel<ssm::S4D<F>, ssm::Causal>>,
+    std::conditional_t<all_causal,
+                       examples::shards::List<SsmModel<ssm::S4<F>, ssm::Causal>, SsmModel<ssm::DSS<F>, ssm::Causal>,
+                                              SsmModel<ssm::DLR<F>, ssm::Causal>, SsmModel<ssm::ConvKernel<F>, ssm::Causal>>,
+                       examples::shards::List<>>>;
+[[maybe_unused]] static void check_shard_list(const Options& o) {
+  dispatch_model(o, examples::shards::expect_listed<LraSpecs>);
+}
+EXAMPLES_SHARDS_DEFINE(Stage, LraSpecs)

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <longseq/core/parameters.hpp>
+#include <longseq/data/augment.hpp>
 #include <longseq/data/tasks.hpp>
 #include <longseq/train/optimizer.hpp>
 
@@ -51,9 +52,26 @@ struct Options {
   std::string device = "host", precision = "fp32";  // where the residual stack runs, in which storage
   int gpu = -1;
   double loss_scale = -1;  // initial dynamic loss scale; < 0: 65536 for fp16, off otherwise
+  double joint_weight = 1;        // --stage joint: supervised + this x masked denoising (equal weight by default)
+  std::string augment = "none";   // image augmentations of the training batches (data::parse_augment)
 
   bool causal() const { return objective == "causal"; }
+  bool joint() const { return stage == "joint"; }
 };
+
+// --augment: a spec data::parse_augment reads, checked when the flags are parsed.
+inline CLI::Validator augment_spec() {
+  return CLI::Validator(
+      [](std::string& in) -> std::string {
+        try {
+          longseq::data::parse_augment(in);
+        } catch (const std::exception& e) {
+          return e.what();
+        }
+        return {};
+      },
+      "SPEC");
+}
 
 // The paper's masking ratios: half of the pixels of images, 15% of text and retrieval tokens, 10% of ListOps
 // (the presets name theirs; this is the default without one).
@@ -82,8 +100,18 @@ inline void add_options(CLI::App& app, Options& o) {
   app.add_flag("--print-config", o.print_config, "print the resolved settings and exit (no data needed)");
   app.add_option("--model", o.model, "s4, s4d, dss, dlr, conv or transformer")
       ->check(CLI::IsMember({"s4", "s4d", "dss", "dlr", "conv", "transformer"}));
-  app.add_option("--stage", o.stage, "pretrain (SPT), finetune (from --pretrained) or scratch")
-      ->check(CLI::IsMember({"pretrain", "finetune", "scratch"}));
+  app.add_option("--stage", o.stage, "pretrain (SPT), finetune (from --pretrained), scratch, or joint (scratch "
+                                     "plus --joint-weight x masked denoising of the same batch; presets: the "
+                                     "scratch row)")
+      ->check(CLI::IsMember({"pretrain", "finetune", "scratch", "joint"}));
+  app.add_option("--joint-weight", o.joint_weight, "--stage joint: weight of the masked-denoising loss added to the "
+                                                   "supervised one (> 0; default 1, equal weight)")
+      ->check(positive());
+  app.add_option("--augment", o.augment, "image tasks: augmentations of the training batches, none or a list of "
+                                         "translate=T (pad and crop back, shifts up to T pixels), flip[=P] "
+                                         "(horizontal, probability P, 0.5 by default), cutout=S (a black S x S "
+                                         "square), e.g. translate=2,flip")
+      ->check(augment_spec());
   app.add_option("--pretrained", o.pretrained, "SPT checkpoint to fine-tune from (its best.safetensors)");
   app.add_option("--objective", o.objective, "masked (bidirectional models) or causal (causal models)")
       ->check(CLI::IsMember({"masked", "causal"}));
@@ -263,6 +291,15 @@ inline void check_dropout_options(const Options& o) {
                 "the sequence; --model transformer drops per element (use --dropout alone)");
 }
 
+// --augment on an image task: settings the images cannot take (a shift as large as the image) named by the flag.
+inline void check_augment_fits(const std::string& spec, const longseq::data::TaskInfo& info) {
+  try {
+    longseq::data::check_augment(longseq::data::parse_augment(spec), info.height, info.width);
+  } catch (const std::exception& e) {
+    LONGSEQ_FAIL("--augment ", spec, ": ", e.what());
+  }
+}
+
 // The optimizer's groups: SSM dynamics at --ssm-lr without decay, dt at --dt-lr (the global lr unless given),
 // biases and norm scales decayed only with --decay-norms-biases.
 inline train::AdamWConfig adamw_config(const Options& o) {
@@ -327,6 +364,8 @@ inline void print_config(const Options& o, const CLI::App& app, const std::vecto
   line("device", "--device", o.device);
   line("precision", "--precision", o.precision);
   line("loss_scale", "--loss-scale", examples::initial_loss_scale(o.loss_scale, o.precision));
+  line("joint_weight", "--joint-weight", o.joint_weight);
+  line("augment", "--augment", o.augment);
   // What AdamW does with each parameter group (train::AdamW::group_lr / group_decay on this configuration).
   const train::AdamWConfig a = adamw_config(o);
   auto group = [&](longseq::ParamGroup g, double lr, double wd, const char* holds) {
