@@ -121,6 +121,25 @@ foreach(model s4d transformer)
   endif()
 endforeach()
 
+# The joint objective (supervised + weight x masked denoising of the same batch), S4D and Transformer: the
+# log carries the denoising loss, result.json the weight, and the checkpoint fine-tunes like an SPT one.
+foreach(model s4d transformer)
+  run_checked(${model}-joint ${BIN}/train_lra ${small} --model ${model} --stage joint --joint-weight 0.5
+              --out ${WORK}/${model}-joint)
+  if(NOT LAST_OUTPUT MATCHES "denoise loss [0-9]" OR NOT LAST_OUTPUT MATCHES "test acc")
+    message(FATAL_ERROR "${model}-joint: no denoising loss or no test accuracy reported")
+  endif()
+  file(READ ${WORK}/${model}-joint/result.json joint_result)
+  if(NOT joint_result MATCHES "\"joint_weight\": 0\.5" OR NOT joint_result MATCHES "\"stage\": \"joint\"")
+    message(FATAL_ERROR "${model}-joint: result.json lacks the stage or the weight: ${joint_result}")
+  endif()
+  run_checked(${model}-joint-ft ${BIN}/train_lra ${small} --model ${model} --stage finetune
+              --pretrained ${WORK}/${model}-joint/best.safetensors --out ${WORK}/${model}-joint-ft)
+  if(NOT LAST_OUTPUT MATCHES "loaded backbone from [^\n]*: [1-9][0-9]* tensors loaded[^\n]* 4 dropped")
+    message(FATAL_ERROR "${model}-joint-ft: the backbone was not loaded, or not both joint heads dropped")
+  endif()
+endforeach()
+
 # The preset in a real (shortened) run: the paper's ListOps S4 recipe (BatchNorm, post-norm blocks) with a
 # tiny model, fine-tuning from it (the BatchNorm running statistics transfer by name), then the
 # from-scratch stage with a two-layer MLP classifier.
