@@ -8,12 +8,14 @@
 #include <type_traits>
 #include <utility>
 
+#include <longseq/attention/position.hpp>
 #include <longseq/attention/rotary.hpp>
 #include <longseq/core/dtype.hpp>
 #include <longseq/core/error.hpp>
 #include <longseq/core/parameters.hpp>
 #include <longseq/core/rng.hpp>
 #include <longseq/core/tensor.hpp>
+#include <longseq/models/family.hpp>
 #include <longseq/ssm/conv_kernel.hpp>
 #include <longseq/ssm/dlr.hpp>
 #include <longseq/ssm/dss.hpp>
@@ -52,11 +54,17 @@ void dispatch_model(const std::string& model, const std::string& position, SsmFn
   LONGSEQ_FAIL("unknown model '", model, "', expected ", model_names);
 }
 
-// Whether the encoder adds sinusoidal positions: by default for a Transformer without rotary or learned
-// positions, on request (--position sinusoidal) for an SSM. (--position learned: the encoder's learned table.)
-inline bool sinusoidal_positions(const std::string& model, const std::string& position) {
-  if (model == "transformer") return position != "rotary" && position != "none" && position != "learned";
-  return position == "sinusoidal";
+// The encoders' position scheme (attention::AnyPosition, models::AnyPositionTokenEncoder / LinearEncoder) for
+// --position: sinusoidal codes by default for a Transformer without rotary or learned positions, on request
+// (--position sinusoidal) for an SSM; --position learned: a learned table; else none. `length` is the longest
+// input: the table's rows, and the longest input the sinusoidal code accepts.
+inline longseq::attention::AnyPositionConfig position_config(const std::string& model, const std::string& position,
+                                                             longseq::index_t length) {
+  namespace at = longseq::attention;
+  if (position == "learned") return at::LearnedPositionConfig{.max_len = length};
+  const bool transformer_default = model == "transformer" && position != "rotary" && position != "none";
+  if (position == "sinusoidal" || transformer_default) return at::SinusoidalPositionConfig{.max_len = length};
+  return at::NoPositionConfig{};
 }
 
 // Calls fn(std::type_identity<T>{}, std::type_identity<D>{}) for the pair the options name: float on the
@@ -99,9 +107,9 @@ struct NarrowTypes {
   template <class T>
   static constexpr bool value = (std::is_same_v<T, longseq::bf16> && Bf16) || (std::is_same_v<T, longseq::half> && Half);
 };
-// Today's trainer models: the encoders' device kernels (models/cuda/encoders.cuh) take float only, and an
-// SSM block's storage type is its kernel's, so a whole model on the GPU is fp32; --precision bf16 / fp16 is
-// refused by name until both take the narrow types.
+// Today's trainer models: the encoders' device kernels take float only, and an SSM block's storage type is its
+// kernel's, so a whole model on the GPU is fp32; --precision bf16 / fp16 is refused by name until both take the
+// narrow types.
 using FloatOnly = NarrowTypes<false, false>;
 
 // Copies a float host twin's parameters (init runs on the host) into a store of storage type T on policy D,
