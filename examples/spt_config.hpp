@@ -12,6 +12,7 @@
 
 #include <longseq/core/error.hpp>
 #include <longseq/core/shape.hpp>
+#include <longseq/data/augment.hpp>
 
 #include "device_option.hpp"
 #include "options.hpp"
@@ -52,7 +53,24 @@ struct Options {
   index_t save_every = 20;
   bool resume = false;
   std::vector<std::string> allow_changed;  // options a resume may change
+  double joint_weight = 0;       // > 0: a third arm per model, supervised + this x masked denoising
+  std::string augment = "none";  // image augmentations of every arm's training batches (data::parse_augment)
+  bool joint() const { return joint_weight > 0; }
 };
+
+// --augment: a spec data::parse_augment reads, checked when the flags are parsed.
+inline CLI::Validator augment_spec() {
+  return CLI::Validator(
+      [](std::string& in) -> std::string {
+        try {
+          longseq::data::parse_augment(in);
+        } catch (const std::exception& e) {
+          return e.what();
+        }
+        return {};
+      },
+      "SPEC");
+}
 
 // The flags, each with its range check (a bad value is refused before any work).
 inline void add_options(CLI::App& app, Options& o) {
@@ -115,6 +133,15 @@ inline void add_options(CLI::App& app, Options& o) {
                  "those)")->check(at_least(0));
   app.add_flag("--resume", o.resume, "continue an interrupted run (same options) from its last checkpoints");
   app.add_option("--allow-changed", o.allow_changed, examples::allow_changed_help)->delimiter(',');
+  app.add_option("--joint-weight", o.joint_weight, "adds a third arm per model: supervised training plus this "
+                                                   "weight x masked denoising of the same batch (the joint "
+                                                   "objective, same epochs and lr as scratch; > 0)")
+      ->check(examples::positive());
+  app.add_option("--augment", o.augment, "image augmentations of every arm's training batches: none, or a list "
+                                         "of translate=T (pad and crop back, shifts up to T pixels), flip[=P] "
+                                         "(horizontal, probability P, 0.5 by default), cutout=S (a black S x S "
+                                         "square), e.g. translate=2,flip")
+      ->check(augment_spec());
 }
 
 // --resume: an interrupted run has a checkpoint of its first stage. A folder without any checkpoint holds no
@@ -148,7 +175,7 @@ struct StageResult {
 };
 struct Row {
   std::string model;
-  StageResult scratch, spt, ft;
+  StageResult scratch, spt, ft, joint;
 };
 
 // The comparison as a Markdown table, then where the results went.
@@ -157,8 +184,12 @@ inline void print_table(const Options& o, const std::vector<Row>& rows, index_t 
   std::printf("\nSequential Fashion-MNIST (784 steps), %ld train images, seed %llu: test accuracy at the best "
               "validation epoch\n",
               long(train_images), static_cast<unsigned long long>(o.seed));
-  std::printf("| model       | scratch acc | SPT + FT acc |  gain  | scratch time | SPT time  | FT time   |\n");
-  std::printf("|-------------|-------------|--------------|--------|--------------|-----------|-----------|\n");
+  // The joint arm's columns only when it ran (the default table is unchanged).
+  const bool joint = o.joint();
+  std::printf("| model       | scratch acc | SPT + FT acc |  gain  |%s scratch time | SPT time  | FT time   |%s\n",
+              joint ? " joint acc | joint gain |" : "", joint ? " joint time |" : "");
+  std::printf("|-------------|-------------|--------------|--------|%s--------------|-----------|-----------|%s\n",
+              joint ? "-----------|------------|" : "", joint ? "------------|" : "");
   // A stage that --mode skipped prints as "-".
   const bool with_scratch = o.mode != "spt", with_spt = o.mode != "scratch";
   auto cell = [](bool ran, const char* fmt, double v) {
@@ -166,18 +197,34 @@ inline void print_table(const Options& o, const std::vector<Row>& rows, index_t 
     if (ran) std::snprintf(buf, sizeof buf, fmt, v); else std::snprintf(buf, sizeof buf, "-");
     return std::string(buf);
   };
-  for (const auto& r : rows)
-    std::printf("| %-11s | %11s | %12s | %6s | %12s | %9s | %9s |\n", r.model.c_str(),
+  for (const auto& r : rows) {
+    std::string joint_cells, joint_time;
+    if (joint) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, " %10s |", cell(true, "%.0fs", r.joint.seconds).c_str());
+      joint_time = buf;
+      std::snprintf(buf, sizeof buf, " %9s | %10s |", cell(true, "%.2f%%", 100 * r.joint.test_acc).c_str(),
+                    cell(with_scratch, "%+.2f", 100 * (r.joint.test_acc - r.scratch.test_acc)).c_str());
+      joint_cells = buf;
+    }
+    std::printf("| %-11s | %11s | %12s | %6s |%s %12s | %9s | %9s |%s\n", r.model.c_str(),
                 cell(with_scratch, "%.2f%%", 100 * r.scratch.test_acc).c_str(),
                 cell(with_spt, "%.2f%%", 100 * r.ft.test_acc).c_str(),
                 cell(with_scratch && with_spt, "%+.2f", 100 * (r.ft.test_acc - r.scratch.test_acc)).c_str(),
-                cell(with_scratch, "%.0fs", r.scratch.seconds).c_str(), cell(with_spt, "%.0fs", r.spt.seconds).c_str(),
-                cell(with_spt, "%.0fs", r.ft.seconds).c_str());
+                joint_cells.c_str(), cell(with_scratch, "%.0fs", r.scratch.seconds).c_str(),
+                cell(with_spt, "%.0fs", r.spt.seconds).c_str(), cell(with_spt, "%.0fs", r.ft.seconds).c_str(),
+                joint_time.c_str());
+  }
   double cpu = 0;
-  for (const auto& r : rows) cpu += r.scratch.cpu_seconds + r.spt.cpu_seconds + r.ft.cpu_seconds;
+  for (const auto& r : rows) cpu += r.scratch.cpu_seconds + r.spt.cpu_seconds + r.ft.cpu_seconds + r.joint.cpu_seconds;
   std::printf("times are wall clock; CPU time of all stages: %.0fs. Same fine-tuning budget (%ld epochs) for "
               "scratch and SPT + FT; SPT: %ld epochs of masked denoising (p = %.2f, %s).\n",
               cpu, long(o.finetune_epochs), long(o.pretrain_epochs), o.mask_p, o.spt_loss.c_str());
+  if (joint)
+    std::printf("joint: supervised + %g x masked denoising (p = %.2f, %s) on the same batch, %ld epochs at the "
+                "scratch lr; gain is joint - scratch.\n",
+                o.joint_weight, o.mask_p, o.spt_loss.c_str(), long(o.finetune_epochs));
+  if (o.augment != "none") std::printf("training batches augmented: %s\n", o.augment.c_str());
   std::printf("results: %s, metrics: %s (total %.0fs)\n", (fs::path(o.out_dir) / "results.json").string().c_str(),
               (fs::path(o.out_dir) / "metrics.jsonl").string().c_str(), total);
 }

@@ -1,7 +1,9 @@
 // Self-pretraining vs. training from scratch on sequential Fashion-MNIST (784 pixels per image as a
 // sequence): for each model, (a) a classifier trained from random initialization and (b) the same
 // backbone first self-pretrained by masked pixel denoising on the training images, then fine-tuned with
-// the same budget. Prints a table of test accuracies and writes metrics (JSON lines) and results (JSON).
+// the same budget. With --joint-weight W, (c) a third arm: the classifier trained with W x masked denoising of
+// the same batch added (the joint objective, no separate pretraining). Prints a table of test accuracies and
+// writes metrics (JSON lines) and results (JSON).
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -16,6 +18,7 @@
 #include <longseq/data/idx.hpp>
 #include <longseq/heads/classification.hpp>
 #include <longseq/heads/denoising.hpp>
+#include <longseq/heads/joint.hpp>
 #include <longseq/models/model.hpp>
 #include <longseq/nn/norm_layers.hpp>
 #include <longseq/nn/stack.hpp>
@@ -25,6 +28,7 @@
 #include <longseq/train/transfer.hpp>
 
 #include "dispatch.hpp"
+#include "shards.hpp"
 #include "spt_config.hpp"
 
 using namespace longseq;
@@ -96,25 +100,32 @@ struct Pipeline {
   template <class T2, class D2>
   using Backbone = nn::Stack<typename Blocks::template block<T2, D2>>;
   template <class T2, class D2>
-  using ClassifierOn = models::Model<models::LinearEncoder<T2, D2>, Backbone<T2, D2>, nn::LayerNorm<T2, D2>,
-                                     heads::ClassificationHead<T2, D2>>;
+  using ClassifierOn = models::Model<models::AnyPositionLinearEncoder<T2, D2>, Backbone<T2, D2>,
+                                     nn::LayerNorm<T2, D2>, heads::ClassificationHead<T2, D2>>;
   template <class T2, class D2>
-  using DenoiserOn = models::Model<models::LinearEncoder<T2, D2>, Backbone<T2, D2>, nn::LayerNorm<T2, D2>,
-                                   heads::MaskedDenoisingHead<T2, D2>>;
+  using DenoiserOn = models::Model<models::AnyPositionLinearEncoder<T2, D2>, Backbone<T2, D2>,
+                                   nn::LayerNorm<T2, D2>, heads::MaskedDenoisingHead<T2, D2>>;
+  // The joint arm: the denoiser's encoder and backbone, the classifier's head as "task." and the SPT head as
+  // "denoise.".
+  template <class T2, class D2>
+  using JointOn = models::Model<typename DenoiserOn<T2, D2>::encoder_type, Backbone<T2, D2>, nn::LayerNorm<T2, D2>,
+                                heads::JointHead<heads::ClassificationHead<T2, D2>, heads::MaskedDenoisingHead<T2, D2>>>;
   using Classifier = ClassifierOn<T, D>;
   using Denoiser = DenoiserOn<T, D>;
+  using Joint = JointOn<T, D>;
 
   const Options& o;
   std::string name;
   Blocks blocks;
-  bool sinusoidal;
   train::MetricsLog& log;
   const data::Splits& data;
 
-  // --position learned: a table as long as the longest sequence of the data.
-  index_t learned_positions() const {
-    if (o.position != "learned") return 0;
-    return std::max({data.train.info().max_length, data.val.info().max_length, data.test.info().max_length});
+  // The encoder's positions (--position); a learned table (and the sinusoidal code's bound) covers the longest
+  // sequence of the data.
+  attention::AnyPositionConfig position() const {
+    return examples::position_config(
+        name, o.position,
+        std::max({data.train.info().max_length, data.val.info().max_length, data.test.info().max_length}));
   }
   template <class T2, class D2>
   typename Backbone<T2, D2>::Config backbone() const {
@@ -122,8 +133,7 @@ struct Pipeline {
   }
   template <class T2 = T, class D2 = D>
   typename ClassifierOn<T2, D2>::Config classifier_config() const {
-    return {{.channels = 1, .dim = o.d_model, .mask_channel = false, .sinusoidal = sinusoidal,
-             .learned_positions = learned_positions()},
+    return {{.channels = 1, .dim = o.d_model, .mask_channel = false, .position = position()},
             backbone<T2, D2>(),
             {.dim = o.d_model},
             {.dim = o.d_model, .classes = data.train.info().num_classes, .pool = nn::parse_pool(o.pool)}};
@@ -131,11 +141,17 @@ struct Pipeline {
   template <class T2 = T, class D2 = D>
   typename DenoiserOn<T2, D2>::Config denoiser_config() const {
     const auto loss = heads::parse_denoise_loss(o.spt_loss);
-    return {{.channels = 1, .dim = o.d_model, .mask_channel = true, .sinusoidal = sinusoidal,
-             .learned_positions = learned_positions()},
+    return {{.channels = 1, .dim = o.d_model, .mask_channel = true, .position = position()},
             backbone<T2, D2>(),
             {.dim = o.d_model},
             {.dim = o.d_model, .classes = 256, .loss = loss}};
+  }
+  // The classifier's and the denoiser's heads on the denoiser's encoder (it reads [value, mask] in both passes).
+  template <class T2 = T, class D2 = D>
+  typename JointOn<T2, D2>::Config joint_config() const {
+    const auto c = classifier_config<T2, D2>();
+    const auto d = denoiser_config<T2, D2>();
+    return {d.encoder, d.backbone, d.norm, {c.head, d.head}};
   }
   train::Schedule schedule(index_t epochs) const {
     const index_t per_epoch = data.train.size() / o.batch;
@@ -155,6 +171,7 @@ struct Pipeline {
     c.loss_scale.initial = examples::initial_loss_scale(o.loss_scale, o.precision);
     // Pretraining never needs the test split; classifiers report test accuracy at the best validation epoch.
     c.test_eval = stage == "spt" ? train::TestEval::never : train::TestEval::on_improvement;
+    const bool joint = stage == "joint";
     c.checkpoint_dir = (fs::path(o.out_dir) / name / stage).string();
     c.resume = o.resume;
     c.allow_changed = examples::allowed_changes(o.allow_changed);
@@ -176,6 +193,9 @@ struct Pipeline {
                           {"weight_decay", o.weight_decay}, {"dropout", o.dropout}, {"warmup", o.warmup},
                           {"layer_dropout", o.layer_dropout}, {"tie_dropout", o.tie_dropout},
                           {"schedule", o.schedule}, {"clip", o.clip}, {"pool", o.pool}};
+    // Keys only the new options set, so a default run's checkpoints carry the same configuration as before.
+    if (joint) config["joint_weight"] = o.joint_weight;
+    if (o.augment != "none") config["augment"] = o.augment;
     config[spt ? "pretrain_epochs" : "finetune_epochs"] = epochs;
     config[spt ? "pretrain_lr" : "lr"] = spt ? o.pretrain_lr : o.lr;
     c.metadata["config"] = config.dump();
@@ -204,6 +224,8 @@ struct Pipeline {
     train::TaskOptions to{.objective = objective, .batch = o.batch, .seed = o.seed};
     to.mask.p = o.mask_p;
     to.streams = train::MaskStreams::by_split;
+    if (objective == train::Objective::joint) to.joint_weight = o.joint_weight;
+    to.augment = data::parse_augment(o.augment);
     train::DatasetTask<T> task(data.train, data.val, data.test, to);
     return train::fit(model, store, opt, schedule(epochs), task, fit_config(stage, epochs, select));
   }
@@ -222,6 +244,18 @@ struct Pipeline {
     init<ClassifierOn<float, device::host>>(model, store, [&] { return classifier_config<float, device::host>(); });
     std::fprintf(stderr, "== %s from scratch: %ld parameters\n", name.c_str(), long(store.count()));
     return result(train_model(model, store, train::Objective::classify, "scratch", o.finetune_epochs, o.lr,
+                              train::Select::accuracy));
+  }
+
+  // The joint arm: scratch's budget (epochs, lr), its loss plus weight x the SPT loss on a masked copy.
+  StageResult joint() {
+    Joint model(joint_config());
+    ParamStore<T, D> store;
+    store.bind(model);
+    init<JointOn<float, device::host>>(model, store, [&] { return joint_config<float, device::host>(); });
+    std::fprintf(stderr, "== %s joint: supervised + %g x masked denoising (p=%.2f, %s loss): %ld parameters\n",
+                 name.c_str(), o.joint_weight, o.mask_p, o.spt_loss.c_str(), long(store.count()));
+    return result(train_model(model, store, train::Objective::joint, "joint", o.finetune_epochs, o.lr,
                               train::Select::accuracy));
   }
 
@@ -276,13 +310,43 @@ void for_model(const Options& o, const std::string& m, index_t length, Fn&& fn) 
 template <class Blocks, class Fn>
 void on_device(const Options& o, const std::string& m, const Blocks& blocks, train::MetricsLog& log,
                const data::Splits& d, Fn&& fn) {
-  const bool sinusoidal = examples::sinusoidal_positions(m, o.position);
   examples::dispatch_device(o.device, o.gpu, o.precision, m, typename Blocks::narrow{},
                             [&]<class T, class D>(std::type_identity<T>, std::type_identity<D>) {
-                              fn(Pipeline<Blocks, T, D>{o, m, blocks, sinusoidal, log, d});
+                              fn(Pipeline<Blocks, T, D>{o, m, blocks, log, d});
                             });
 }
 
+// One model's arms (--mode: from scratch, self-pretraining then fine-tuning; --joint-weight: joint) on the device
+// and in the storage --device / --precision name, recorded in its table row and the results JSON. main reaches it
+// through examples::shards::run, so each model's arms are compiled in one translation unit of the build.
+struct ModelStages {
+  const Options& o;
+  const std::string& m;
+  train::MetricsLog& log;
+  const data::Splits& d;
+  spt::Row& r;
+  nlohmann::json& results;
+  template <class Blocks>
+  void run(const Blocks& blocks) {
+    on_device(o, m, blocks, log, d, [&](auto pipeline) {
+      if (o.mode != "spt") {
+        r.scratch = pipeline.scratch();
+        results["models"][m]["scratch"] = r.scratch.json();
+      }
+      if (o.mode != "scratch") {
+        std::tie(r.spt, r.ft) = pipeline.spt_then_finetune();
+        results["models"][m]["spt"] = r.spt.json();
+        results["models"][m]["finetune"] = r.ft.json();
+      }
+      if (o.joint()) {
+        r.joint = pipeline.joint();
+        results["models"][m]["joint"] = r.joint.json();
+      }
+    });
+  }
+};
+
+#if EXAMPLES_SHARD_HAS_MAIN  // main (and what only it uses) in one translation unit (examples/shards.hpp)
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"Self-pretraining vs. training from scratch on sequential Fashion-MNIST"};
@@ -293,7 +357,7 @@ int main(int argc, char** argv) {
     examples::single_threaded_blas();
     examples::check_device(o.device, o.gpu);
     examples::check_precision(o.device, o.precision);
-    if (o.mode != "scratch") examples::check_mask_p(o.mask_p);
+    if (o.mode != "scratch" || o.joint()) examples::check_mask_p(o.mask_p);
     for (const auto& m : o.models) {
       LONGSEQ_CHECK(o.init != "random-mixer" || m != "transformer", "--init random-mixer redraws SSM layers; "
                     "--models transformer has none (use --init random, or leave the Transformer out)");
@@ -309,6 +373,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "fashion-mnist: %ld train / %ld val / %ld test images of %ld pixels\n", long(d.train.size()),
                  long(d.val.size()), long(d.test.size()), long(d.train.info().max_length));
     examples::check_batch_fits(o.batch, d.train.size());
+    if (o.augment != "none") {
+      try {
+        data::check_augment(data::parse_augment(o.augment), d.train.info().height, d.train.info().width);
+      } catch (const std::exception& e) {
+        LONGSEQ_FAIL("--augment ", o.augment, ": ", e.what());
+      }
+    }
     // A fresh run starts a fresh log; a resumed one appends after its checkpoints (fit drops what follows them).
     train::MetricsLog log((fs::path(o.out_dir) / "metrics.jsonl").string(), !o.resume);
 
@@ -320,21 +391,13 @@ int main(int argc, char** argv) {
                           {"finetune_epochs", o.finetune_epochs}, {"lr", o.lr}, {"pretrain_lr", o.pretrain_lr},
                           {"mask_p", o.mask_p}, {"spt_loss", o.spt_loss}, {"seed", o.seed},
                           {"device", o.device}, {"precision", o.precision}};
+    if (o.joint()) results["options"]["joint_weight"] = o.joint_weight;
+    if (o.augment != "none") results["options"]["augment"] = o.augment;
     std::vector<spt::Row> rows;
     for (const auto& m : o.models) {
       spt::Row r{.model = m};
-      auto stages = [&](auto pipeline) {
-        if (o.mode != "spt") {
-          r.scratch = pipeline.scratch();
-          results["models"][m]["scratch"] = r.scratch.json();
-        }
-        if (o.mode != "scratch") {
-          std::tie(r.spt, r.ft) = pipeline.spt_then_finetune();
-          results["models"][m]["spt"] = r.spt.json();
-          results["models"][m]["finetune"] = r.ft.json();
-        }
-      };
-      for_model(o, m, d.train.info().max_length, [&](auto blocks) { on_device(o, m, blocks, log, d, stages); });
+      ModelStages stages{o, m, log, d, r, results};
+      for_model(o, m, d.train.info().max_length, [&](auto blocks) { examples::shards::run(stages, blocks); });
       rows.push_back(r);
     }
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -349,3 +412,18 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+#endif  // EXAMPLES_SHARD_HAS_MAIN
+
+// ---- shards -----------------------------------------------------------------------------------------
+// The block families for_model reaches, dealt out in this order over the translation units the build compiles
+// this file as (examples/shards.hpp): each is compiled in exactly one. check_shard_list is compiled, never run:
+// a family the dispatch reaches but the list lacks stops the build.
+using SptSpecs =
+    examples::shards::List<spt::SSMBlocks<ssm::S4D<float>>, spt::SSMBlocks<ssm::S4<float>>,
+                           spt::TransformerBlocks<attention::Rotary>, spt::TransformerBlocks<attention::NoRotation>,
+                           spt::SSMBlocks<ssm::DSS<float>>, spt::SSMBlocks<ssm::DLR<float>>,
+                           spt::SSMBlocks<ssm::ConvKernel<float>>>;
+[[maybe_unused]] static void check_shard_list(const Options& o) {
+  for_model(o, "", 0, examples::shards::expect_listed<SptSpecs>);
+}
+EXAMPLES_SHARDS_DEFINE(ModelStages, SptSpecs)

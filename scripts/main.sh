@@ -38,6 +38,12 @@
 #                         (needs nvcc at build time, so the trainers are compiled with CUDA, and a device)
 #   PRECISION             with DEVICE=cuda: fp32 (default); bf16 and fp16 are refused for now (device-resident
 #                         models run in float32; docs/DESIGN.md, "What runs where")
+#   JOINT=1, JOINT_WEIGHT=w   the optional joint-objective rows: the Fashion-MNIST part adds a joint arm per
+#                         model (spt_vs_scratch --joint-weight w: scratch's budget, supervised + w x masked
+#                         denoising of the same batch) and the ListOps part a joint stage per model
+#                         (train_lra --stage joint, LISTOPS_EPOCHS epochs); the tables gain joint columns.
+#                         JOINT_WEIGHT alone turns it on; JOINT=1 alone uses w = 1. Unset: no joint rows and
+#                         the outputs are as without this option.
 #   BUILD_DIR             CMake build folder (default build)
 #   LONGSEQ_PYTHON        the Python used for the table and plots (default Debian's /usr/bin/python3,
 #                         where install-deps.sh puts numpy and matplotlib; scripts/python.sh)
@@ -52,6 +58,24 @@ fashion_seed=()
 listops_seed=${LISTOPS_SEED:-1}
 
 # SEEDS is checked here, before anything is built: a value that makes no sense is refused, not skipped.
+# JOINT / JOINT_WEIGHT: the joint-objective rows (a weight > 0).
+joint_weight=""
+if [[ -n "${JOINT_WEIGHT:-}" ]]; then
+  joint_weight=$JOINT_WEIGHT
+elif [[ "${JOINT:-0}" == 1 ]]; then
+  joint_weight=1
+elif [[ "${JOINT:-0}" != 0 ]]; then
+  echo "main job: JOINT must be 1 (or unset/0), got '$JOINT'" >&2; exit 2
+fi
+if [[ -n "$joint_weight" ]] && ! [[ "$joint_weight" =~ ^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$ ]]; then
+  echo "main job: JOINT_WEIGHT: '$joint_weight' is not a positive number" >&2; exit 2
+fi
+if [[ -n "$joint_weight" ]] && awk -v w="$joint_weight" 'BEGIN { exit !(w <= 0) }'; then
+  echo "main job: JOINT_WEIGHT: '$joint_weight' is not a positive number" >&2; exit 2
+fi
+joint_args=()
+if [[ -n "$joint_weight" ]]; then joint_args=(--joint-weight "$joint_weight"); fi
+
 read -r -a seeds <<<"${SEEDS:-}"
 if [[ -n "${SEEDS+x}" ]]; then
   ((${#seeds[@]})) || { echo "main job: SEEDS is set but empty; give seeds such as SEEDS=\"1 2 3\"" >&2; exit 2; }
@@ -117,7 +141,8 @@ part_fashion() {
   read -r -a extra <<<"${FASHION_ARGS:-}"
   mkdir -p "$fm" || return 1
   timed fashion-mnist all spt_vs_scratch "$bin/spt_vs_scratch" --data-dir "$data_dir" --out-dir "$fm" \
-    "${device_args[@]}" "${extra[@]}" "${fashion_seed[@]}" "${fashion_cli[@]}" | tee "$fm/table.md" || return 1
+    "${device_args[@]}" "${joint_args[@]}" "${extra[@]}" "${fashion_seed[@]}" "${fashion_cli[@]}" \
+    | tee "$fm/table.md" || return 1
   table_args+=(--fashion "$fm/results.json")
   plot scripts/plot_metrics.py "$fm/metrics.jsonl" -o "$fm/curves.png"
 }
@@ -141,6 +166,10 @@ part_listops() {
       --out "$lo/$model/finetune" &&
     timed listops "$model" scratch "$bin/train_lra" "${common[@]}" --model "$model" --stage scratch \
       --epochs "${LISTOPS_EPOCHS:-8}" --out "$lo/$model/scratch" || ok=1
+    if [[ -n "$joint_weight" ]]; then
+      timed listops "$model" joint "$bin/train_lra" "${common[@]}" --model "$model" --stage joint \
+        --joint-weight "$joint_weight" --epochs "${LISTOPS_EPOCHS:-8}" --out "$lo/$model/joint" || ok=1
+    fi
   done
   table_args+=(--listops "$lo")
   return $ok

@@ -12,6 +12,8 @@
   resume    a missing checkpoint, changed --seed/--batch/--lr/--data are refused naming each option
             (old and new value) unless --allow-changed; --pretrained given a folder is refused;
   spt       the same signal and resume for spt_vs_scratch's three stages;
+  joint     spt_vs_scratch's joint arm (--joint-weight) with --augment: its numbers in results.json and the
+            table, and a default run's results.json without any of it;
   disk      a metrics.jsonl whose writes fail (/dev/full) or a result.json that cannot be replaced
             ends the run with an error naming the file.
 
@@ -126,6 +128,13 @@ def options_table(bin_dir, listops, fmnist, work):
         (["--l-max", "10"], "--l-max", "shorter than the longest sequence"),
         (["--log-every", "-1"], "--log-every"), (["--loss-scale", "nan"], "--loss-scale"),
         (["--attn-window", "-1"], "--attn-window"), (["--gpu", "-2"], "--gpu"),
+        (["--stage", "joint", "--joint-weight", "0"], "--joint-weight"),
+        (["--stage", "joint", "--joint-weight", "-1"], "--joint-weight"),
+        (["--stage", "joint", "--joint-weight", "nan"], "--joint-weight"),
+        (["--stage", "joint", "--mask-p", "0"], "--mask-p"),
+        (["--stage", "joint", "--objective", "causal"], "--stage joint"),
+        (["--augment", "flip"], "--augment", "image tasks only"),
+        (["--augment", "rotate=3"], "--augment", "unknown augmentation 'rotate'"),
     ]
     spt = [bin_dir / "spt_vs_scratch", "--data-dir", fmnist, "--models", "s4d", "--train-subset", "16",
            "--val-subset", "8", "--test-subset", "8", "--d-model", "8", "--layers", "1", "--state", "4",
@@ -140,6 +149,10 @@ def options_table(bin_dir, listops, fmnist, work):
         (["--wd", "nan"], "--weight-decay"), (["--dropout", "1.5"], "--dropout"), (["--train-subset", "-1"], "--train-subset"),
         (["--layer-dropout", "-0.1"], "--layer-dropout"),
         (["--d-model", "0"], "--d-model"), (["--log-every", "-1"], "--log-every"), (["--pool", "median"], "--pool"),
+        (["--joint-weight", "0"], "--joint-weight"), (["--joint-weight", "-0.5"], "--joint-weight"),
+        (["--joint-weight", "0.5", "--mask-p", "0"], "--mask-p"),
+        (["--augment", "translate=28"], "--augment", "smaller than the image"),
+        (["--augment", "flip=2"], "--augment", "'flip' is a probability"),
     ]
     for name, base, table in (("train_lra", lra, lra_bad), ("spt_vs_scratch", spt, spt_bad)):
         for i, row in enumerate(table):
@@ -314,6 +327,31 @@ def spt_signal(bin_dir, fmnist, work):
     check(rc == 0 and keep(stopped) == keep(full), "spt_vs_scratch: SIGTERM + resume gives the same results")
 
 
+def joint_arm(bin_dir, fmnist, work):
+    """spt_vs_scratch --joint-weight: a third arm per model in results.json and the table; a run without the
+    option writes neither (its outputs stay those of before)."""
+    base = [bin_dir / "spt_vs_scratch", "--data-dir", fmnist, "--models", "s4d", "--train-subset", "16",
+            "--val-subset", "8", "--test-subset", "8", "--d-model", "8", "--layers", "1", "--state", "4",
+            "--batch", "4", "--pretrain-epochs", "1", "--finetune-epochs", "1", "--log-every", "1",
+            "--mode", "scratch"]
+    rc, out = run(base + ["--joint-weight", "0.5", "--augment", "translate=2,flip", "--out-dir", work / "joint"])
+    res = json.loads((work / "joint" / "results.json").read_text()) if rc == 0 else {}
+    arm = res.get("models", {}).get("s4d", {}).get("joint", {})
+    check(rc == 0 and "test_acc" in arm and arm.get("steps", 0) > 0 and res["options"].get("joint_weight") == 0.5
+          and res["options"].get("augment") == "translate=2,flip",
+          f"spt_vs_scratch --joint-weight: the joint arm in results.json (rc {rc})")
+    check("joint acc" in out and "joint: supervised + 0.5 x masked denoising" in out,
+          "spt_vs_scratch --joint-weight: joint columns in the table")
+    log = [json.loads(line) for line in (work / "joint" / "metrics.jsonl").read_text().splitlines()] if rc == 0 else []
+    check(any(r.get("event") == "epoch" and r.get("run") == "s4d/joint" and "denoise" in r for r in log),
+          "spt_vs_scratch --joint-weight: the joint stage's epoch records carry the denoising loss")
+    rc, out = run(base + ["--out-dir", work / "plain"])
+    res = json.loads((work / "plain" / "results.json").read_text()) if rc == 0 else {}
+    check(rc == 0 and "joint" not in res.get("models", {}).get("s4d", {}) and "joint_weight" not in res.get("options", {})
+          and "augment" not in res.get("options", {}) and "joint" not in out,
+          "spt_vs_scratch without --joint-weight: no joint arm, no joint columns")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", type=Path, required=True)
@@ -344,6 +382,7 @@ def main():
     folder_signal_resume(a.bin, long, work)
     disk(a.bin, listops, a.data_dir.resolve(), work)
     spt_signal(a.bin, a.data_dir.resolve(), work)
+    joint_arm(a.bin, a.data_dir.resolve(), work)
     print(f"{len(FAILURES)} failure(s)")
     return 1 if FAILURES else 0
 
