@@ -285,13 +285,6 @@ struct Pipeline {
   }
 };
 
-static data::Dataset head_of(const data::Dataset& d, index_t n) {
-  if (n <= 0 || n >= d.size()) return d;
-  std::vector<index_t> idx(static_cast<std::size_t>(n));
-  for (index_t i = 0; i < n; ++i) idx[static_cast<std::size_t>(i)] = i;
-  return d.select(idx);
-}
-
 // The blocks of model m (examples::dispatch_model turns the name into a type): fn(blocks).
 template <class Fn>
 void for_model(const Options& o, const std::string& m, index_t length, Fn&& fn) {
@@ -347,6 +340,13 @@ struct ModelStages {
 };
 
 #if EXAMPLES_SHARD_HAS_MAIN  // main (and what only it uses) in one translation unit (examples/shards.hpp)
+static data::Dataset head_of(const data::Dataset& d, index_t n) {
+  if (n <= 0 || n >= d.size()) return d;
+  std::vector<index_t> idx(static_cast<std::size_t>(n));
+  for (index_t i = 0; i < n; ++i) idx[static_cast<std::size_t>(i)] = i;
+  return d.select(idx);
+}
+
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"Self-pretraining vs. training from scratch on sequential Fashion-MNIST"};
