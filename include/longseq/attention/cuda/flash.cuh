@@ -453,6 +453,24 @@ struct Padded {
   }
 };
 
+// A backward on zero-padded heads: pads o and do, runs backward(ctx, padded args, o, its strides, lse, do,
+// dq, dk, dv) on scratch of the tile's head size and crops the gradients into dq, dk, dv (strides of q, k, v).
+// Both the SIMT and the tensor-core backward use it for head sizes their tiles lack.
+template <class T, class Backward>
+void backward_padded(Context<device::cuda>& ctx, const FlashArgs<T>& a, const T* o, index_t o_batch, index_t o_row,
+                     const float* lse, const T* dout, T* dq, T* dk, T* dv, Backward&& backward) {
+  const Padded<T> p(ctx, a);
+  const std::size_t nq = std::size_t(a.batch * a.len_q * a.heads * p.P), nk = std::size_t(a.batch * a.len_k * a.heads * p.P);
+  auto op = ctx.scratch<T>(nq), dop = ctx.scratch<T>(nq), dqp = ctx.scratch<T>(nq);
+  auto dkp = ctx.scratch<T>(nk), dvp = ctx.scratch<T>(nk);
+  p.pad(ctx, o, o_batch, o_row, a.len_q, op.data());
+  p.pad(ctx, dout, o_batch, o_row, a.len_q, dop.data());
+  backward(ctx, p.a, op.data(), p.a.q_batch, p.a.q_row, lse, dop.data(), dqp.data(), dkp.data(), dvp.data());
+  p.crop(ctx, dqp.data(), a.q_batch, a.q_row, a.len_q, dq);
+  p.crop(ctx, dkp.data(), a.k_batch, a.k_row, a.len_k, dk);
+  p.crop(ctx, dvp.data(), a.v_batch, a.v_row, a.len_k, dv);
+}
+
 inline dim3 grid_of(index_t len, int rows, index_t batch_heads) {
   return dim3(unsigned((len + rows - 1) / rows), unsigned(batch_heads));
 }
@@ -495,20 +513,9 @@ void flash_backward_simt(Context<device::cuda>& ctx, const FlashArgs<T>& a, cons
                          index_t o_row, const float* lse, const T* dout, T* dq, T* dk, T* dv) {
   cuda_flash::check_args(a, "flash_backward");
   if (a.batch == 0) return;
-  if (cuda_flash::tile_head_dim(a.head_dim) != a.head_dim) {  // zero-padded heads: pad o and do, crop the grads
-    const cuda_flash::Padded<T> p(ctx, a);
-    const std::size_t nq = std::size_t(a.batch * a.len_q * a.heads * p.P), nk = std::size_t(a.batch * a.len_k * a.heads * p.P);
-    auto op = ctx.scratch<T>(nq), dop = ctx.scratch<T>(nq), dqp = ctx.scratch<T>(nq);
-    auto dkp = ctx.scratch<T>(nk), dvp = ctx.scratch<T>(nk);
-    p.pad(ctx, o, o_batch, o_row, a.len_q, op.data());
-    p.pad(ctx, dout, o_batch, o_row, a.len_q, dop.data());
-    flash_backward_simt(ctx, p.a, op.data(), p.a.q_batch, p.a.q_row, lse, dop.data(), dqp.data(), dkp.data(),
-                        dvp.data());
-    p.crop(ctx, dqp.data(), a.q_batch, a.q_row, a.len_q, dq);
-    p.crop(ctx, dkp.data(), a.k_batch, a.k_row, a.len_k, dk);
-    p.crop(ctx, dvp.data(), a.v_batch, a.v_row, a.len_k, dv);
-    return;
-  }
+  if (cuda_flash::tile_head_dim(a.head_dim) != a.head_dim)  // zero-padded heads
+    return cuda_flash::backward_padded(ctx, a, o, o_batch, o_row, lse, dout, dq, dk, dv,
+                                       [](auto&&... args) { flash_backward_simt(args...); });
   const index_t BH = a.batch * a.heads;
   auto delta = ctx.scratch<float>(std::size_t(BH * a.len_q));
   cuda::for_each(ctx.stream(), BH * a.len_q,

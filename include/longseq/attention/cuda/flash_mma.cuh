@@ -489,21 +489,9 @@ void flash_backward_mma(Context<device::cuda>& ctx, const FlashArgs<T>& a, const
                         index_t o_row, const float* lse, const T* dout, T* dq, T* dk, T* dv) {
   flash_mma::check_args(a, "flash_backward (tensor cores)");
   if (a.batch == 0) return;
-  if (cuda_flash::tile_head_dim(a.head_dim) != a.head_dim) {  // zero-padded heads: pad o and do, crop the grads
-    const cuda_flash::Padded<T> p(ctx, a);
-    const std::size_t nq = std::size_t(a.batch * a.len_q * a.heads * p.P),
-                      nk = std::size_t(a.batch * a.len_k * a.heads * p.P);
-    auto op = ctx.scratch<T>(nq), dop = ctx.scratch<T>(nq), dqp = ctx.scratch<T>(nq);
-    auto dkp = ctx.scratch<T>(nk), dvp = ctx.scratch<T>(nk);
-    p.pad(ctx, o, o_batch, o_row, a.len_q, op.data());
-    p.pad(ctx, dout, o_batch, o_row, a.len_q, dop.data());
-    flash_backward_mma(ctx, p.a, op.data(), p.a.q_batch, p.a.q_row, lse, dop.data(), dqp.data(), dkp.data(),
-                       dvp.data());
-    p.crop(ctx, dqp.data(), a.q_batch, a.q_row, a.len_q, dq);
-    p.crop(ctx, dkp.data(), a.k_batch, a.k_row, a.len_k, dk);
-    p.crop(ctx, dvp.data(), a.v_batch, a.v_row, a.len_k, dv);
-    return;
-  }
+  if (cuda_flash::tile_head_dim(a.head_dim) != a.head_dim)  // zero-padded heads
+    return cuda_flash::backward_padded(ctx, a, o, o_batch, o_row, lse, dout, dq, dk, dv,
+                                       [](auto&&... args) { flash_backward_mma(args...); });
   const index_t BH = a.batch * a.heads;
   auto delta = ctx.scratch<float>(std::size_t(BH * a.len_q));
   cuda::for_each(ctx.stream(), BH * a.len_q,
