@@ -7,9 +7,11 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <exception>
 #include <string>
 
 #include <longseq/core/error.hpp>
+#include <longseq/data/augment.hpp>
 #include <longseq/data/dataset.hpp>
 
 namespace examples {
@@ -45,6 +47,20 @@ inline CLI::Validator positive() { return number_in(0, true, inf, true); }      
 inline CLI::Validator finite() { return number_in(-inf, true, inf, true); }
 inline CLI::Validator probability() { return number_in(0, false, 1, true); }  // dropout, mask ratio: [0, 1)
 inline CLI::Validator fraction() { return number_in(0, true, 1, false); }     // a share of a set: (0, 1]
+
+// --augment: a spec data::parse_augment reads, checked when the flags are parsed.
+inline CLI::Validator augment_spec() {
+  return CLI::Validator(
+      [](std::string& in) -> std::string {
+        try {
+          longseq::data::parse_augment(in);
+        } catch (const std::exception& e) {
+          return e.what();
+        }
+        return {};
+      },
+      "SPEC");
+}
 
 // After loading: a training batch must fit the training set (the trainers drop the last partial batch,
 // so a larger batch would take no update at all).

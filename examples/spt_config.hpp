@@ -58,20 +58,6 @@ struct Options {
   bool joint() const { return joint_weight > 0; }
 };
 
-// --augment: a spec data::parse_augment reads, checked when the flags are parsed.
-inline CLI::Validator augment_spec() {
-  return CLI::Validator(
-      [](std::string& in) -> std::string {
-        try {
-          longseq::data::parse_augment(in);
-        } catch (const std::exception& e) {
-          return e.what();
-        }
-        return {};
-      },
-      "SPEC");
-}
-
 // The flags, each with its range check (a bad value is refused before any work).
 inline void add_options(CLI::App& app, Options& o) {
   using examples::at_least;
@@ -141,7 +127,7 @@ inline void add_options(CLI::App& app, Options& o) {
                                          "of translate=T (pad and crop back, shifts up to T pixels), flip[=P] "
                                          "(horizontal, probability P, 0.5 by default), cutout=S (a black S x S "
                                          "square), e.g. translate=2,flip")
-      ->check(augment_spec());
+      ->check(examples::augment_spec());
 }
 
 // --resume: an interrupted run has a checkpoint of its first stage. A folder without any checkpoint holds no

@@ -59,20 +59,6 @@ struct Options {
   bool joint() const { return stage == "joint"; }
 };
 
-// --augment: a spec data::parse_augment reads, checked when the flags are parsed.
-inline CLI::Validator augment_spec() {
-  return CLI::Validator(
-      [](std::string& in) -> std::string {
-        try {
-          longseq::data::parse_augment(in);
-        } catch (const std::exception& e) {
-          return e.what();
-        }
-        return {};
-      },
-      "SPEC");
-}
-
 // The paper's masking ratios: half of the pixels of images, 15% of text and retrieval tokens, 10% of ListOps
 // (the presets name theirs; this is the default without one).
 inline double default_mask_p(const std::string& task) {
@@ -111,7 +97,7 @@ inline void add_options(CLI::App& app, Options& o) {
                                          "translate=T (pad and crop back, shifts up to T pixels), flip[=P] "
                                          "(horizontal, probability P, 0.5 by default), cutout=S (a black S x S "
                                          "square), e.g. translate=2,flip")
-      ->check(augment_spec());
+      ->check(examples::augment_spec());
   app.add_option("--pretrained", o.pretrained, "SPT checkpoint to fine-tune from (its best.safetensors)");
   app.add_option("--objective", o.objective, "masked (bidirectional models) or causal (causal models)")
       ->check(CLI::IsMember({"masked", "causal"}));
