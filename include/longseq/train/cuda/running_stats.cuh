@@ -20,7 +20,7 @@ using namespace longseq::heads;
 inline constexpr int slot_window = stat_slots, slot_first_bad = stat_slots + 1, slots = stat_slots + 2;
 
 // acc (slots) merged with one batch's b (stat_slots), as LossStats::merge on the host.
-__global__ void add_kernel(double* acc, const double* b, double batch) {
+__global__ inline void add_kernel(double* acc, const double* b, double batch) {
   const double c0 = acc[slot_count], c1 = b[slot_count], n = __dadd_rn(c0, c1);
   acc[slot_loss] = n > 0 ? __ddiv_rn(__dadd_rn(__dmul_rn(acc[slot_loss], c0), __dmul_rn(b[slot_loss], c1)), n) : 0.0;
   acc[slot_count] = n;
@@ -30,7 +30,7 @@ __global__ void add_kernel(double* acc, const double* b, double batch) {
 }
 
 // Zeroes slots [from, to) and, when reset_bad, marks no non-finite batch.
-__global__ void clear_kernel(double* acc, int from, int to, bool reset_bad) {
+__global__ inline void clear_kernel(double* acc, int from, int to, bool reset_bad) {
   for (int j = from; j < to; ++j) acc[j] = 0;
   if (reset_bad) acc[slot_first_bad] = -1;
 }
