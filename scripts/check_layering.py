@@ -6,6 +6,8 @@ source: a header in folder A may include a header in folder B only if A == B or 
 A folder's cuda/ subfolder belongs to the folder, and CUDA headers (*.cuh) live only there. The umbrella
 header longseq.hpp includes everything.
 Every violation is printed as file:line: A (layer a) -> B (layer b), and the exit status is 1.
+It also checks that every __global__ kernel a header defines is a template or inline: a plain one is
+defined again by each translation unit that includes it, and a program of two such files fails to link.
 
 Usage: check_layering.py [--root REPO] [--self-test]
 """
@@ -87,6 +89,28 @@ def check(include_root, layers):
     return errors, edges
 
 
+def check_kernels(include_root):
+    """__global__ kernels in headers that are neither templates nor inline (or static)."""
+    errors = []
+    for dirpath, _, names in os.walk(include_root):
+        for name in sorted(names):
+            if not name.endswith((".hpp", ".cuh")):
+                continue
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, include_root).replace(os.sep, "/")
+            prev = ""
+            with open(path, encoding="utf-8") as f:
+                for n, line in enumerate(f, 1):
+                    code = line.split("//")[0]
+                    if "__global__" in code and not re.search(r"\b(template|inline|static)\b", code) \
+                            and not re.search(r"\btemplate\b", prev):
+                        errors.append(f"{rel}:{n}: a __global__ kernel that is neither a template nor inline "
+                                      "(each translation unit that includes it would define it again)")
+                    if code.strip():
+                        prev = code
+    return errors
+
+
 def check_folders_listed(include_root, layers):
     """Every folder on disk is in the table and every folder of the table exists."""
     on_disk = {d for d in os.listdir(include_root) if os.path.isdir(os.path.join(include_root, d))}
@@ -111,6 +135,8 @@ def self_test():
             "nn/e.hpp": '#include "cuda/d.cuh"\n',
             "core/f.hpp": '  # include "../nn/e.hpp"\n',
             "ops/g.cuh": "",
+            "nn/cuda/k.cuh": ("template <class T>\n__global__ void a(T* x) {}\n__global__ inline void b() {}\n"
+                              "// a comment naming __global__\n__global__ void c() {}\n"),
             UMBRELLA: '#include "nn/e.hpp"\n',
         }
         for rel, text in files.items():
@@ -123,6 +149,11 @@ def self_test():
                   "ops/g.cuh: a CUDA header outside its folder's cuda/"]
         if sorted(errors) != sorted(expect) or edges != 7:
             print("self-test failed:", errors, edges)
+            return 1
+        kernels = check_kernels(inc)
+        if kernels != ["nn/cuda/k.cuh:5: a __global__ kernel that is neither a template nor inline "
+                       "(each translation unit that includes it would define it again)"]:
+            print("self-test failed: kernels", kernels)
             return 1
         if check_folders_listed(inc, {"core": 0, "ops": 1, "nn": 2, "heads": 3}) != [
                 "folder 'data/' is not in docs/DESIGN.md's folder table",
@@ -144,11 +175,11 @@ def main():
     layers = read_layers(os.path.join(args.root, "docs", "DESIGN.md"))
     errors = check_folders_listed(include_root, layers)
     more, edges = check(include_root, layers)
-    errors += more
+    errors += more + check_kernels(include_root)
     for e in errors:
         print(e)
     if errors:
-        print(f"layering: {len(errors)} violation(s) of docs/DESIGN.md's folder table")
+        print(f"layering: {len(errors)} violation(s) of docs/DESIGN.md's folder table or of the kernel rule")
         return 1
     by_layer = {}
     for d, n in layers.items():
