@@ -191,6 +191,7 @@ TEST_CASE("augment: the spec parser, and settings an image cannot take are refus
   CHECK_THROWS_WITH_AS(parse_augment("translate=x"), doctest::Contains("'translate' needs a number, got 'x'"), Error);
   CHECK_THROWS_WITH_AS(parse_augment("translate=-1"), doctest::Contains("whole number >= 0"), Error);
   CHECK_THROWS_WITH_AS(parse_augment("cutout=1.5"), doctest::Contains("whole number >= 0"), Error);
+  CHECK_THROWS_WITH_AS(parse_augment("translate=1e30"), doctest::Contains("at most 1000000"), Error);
   CHECK_THROWS_WITH_AS(parse_augment("flip=2"), doctest::Contains("'flip' is a probability"), Error);
   CHECK_THROWS_WITH_AS(check_augment({.translate = 4}, 4, 5), doctest::Contains("translate = 4 must be smaller than "
                                                                                 "the image (4 x 5)"), Error);

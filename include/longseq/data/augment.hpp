@@ -49,8 +49,9 @@ inline AugmentOptions parse_augment(const std::string& spec) {
   };
   auto whole = [&](const std::string& key, const std::string& text) {
     const double v = number(key, text);
-    LONGSEQ_CHECK(v >= 0 && v == std::floor(v), "augment spec '", spec, "': '", key,
-                  "' must be a whole number >= 0, got ", text);
+    // Bounded before the conversion (a huge value would not fit index_t); the image's size bounds it further.
+    LONGSEQ_CHECK(v >= 0 && v <= 1e6 && v == std::floor(v), "augment spec '", spec, "': '", key,
+                  "' must be a whole number >= 0 (at most 1000000), got ", text);
     return index_t(v);
   };
   while (std::getline(ss, item, ',')) {
