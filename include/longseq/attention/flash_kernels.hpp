@@ -65,15 +65,7 @@ inline vfloat exp_shifted(vfloat x) {
   c = c > hi ? hi : c;
   const vfloat t = c * 1.44269504088896341f + 12582912.0f;
   const vfloat k = t - 12582912.0f;
-  const vfloat f = (c - k * 0.693145751953125f) - k * 1.428606765330187e-6f;
-  vfloat p = vfloat{} + 1.0f / 5040.0f;
-  p = p * f + 1.0f / 720.0f;
-  p = p * f + 1.0f / 120.0f;
-  p = p * f + 1.0f / 24.0f;
-  p = p * f + 1.0f / 6.0f;
-  p = p * f + 0.5f;
-  p = p * f + 1.0f;
-  p = p * f + 1.0f;
+  const vfloat p = ops::fast::detail::exp_poly(c, k);
   const vuint e = (reinterpret_cast<const vuint&>(t) << 23) + 0x3f800000u;
   return p * reinterpret_cast<const vfloat&>(e);
 }

@@ -25,6 +25,22 @@ inline float clamp(float x, float lo, float hi) {
   return std::bit_cast<float>((v & ~above) | (bits(hi) & above));
 }
 
+// exp's reduction and polynomial, shared by the scalar and the vector versions (V: float or a GCC vector of
+// floats): for x clamped to c and k = round(c / ln 2), exp(c) / 2^k as f = c - k ln2 (Cody-Waite: ln2 split in a
+// short high part, so k*hi is exact) and a degree-7 Taylor polynomial in f (truncation < 6e-9 relative).
+template <class V>
+inline V exp_poly(V c, V k) {
+  const V f = (c - k * 0.693145751953125f) - k * 1.428606765330187e-6f;
+  V p = V{} + 1.0f / 5040.0f;
+  p = p * f + 1.0f / 720.0f;
+  p = p * f + 1.0f / 120.0f;
+  p = p * f + 1.0f / 24.0f;
+  p = p * f + 1.0f / 6.0f;
+  p = p * f + 0.5f;
+  p = p * f + 1.0f;
+  p = p * f + 1.0f;
+  return p;
+}
 }  // namespace detail
 
 // exp(x) for float, within 2 ulp of the exact value for -86 <= x <= ln(FLT_MAX); +inf above that (and for
@@ -36,15 +52,7 @@ inline float exp(float x) {
   const float c = detail::clamp(x, lo, hi);
   constexpr float round_magic = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds to an integer
   const float k = (c * 1.44269504088896341f + round_magic) - round_magic;
-  const float f = (c - k * 0.693145751953125f) - k * 1.428606765330187e-6f;
-  float p = 1.0f / 5040.0f;
-  p = p * f + 1.0f / 720.0f;
-  p = p * f + 1.0f / 120.0f;
-  p = p * f + 1.0f / 24.0f;
-  p = p * f + 1.0f / 6.0f;
-  p = p * f + 0.5f;
-  p = p * f + 1.0f;
-  p = p * f + 1.0f;
+  const float p = detail::exp_poly(c, k);
   // k is in [-124, 128]: 2^k = 2 * 2^(k-1) keeps the exponent field of 2^(k-1) in [2, 254].
   const float r = (p + p) * std::bit_cast<float>((std::int32_t(k) + 126) << 23);
   // As a signed int the bits are above hi's exactly for x > hi (or a NaN), as unsigned above lo's exactly
@@ -67,15 +75,7 @@ inline float exp_shifted(float x) {
   const float c = detail::clamp(x, lo, hi);
   const float t = c * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23 + round(c / ln 2)
   const float k = t - 12582912.0f;
-  const float f = (c - k * 0.693145751953125f) - k * 1.428606765330187e-6f;
-  float p = 1.0f / 5040.0f;
-  p = p * f + 1.0f / 720.0f;
-  p = p * f + 1.0f / 120.0f;
-  p = p * f + 1.0f / 24.0f;
-  p = p * f + 1.0f / 6.0f;
-  p = p * f + 0.5f;
-  p = p * f + 1.0f;
-  p = p * f + 1.0f;
+  const float p = detail::exp_poly(c, k);
   // t's low mantissa bits hold k (t lies in [2^23, 2^24)); shifted by 23 the constant's own bits drop out.
   const float r = p * std::bit_cast<float>((detail::bits(t) << 23) + 0x3f800000u);
   return detail::select(detail::mask((detail::bits(x) & 0x7fffffffu) > 0x7f800000u), x, r);
