@@ -187,7 +187,7 @@ TEST_CASE("augment: the spec parser, and settings an image cannot take are refus
   CHECK(augment_spec(parse_augment("translate=2,flip,cutout=3")) == "translate=2,flip=0.5,cutout=3");
   CHECK(augment_spec(parse_augment(augment_spec(o))).compare(augment_spec(o)) == 0);
   CHECK(augment_spec({}) == "none");
-  CHECK_THROWS_WITH_AS(parse_augment("rotate=3"), doctest::Contains("unknown augmentation 'rotate'"), Error);
+  CHECK_THROWS_WITH_AS(parse_augment("mixup=3"), doctest::Contains("unknown augmentation 'mixup'"), Error);
   CHECK_THROWS_WITH_AS(parse_augment("translate=x"), doctest::Contains("'translate' needs a number, got 'x'"), Error);
   CHECK_THROWS_WITH_AS(parse_augment("translate=-1"), doctest::Contains("whole number >= 0"), Error);
   CHECK_THROWS_WITH_AS(parse_augment("cutout=1.5"), doctest::Contains("whole number >= 0"), Error);
