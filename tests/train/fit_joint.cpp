@@ -1,7 +1,8 @@
 // The joint objective in the fit loop: DatasetTask's joint batches (the clean batch with a zero mask channel,
 // the masked copy exactly as the masked objective draws it), the update's gradient = supervised + weight *
 // denoising computed separately (double), a run that learns, bitwise resume, the logs, transfer of a joint
-// checkpoint; and image augmentations of the training batches.
+// checkpoint; the lra2025 scheme (corrupted classifier input, random tokens, loss at every position); and image
+// augmentations of the training batches.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -393,4 +394,136 @@ TEST_CASE("DatasetTask augment: training batches augmented per (seed, epoch, ima
   CHECK_THROWS_WITH_AS(train::DatasetTask<float>(tk, tk, tk, to), doctest::Contains("option 'augment'"), Error);
   o.augment = {.translate = 4};
   CHECK_THROWS_WITH_AS(train::DatasetTask<float>(tr, va, te, o), doctest::Contains("translate = 4"), Error);
+}
+
+TEST_CASE("joint scheme lra2025: the classifier reads the corrupted copy, a third of the masks are random tokens, "
+          "the denoising loss covers every position") {
+  train::TaskOptions base{.objective = train::Objective::joint, .batch = 4, .seed = 3};
+  base.mask.p = 0.5;
+  base.joint_weight = 0.25;
+  train::TaskOptions ref = base;
+  train::set_joint_scheme(ref, "lra2025");
+  CHECK(ref.joint_weight == 1);
+  CHECK(ref.mask.p == 0.3);
+  CHECK(ref.mask.kind == data::MaskKind::bernoulli);
+  CHECK(ref.joint_inputs == train::JointInputs::corrupted);
+  CHECK(ref.joint_loss == train::JointLoss::all);
+  CHECK(ref.joint_random == 0.333);
+  train::TaskOptions back = ref;
+  train::set_joint_scheme(back, "longseq");
+  CHECK(back.joint_inputs == train::JointInputs::clean);
+  CHECK(back.joint_loss == train::JointLoss::masked);
+  CHECK(back.joint_random == 0);
+  CHECK_THROWS_WITH_AS(train::set_joint_scheme(back, "bert"), doctest::Contains("joint scheme 'bert'"), Error);
+
+  // Tokens: the same masks as without random tokens; the classifier and the denoiser read one corrupted batch.
+  const auto tk = token_set(64, 4);
+  train::TaskOptions plain = ref;
+  plain.joint_random = 0;
+  train::DatasetTask<float> tr(tk, tk, tk, ref), tp(tk, tk, tk, plain), again(tk, tk, tk, ref);
+  index_t masked = 0, random = 0, mask_tokens = 0;
+  for (index_t e = 0; e < 8; ++e) {
+    for (index_t i = 0; i < tr.num_batches(train::Split::train, e); ++i) {
+      for (auto* t : {&tr, &tp, &again}) t->load(train::Split::train, e, i);
+      CHECK(tr.inputs().ids.data == tr.denoise_inputs().ids.data);
+      CHECK(same_view(tr.inputs().ids, again.inputs().ids));  // deterministic
+      CHECK(same_view(tr.denoise_targets().classes, tp.denoise_targets().classes));  // the clean batch's tokens
+      const auto& b = tr.batch();
+      const auto mk = tp.masked_batch().masked;
+      const auto ids = tr.inputs().ids, plain_ids = tp.inputs().ids;
+      const auto every = tr.denoise_targets().mask;
+      for (index_t r = 0; r < b.rows; ++r)
+        for (index_t t = 0; t < b.length; ++t) {
+          const auto k = r * b.length + t;
+          CHECK(tr.masked_batch().masked[std::size_t(k)] == mk[std::size_t(k)]);
+          CHECK(every.data[k] == (t < b.lengths[std::size_t(r)] ? 1 : 0));
+          if (!mk[std::size_t(k)]) {
+            CHECK(ids.data[k] == b.ids[std::size_t(k)]);
+            continue;
+          }
+          ++masked;
+          CHECK(plain_ids.data[k] == data::Vocab::mask_id);
+          CHECK(ids.data[k] >= 0);
+          CHECK(ids.data[k] < 20);
+          if (ids.data[k] == data::Vocab::mask_id) ++mask_tokens;
+          else ++random;
+        }
+    }
+  }
+  // 0.333 of the masked positions draw a token; 1 in 20 of those draws is <mask> itself.
+  REQUIRE(masked > 400);
+  CHECK(double(random) / double(masked) == doctest::Approx(0.333 * 19.0 / 20.0).epsilon(0.25));
+  CHECK(mask_tokens > random);
+  // Validation is classified on the clean batch.
+  train::DatasetTask<float> tc(tk, tk, tk, {.objective = train::Objective::classify, .batch = 4, .seed = 3});
+  tr.load(train::Split::val, 2, 0);
+  tc.load(train::Split::val, 2, 0);
+  CHECK(same_view(tr.inputs().ids, tc.inputs().ids));
+  CHECK(tr.denoise_inputs().ids.data == nullptr);
+
+  // Pixels: random intensities are shown unmasked (channel 1 = 0), the rest of the copy is the masked one.
+  const auto px = pixel_set(32, 6, 4, 5);
+  train::TaskOptions pr = ref;
+  pr.streams = train::MaskStreams::by_split;
+  train::TaskOptions pp = pr;
+  pp.joint_random = 0;
+  train::DatasetTask<float> ptr(px, px, px, pr), ptp(px, px, px, pp);
+  index_t shown = 0;
+  for (index_t i = 0; i < ptr.num_batches(train::Split::train, 1); ++i) {
+    ptr.load(train::Split::train, 1, i);
+    ptp.load(train::Split::train, 1, i);
+    CHECK(ptr.inputs().values.data == ptr.denoise_inputs().values.data);
+    const auto v = ptr.inputs().values, vp = ptp.denoise_inputs().values;
+    REQUIRE(v.shape == Shape{4, 20, 2});
+    for (index_t r = 0; r < 4; ++r)
+      for (index_t t = 0; t < 20; ++t) {
+        if (vp(r, t, 1) == 0.0f) {
+          CHECK(v(r, t, 0) == vp(r, t, 0));
+          CHECK(v(r, t, 1) == 0.0f);
+        } else if (v(r, t, 1) == 0.0f) {
+          ++shown;
+          const float x = (v(r, t, 0) * 0.5f + 0.5f) * 255.0f;
+          CHECK(std::abs(x - std::round(x)) < 1e-3f);  // an intensity's normalized value
+        }
+      }
+  }
+  CHECK(shown > 0);
+  pr.joint_random = 1.5;
+  CHECK_THROWS_WITH_AS(train::DatasetTask<float>(px, px, px, pr), doctest::Contains("option 'joint_random'"), Error);
+}
+
+TEST_CASE("fit joint lra2025: the update is the supervised gradient on the corrupted batch + the all-position "
+          "denoising gradient (one pass with summed losses, without dropout)") {
+  const auto tr = pixel_set(16, 1), va = pixel_set(4, 2), te = pixel_set(4, 3);
+  JNet<double> net(joint_config<double>(0.0));
+  ParamStore<double> store;
+  store.bind(net);
+  Rng rng(3);
+  net.init(rng);
+  const auto v0 = store.values();
+  const std::vector<double> init(v0.data, v0.data + v0.numel());
+  train::AdamW<double> opt(store, {.lr = 1e-2});
+  auto o = options(train::Objective::joint, 0.4);
+  train::set_joint_scheme(o, "lra2025");
+  train::DatasetTask<double> task(tr, va, te, o);
+  Recording rec{net, store, {}};
+  train::FitConfig cfg;
+  cfg.progress = false;
+  cfg.max_steps = 1;
+  cfg.seed = 7;
+  train::fit(rec, store, opt, train::Schedule{}, task, cfg);
+  train::DatasetTask<double> same(tr, va, te, o);
+  same.load(train::Split::train, 0, 0);
+  // The classifier's input is the corrupted copy, and the loss covers more than the masked positions.
+  CHECK(same.inputs().values.data == same.denoise_inputs().values.data);
+  index_t every = 0, hidden = 0;
+  for (index_t k = 0; k < 24; ++k) {
+    every += same.denoise_targets().mask.data[k];
+    hidden += same.masked_batch().masked[std::size_t(k)];
+  }
+  CHECK(every == 24);
+  CHECK(hidden > 0);
+  CHECK(hidden < 24);
+  const auto [g_sup, g_den] = separate_grads(init, same);
+  check_joint_grads(rec, g_sup, g_den, 1.0);
 }

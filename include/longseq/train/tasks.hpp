@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "../data/augment.hpp"
@@ -37,6 +38,14 @@ enum class Objective {
 // validation and test masks differ from the training masks of epoch 0 (the Fashion-MNIST trainer's rule).
 enum class MaskStreams { by_example, by_split };
 
+// The joint objective's variants. longseq's own: the classifier reads the clean batch, the denoiser its masked
+// copy, the denoising loss is taken at the masked positions. Miralles-Gonzalez et al. 2025 (their
+// DenoiseTask.preprocess_input corrupts the batch in place, then one forward pass feeds both losses, summed):
+// the classifier reads the corrupted copy too, a third of the masked positions get a random token instead of
+// <mask>, and the denoising loss is taken at every position of the sequence.
+enum class JointInputs { clean, corrupted };  // what the classification pass reads during training
+enum class JointLoss { masked, all };         // where the denoising loss is taken
+
 struct TaskOptions {
   Objective objective = Objective::classify;
   index_t batch = 32;             // examples per global batch (before sharding)
@@ -45,8 +54,33 @@ struct TaskOptions {
   MaskStreams streams = MaskStreams::by_example;
   index_t bucket_batches = 0;     // training batches: length bucketing (data::LoaderOptions)
   double joint_weight = 1;        // joint: the weight of the denoising loss (> 0)
+  JointInputs joint_inputs = JointInputs::clean;  // joint: the classifier's training input
+  JointLoss joint_loss = JointLoss::masked;       // joint: the positions of the denoising loss
+  double joint_random = 0;        // joint: share of masked positions given a random token (pixels: a random
+                                  // intensity, mask channel 0) instead of <mask>, in [0, 1]
   data::AugmentOptions augment{}; // training batches of image tasks (off by default); its seed is replaced by `seed`
 };
+
+// Sets the joint objective's variant by name, for the trainers' flags. "longseq" (the defaults above; weight and
+// mask left as given) or "lra2025": Miralles-Gonzalez et al.'s configs (configs/task/denoise.yaml and the
+// summed losses of their trainer): weight 1, Bernoulli masking with p = 0.3, a random token at 0.333 of the
+// masked positions, the classifier on the corrupted batch, the denoising loss at every position.
+inline void set_joint_scheme(TaskOptions& o, const std::string& name) {
+  if (name == "longseq") {
+    o.joint_inputs = JointInputs::clean;
+    o.joint_loss = JointLoss::masked;
+    o.joint_random = 0;
+  } else if (name == "lra2025") {
+    o.joint_weight = 1;
+    o.mask.p = 0.3;
+    o.mask.kind = data::MaskKind::bernoulli;
+    o.joint_inputs = JointInputs::corrupted;
+    o.joint_loss = JointLoss::all;
+    o.joint_random = 0.333;
+  } else {
+    LONGSEQ_FAIL("joint scheme '", name, "': expected longseq or lra2025");
+  }
+}
 
 // Batches of a data::Splits (or three datasets) for one objective. The training split is shuffled per
 // epoch from (seed, epoch) and drops its last partial batch; validation and test keep their order and
@@ -70,6 +104,8 @@ class DatasetTask {
     LONGSEQ_CHECK(o.objective != Objective::joint || (std::isfinite(o.joint_weight) && o.joint_weight > 0),
                   "DatasetTask: option 'joint_weight' must be a finite number > 0 with the joint objective, got ",
                   o.joint_weight);
+    LONGSEQ_CHECK(o.joint_random >= 0 && o.joint_random <= 1, "DatasetTask: option 'joint_random' must be a share "
+                  "in [0, 1], got ", o.joint_random);
     if (o.augment.enabled()) {
       LONGSEQ_CHECK(train.info().modality == data::Modality::pixels, "DatasetTask: option 'augment' applies to "
                     "image tasks; dataset '", train.info().name, "' holds tokens");
@@ -120,7 +156,9 @@ class DatasetTask {
   // The joint objective's second pass (training batches only): the masked copy of the batch and the
   // denoising targets, exactly as the masked objective gives them. Empty views for other objectives.
   models::Inputs<T> denoise_inputs() const { return {denoise_ids_, denoise_values_, lengths_}; }
-  heads::Targets<T> denoise_targets() const { return {classes_, target_values_, mask_, lengths_}; }
+  heads::Targets<T> denoise_targets() const {
+    return {classes_, target_values_, o_.joint_loss == JointLoss::all ? every_ : mask_, lengths_};
+  }
   // The weight of the denoising loss: 0 (no second pass) unless the objective is joint.
   double joint_weight() const { return o_.objective == Objective::joint ? o_.joint_weight : 0.0; }
   index_t tokens() const { return tokens_; }
@@ -150,11 +188,14 @@ class DatasetTask {
     // The joint objective masks its training batches only: validation and test are classified.
     const bool masked = o_.objective == Objective::masked || (joint && s == Split::train);
     if (masked) mask(s, s == Split::train ? epoch : 0);
+    if (joint && masked && o_.joint_random > 0) randomize(d.info(), epoch);
     lengths_ = view(batch_.lengths, Shape{R});
     labels_ = view(batch_.labels, Shape{batch_.size});
     classes_ = view(batch_.ids, Shape{R, L});
     denoise_ids_ = {};
     denoise_values_ = {};
+    // The classifier reads the corrupted copy (JointInputs::corrupted) on training batches only.
+    const bool corrupted = joint && masked && o_.joint_inputs == JointInputs::corrupted;
     if (pixels()) {
       target_values_in_.assign(batch_.values.begin(), batch_.values.end());
       target_values_ = view(target_values_in_, Shape{R, L});
@@ -167,6 +208,7 @@ class DatasetTask {
         if (masked) {
           denoise_values_in_.assign(masked_.values.begin(), masked_.values.end());
           denoise_values_ = view(denoise_values_in_, Shape{R, L, 2});
+          if (corrupted) values_ = denoise_values_;
         }
       } else {
         const auto& in = masked ? masked_.values : batch_.values;
@@ -174,11 +216,19 @@ class DatasetTask {
         values_ = view(values_in_, Shape{R, L, masked ? 2 : 1});
       }
     } else {
-      ids_ = masked && !joint ? view(masked_.ids, Shape{R, L}) : view(batch_.ids, Shape{R, L});
+      ids_ = (masked && !joint) || corrupted ? view(masked_.ids, Shape{R, L}) : view(batch_.ids, Shape{R, L});
       if (joint && masked) denoise_ids_ = view(masked_.ids, Shape{R, L});
       values_ = target_values_ = {};
     }
     mask_ = masked ? view(masked_.masked, Shape{R, L}) : TensorView<const std::uint8_t>{};
+    every_ = {};
+    if (joint && masked && o_.joint_loss == JointLoss::all) {
+      // Every position of each sequence carries denoising loss; padding none.
+      every_in_.assign(std::size_t(R * L), 0);
+      for (index_t r = 0; r < R; ++r)
+        std::fill_n(every_in_.begin() + std::ptrdiff_t(r * L), batch_.lengths[std::size_t(r)], std::uint8_t(1));
+      every_ = view(every_in_, Shape{R, L});
+    }
     tokens_ = R * L;
   }
   data::Loader<data::Dataset>& loader(Split s, index_t epoch) {
@@ -215,6 +265,32 @@ class DatasetTask {
     }
   }
 
+  // TaskOptions::joint_random: each masked position draws u ~ U[0, 1) and, when u < share, a uniform token of the
+  // vocabulary (pixels: an intensity 0..255, shown unmasked) from its own Philox stream per (epoch, example,
+  // document), so the masks themselves do not change. The targets stay the clean batch's.
+  void randomize(const data::TaskInfo& info, index_t epoch) {
+    const index_t L = batch_.length;
+    const auto vocab = std::uint64_t(pixels() ? 256 : info.vocab_size);
+    LONGSEQ_CHECK(vocab > 0, "DatasetTask: option 'joint_random' needs a vocabulary, dataset '", info.name,
+                  "' has vocab_size ", info.vocab_size);
+    for (index_t r = 0; r < batch_.rows; ++r) {
+      const index_t example = batch_.indices[std::size_t(r % batch_.size)];
+      Rng rng(o_.seed ^ 0x72616E646F6D2121ull, data::mask_stream(epoch, example, int(batch_.docs), int(r / batch_.size)));
+      for (index_t t = 0; t < batch_.lengths[std::size_t(r)]; ++t) {
+        const auto k = std::size_t(r * L + t);
+        if (!masked_.masked[k]) continue;
+        const bool replace = double(rng.uniform()) < o_.joint_random;
+        const auto token = std::int32_t(rng.below(vocab));  // drawn either way: one draw pattern per position
+        if (!replace) continue;
+        masked_.ids[k] = token;
+        if (pixels()) {
+          masked_.values[2 * k] = info.norm(std::uint8_t(token));
+          masked_.values[2 * k + 1] = 0.0f;
+        }
+      }
+    }
+  }
+
   std::array<const data::Dataset*, 3> sets_;
   TaskOptions o_;
   std::vector<data::Loader<data::Dataset>> loaders_;
@@ -226,7 +302,8 @@ class DatasetTask {
   std::vector<T> values_in_, target_values_in_, denoise_values_in_;
   TensorView<const std::int32_t> ids_, lengths_, labels_, classes_, denoise_ids_;
   TensorView<const T> values_, target_values_, denoise_values_;
-  TensorView<const std::uint8_t> mask_;
+  std::vector<std::uint8_t> every_in_;
+  TensorView<const std::uint8_t> mask_, every_;
 };
 
 }  // namespace longseq::train
