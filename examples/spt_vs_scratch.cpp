@@ -30,6 +30,7 @@
 #include "dispatch.hpp"
 #include "shards.hpp"
 #include "spt_config.hpp"
+#include "stage_runner.hpp"
 
 using namespace longseq;
 namespace fs = std::filesystem;
@@ -153,57 +154,42 @@ struct Pipeline {
     const auto d = denoiser_config<T2, D2>();
     return {d.encoder, d.backbone, d.norm, {c.head, d.head}};
   }
-  train::Schedule schedule(index_t epochs) const {
-    const index_t per_epoch = data.train.size() / o.batch;
-    return {train::Schedule::parse(o.schedule), o.warmup, epochs * per_epoch, 0.0};
-  }
-  train::AdamWConfig adamw(double lr) const {
-    return {.lr = lr, .weight_decay = o.weight_decay,
-            .no_decay_weight_decay = o.decay_norms_biases ? o.weight_decay : 0.0, .ssm_lr = o.ssm_lr,
-            .ssm_weight_decay = 0.0, .dt_lr = o.dt_lr, .dt_weight_decay = 0.0};
-  }
-  train::FitConfig fit_config(const std::string& stage, index_t epochs, train::Select select) const {
-    train::FitConfig c;
-    c.run = name + "/" + stage;
-    c.epochs = epochs;
-    c.clip = o.clip;
-    c.select = select;
-    c.loss_scale.initial = examples::initial_loss_scale(o.loss_scale, o.precision);
-    // Pretraining never needs the test split; classifiers report test accuracy at the best validation epoch.
-    c.test_eval = stage == "spt" ? train::TestEval::never : train::TestEval::on_improvement;
-    const bool joint = stage == "joint";
-    c.checkpoint_dir = (fs::path(o.out_dir) / name / stage).string();
-    c.resume = o.resume;
-    c.allow_changed = examples::allowed_changes(o.allow_changed);
-    c.stop_on_signal = true;
-    c.save_every = o.save_every;
-    c.seed = o.seed;
-    c.log_every = o.log_every;
-    c.log = &log;
-    // What shapes this stage's numbers; a resume refuses changes to any of it (--allow-changed).
+  // One stage's settings (examples::run_stage): masks drawn per (epoch, image, split), checkpoints in
+  // --out/MODEL/STAGE, the test split only for classifiers (at their best validation epoch).
+  examples::StageSettings settings(const std::string& stage, train::Objective objective, index_t epochs, double lr,
+                                train::Select select) const {
     const bool spt = stage == "spt";
-    nlohmann::json config{{"model", name}, {"stage", stage}, {"d_model", o.d_model},
-                          {"layers", o.layers}, {"state", o.state}, {"heads", o.heads},
-                          {"batch", o.batch}, {"mask_p", o.mask_p}, {"spt_loss", o.spt_loss},
-                          {"seed", o.seed}, {"device", o.device}, {"precision", o.precision},
-                          {"data_dir", o.data_dir}, {"train_subset", o.train_subset}, {"val_subset", o.val_subset},
-                          {"test_subset", o.test_subset}, {"init", o.init}, {"ssm_lr", o.ssm_lr},
-                          {"dt_lr", o.dt_lr}, {"decay_norms_biases", o.decay_norms_biases},
-                          {"position", o.position},
-                          {"weight_decay", o.weight_decay}, {"dropout", o.dropout}, {"warmup", o.warmup},
-                          {"layer_dropout", o.layer_dropout}, {"tie_dropout", o.tie_dropout},
-                          {"schedule", o.schedule}, {"clip", o.clip}, {"pool", o.pool}};
+    examples::StageSettings s;
+    s.run = name + "/" + stage;
+    s.objective = objective;
+    s.select = select;
+    s.lr = lr;
+    s.epochs = epochs;
+    s.test_eval = spt ? train::TestEval::never : train::TestEval::on_improvement;
+    s.streams = train::MaskStreams::by_split;
+    s.checkpoint_dir = (fs::path(o.out) / name / stage).string();
+    s.log = &log;
+    s.stopped_prefix = name + " stopped at ";
+    // What shapes this stage's numbers; a resume refuses changes to any of it (--allow-changed).
+    s.config = {{"model", name}, {"stage", stage}, {"d_model", o.d_model},
+                {"layers", o.layers}, {"state", o.state}, {"heads", o.heads},
+                {"batch", o.batch}, {"mask_p", o.mask_p}, {"spt_loss", o.spt_loss},
+                {"seed", o.seed}, {"device", o.device}, {"precision", o.precision},
+                {"data_dir", o.data}, {"train_subset", o.train_subset}, {"val_subset", o.val_subset},
+                {"test_subset", o.test_subset}, {"init", o.init}, {"ssm_lr", o.ssm_lr},
+                {"dt_lr", o.dt_lr}, {"decay_norms_biases", o.decay_norms_biases},
+                {"position", o.position},
+                {"weight_decay", o.wd}, {"dropout", o.dropout}, {"warmup", o.warmup},
+                {"layer_dropout", o.layer_dropout}, {"tie_dropout", o.tie_dropout},
+                {"schedule", o.schedule}, {"clip", o.clip}, {"pool", o.pool}};
     // Keys only the new options set, so a default run's checkpoints carry the same configuration as before.
-    if (joint) config["joint_weight"] = o.joint_weight;
-    if (o.augment != "none") config["augment"] = o.augment;
-    config[spt ? "pretrain_epochs" : "finetune_epochs"] = epochs;
-    config[spt ? "pretrain_lr" : "lr"] = spt ? o.pretrain_lr : o.lr;
-    c.metadata["config"] = config.dump();
-    return c;
+    if (stage == "joint") s.config["joint_weight"] = o.joint_weight;
+    if (o.augment != "none") s.config["augment"] = o.augment;
+    s.config[spt ? "pretrain_epochs" : "finetune_epochs"] = epochs;
+    s.config[spt ? "pretrain_lr" : "lr"] = spt ? o.pretrain_lr : o.lr;
+    return s;
   }
-  StageResult result(const train::FitResult& r) const {
-    if (r.signal != 0) throw examples::Interrupted(r.signal, name + " stopped at step " + std::to_string(r.steps) +
-                                                                 ", checkpoint " + r.last_path);
+  static StageResult result(const train::FitResult& r) {
     StageResult s;
     s.test_acc = r.best_test_acc;
     s.val_acc = r.best_val_acc;
@@ -216,72 +202,42 @@ struct Pipeline {
     return s;
   }
 
-  // Fashion-MNIST batches of one objective; masks drawn per (epoch, image, split), validation and test at epoch 0.
-  template <class M>
-  train::FitResult train_model(M& model, ParamStore<T, D>& store, train::Objective objective, const std::string& stage,
-                               index_t epochs, double lr, train::Select select) {
-    train::AdamW<T, D> opt(store, adamw(lr));
-    train::TaskOptions to{.objective = objective, .batch = o.batch, .seed = o.seed};
-    to.mask.p = o.mask_p;
-    to.streams = train::MaskStreams::by_split;
-    if (objective == train::Objective::joint) to.joint_weight = o.joint_weight;
-    to.augment = data::parse_augment(o.augment);
-    train::DatasetTask<T> task(data.train, data.val, data.test, to);
-    return train::fit(model, store, opt, schedule(epochs), task, fit_config(stage, epochs, select));
-  }
-
-  // Each layer's own init, then --init random redraws the whole model (the paper's ablation; random-mixer
-  // redrew the SSM layers inside their init already); a device model starts from its float host twin's values.
-  template <class HostNet, class M, class MakeConfig>
-  void init(M& model, ParamStore<T, D>& store, MakeConfig&& host_config) const {
-    examples::init_model<HostNet>(model, store, o.seed, o.init == "random", host_config);
-  }
-
   StageResult scratch() {
-    Classifier model(classifier_config());
-    ParamStore<T, D> store;
-    store.bind(model);
-    init<ClassifierOn<float, device::host>>(model, store, [&] { return classifier_config<float, device::host>(); });
-    std::fprintf(stderr, "== %s from scratch: %ld parameters\n", name.c_str(), long(store.count()));
-    return result(train_model(model, store, train::Objective::classify, "scratch", o.finetune_epochs, o.lr,
-                              train::Select::accuracy));
+    auto s = settings("scratch", train::Objective::classify, o.finetune_epochs, o.lr, train::Select::accuracy);
+    s.announce = [&](index_t n) { std::fprintf(stderr, "== %s from scratch: %ld parameters\n", name.c_str(), long(n)); };
+    return result(examples::run_stage<Classifier, ClassifierOn<float, device::host>>(
+        classifier_config(), [&] { return classifier_config<float, device::host>(); }, o, data, s));
   }
 
   // The joint arm: scratch's budget (epochs, lr), its loss plus weight x the SPT loss on a masked copy.
   StageResult joint() {
-    Joint model(joint_config());
-    ParamStore<T, D> store;
-    store.bind(model);
-    init<JointOn<float, device::host>>(model, store, [&] { return joint_config<float, device::host>(); });
-    std::fprintf(stderr, "== %s joint: supervised + %g x masked denoising (p=%.2f, %s loss): %ld parameters\n",
-                 name.c_str(), o.joint_weight, o.mask_p, o.spt_loss.c_str(), long(store.count()));
-    return result(train_model(model, store, train::Objective::joint, "joint", o.finetune_epochs, o.lr,
-                              train::Select::accuracy));
+    auto s = settings("joint", train::Objective::joint, o.finetune_epochs, o.lr, train::Select::accuracy);
+    s.announce = [&](index_t n) {
+      std::fprintf(stderr, "== %s joint: supervised + %g x masked denoising (p=%.2f, %s loss): %ld parameters\n",
+                   name.c_str(), o.joint_weight, o.mask_p, o.spt_loss.c_str(), long(n));
+    };
+    return result(examples::run_stage<Joint, JointOn<float, device::host>>(
+        joint_config(), [&] { return joint_config<float, device::host>(); }, o, data, s));
   }
 
   std::pair<StageResult, StageResult> spt_then_finetune() {
-    StageResult pre;
-    {
-      Denoiser model(denoiser_config());
-      ParamStore<T, D> store;
-      store.bind(model);
-      init<DenoiserOn<float, device::host>>(model, store, [&] { return denoiser_config<float, device::host>(); });
+    const auto sel = o.spt_loss == "ce" ? train::Select::accuracy : train::Select::loss;
+    auto pre = settings("spt", train::Objective::masked, o.pretrain_epochs, o.pretrain_lr, sel);
+    pre.announce = [&](index_t) {
       std::fprintf(stderr, "== %s self-pretraining (masked denoising, p=%.2f, %s loss)\n", name.c_str(), o.mask_p,
                    o.spt_loss.c_str());
-      const auto sel = o.spt_loss == "ce" ? train::Select::accuracy : train::Select::loss;
-      pre = result(train_model(model, store, train::Objective::masked, "spt", o.pretrain_epochs, o.pretrain_lr, sel));
-    }
-    Classifier model(classifier_config());
-    ParamStore<T, D> store;
-    store.bind(model);
-    init<ClassifierOn<float, device::host>>(model, store, [&] { return classifier_config<float, device::host>(); });
-    const std::string ckpt = (fs::path(o.out_dir) / name / "spt" / "best.safetensors").string();
-    auto rep = train::transfer<T>(ckpt, store);
-    std::fprintf(stderr, "== %s fine-tuning from %s: %zu tensors loaded, %zu sliced (mask column), %zu new\n",
-                 name.c_str(), ckpt.c_str(), rep.loaded.size(), rep.sliced.size(), rep.fresh.size());
-    StageResult ft = result(train_model(model, store, train::Objective::classify, "finetune", o.finetune_epochs, o.lr,
-                                        train::Select::accuracy));
-    return {pre, ft};
+    };
+    const StageResult pretrained = result(examples::run_stage<Denoiser, DenoiserOn<float, device::host>>(
+        denoiser_config(), [&] { return denoiser_config<float, device::host>(); }, o, data, pre));
+
+    auto ft = settings("finetune", train::Objective::classify, o.finetune_epochs, o.lr, train::Select::accuracy);
+    ft.transfer_from = (fs::path(o.out) / name / "spt" / "best.safetensors").string();
+    ft.transferred = [&](const train::TransferReport& rep) {
+      std::fprintf(stderr, "== %s fine-tuning from %s: %zu tensors loaded, %zu sliced (mask column), %zu new\n",
+                   name.c_str(), ft.transfer_from.c_str(), rep.loaded.size(), rep.sliced.size(), rep.fresh.size());
+    };
+    return {pretrained, result(examples::run_stage<Classifier, ClassifierOn<float, device::host>>(
+                     classifier_config(), [&] { return classifier_config<float, device::host>(); }, o, data, ft))};
   }
 };
 
@@ -364,11 +320,11 @@ int main(int argc, char** argv) {
       LONGSEQ_CHECK(o.position != "rotary" || m == "transformer", "--position rotary rotates attention queries and "
                     "keys; --models ", m, " has no attention (use sinusoidal or none, or run the Transformer alone)");
     }
-    examples::RunFolder folder(o.out_dir, "spt_vs_scratch");
+    examples::RunFolder folder(o.out, "spt_vs_scratch");
     train::StopOnSignal on_signal;
     spt::check_resume(o);
     const auto t0 = std::chrono::steady_clock::now();
-    data::Splits all = data::load_idx_task(o.data_dir, "fashion-mnist");
+    data::Splits all = data::load_idx_task(o.data, "fashion-mnist");
     data::Splits d{head_of(all.train, o.train_subset), head_of(all.val, o.val_subset), head_of(all.test, o.test_subset)};
     std::fprintf(stderr, "fashion-mnist: %ld train / %ld val / %ld test images of %ld pixels\n", long(d.train.size()),
                  long(d.val.size()), long(d.test.size()), long(d.train.info().max_length));
@@ -381,7 +337,7 @@ int main(int argc, char** argv) {
       }
     }
     // A fresh run starts a fresh log; a resumed one appends after its checkpoints (fit drops what follows them).
-    train::MetricsLog log((fs::path(o.out_dir) / "metrics.jsonl").string(), !o.resume);
+    train::MetricsLog log((fs::path(o.out) / "metrics.jsonl").string(), !o.resume);
 
     nlohmann::json results = nlohmann::json::object();
     results["dataset"] = {{"name", "fashion-mnist"}, {"train", d.train.size()}, {"val", d.val.size()},
@@ -402,7 +358,7 @@ int main(int argc, char** argv) {
     }
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     results["seconds"] = total;
-    examples::write_json(fs::path(o.out_dir) / "results.json", results);
+    examples::write_json(fs::path(o.out) / "results.json", results);
     spt::print_table(o, rows, d.train.size(), total);
   } catch (const examples::Interrupted& e) {
     return examples::report_interrupted(e, "spt_vs_scratch");

@@ -1,5 +1,6 @@
 """What users do to the trainers, checked end to end (ctest examples_run_safety):
 
+  flags     the options both trainers have are one vocabulary: the same names and aliases in both --help;
   options   every option out of range (0/-1 epochs, NaN or negative rates, a batch larger than the
             training set, --l-max below the longest sequence, ...) is refused before training, by a
             message that names the option (a table, for train_lra and spt_vs_scratch);
@@ -100,6 +101,32 @@ def wait_for_step(proc, metrics, step, limit=120):
     return False
 
 
+# The options both trainers register through examples::add_common_options, with every alias.
+COMMON_FLAGS = ["--data,--data-dir", "--out,--out-dir", "--device", "--gpu", "--precision", "--loss-scale", "--init",
+                "--position", "--d-model", "--layers", "--state", "--heads", "--batch", "--lr", "--ssm-lr",
+                "--wd,--weight-decay", "--dt-lr", "--decay-norms-biases", "--dropout", "--layer-dropout",
+                "--tie-dropout", "--warmup", "--schedule", "--mask-p", "--spt-loss", "--pool", "--clip", "--seed",
+                "--log-every", "--save-every", "--resume", "--allow-changed", "--augment", "--joint-weight"]
+
+
+def help_flags(exe):
+    """The option names of each line of exe --help that starts with an option (CLI11's layout)."""
+    rc, out = run([exe, "--help"])
+    names = set()
+    for line in out.splitlines():
+        words = line.split()
+        if line.startswith("  -") and words:
+            names.add(words[0])
+    return rc, names
+
+
+def flag_vocabulary(bin_dir):
+    for prog in ("train_lra", "spt_vs_scratch"):
+        rc, names = help_flags(bin_dir / prog)
+        missing = [f for f in COMMON_FLAGS if f not in names]
+        check(rc == 0 and not missing, f"{prog} --help: every common option with its aliases (missing: {missing})")
+
+
 def options_table(bin_dir, listops, fmnist, work):
     lra = [bin_dir / "train_lra", "--task", "listops", "--data", listops, "--d-model", "8", "--layers", "1",
            "--state", "4", "--heads", "2", "--batch", "8", "--max-steps", "2", "--log-every", "1",
@@ -145,8 +172,8 @@ def options_table(bin_dir, listops, fmnist, work):
         (["--mask-p", "0"], "--mask-p"), (["--mask-p", "-1"], "--mask-p"),
         (["--ssm-lr", "nan"], "--ssm-lr"), (["--ssm-lr", "-1"], "--ssm-lr"), (["--clip", "-1"], "--clip"),
         (["--save-every", "-1"], "--save-every"), (["--warmup", "-1"], "--warmup"), (["--lr", "inf"], "--lr"),
-        (["--pretrain-lr", "0"], "--pretrain-lr"), (["--weight-decay", "nan"], "--weight-decay"),
-        (["--wd", "nan"], "--weight-decay"), (["--dropout", "1.5"], "--dropout"), (["--train-subset", "-1"], "--train-subset"),
+        (["--pretrain-lr", "0"], "--pretrain-lr"), (["--weight-decay", "nan"], "--wd"),
+        (["--wd", "nan"], "--wd"), (["--gpu", "-2"], "--gpu"), (["--loss-scale", "-1"], "--loss-scale"), (["--dropout", "1.5"], "--dropout"), (["--train-subset", "-1"], "--train-subset"),
         (["--layer-dropout", "-0.1"], "--layer-dropout"),
         (["--d-model", "0"], "--d-model"), (["--log-every", "-1"], "--log-every"), (["--pool", "median"], "--pool"),
         (["--joint-weight", "0"], "--joint-weight"), (["--joint-weight", "-0.5"], "--joint-weight"),
@@ -371,6 +398,7 @@ def main():
     if rc != 0:
         print(out)
         return 1
+    flag_vocabulary(a.bin)
     options_table(a.bin, listops, a.data_dir.resolve(), work)
     thread_counts(a.bin, listops, work)
     long = work / "listops-long"  # long enough a run that a signal reaches it mid-way
