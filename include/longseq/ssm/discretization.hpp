@@ -4,6 +4,8 @@
 #include <complex>
 #include <concepts>
 
+#include "unfused.hpp"
+
 namespace longseq::ssm {
 
 // One mode a (complex) with step dt, discretized: x_l = exp(log_dA) x_{l-1} + dB * b u_l, together with
@@ -16,7 +18,7 @@ struct DiscreteMode {
 // Zero-order hold: dA = exp(dt a), dB = (exp(dt a) - 1) / a.
 struct ZOH {
   static constexpr const char* name = "zoh";
-  static DiscreteMode apply(std::complex<double> a, double dt) {
+  LONGSEQ_UNFUSED static DiscreteMode apply(std::complex<double> a, double dt) {
     using C = std::complex<double>;
     C x = dt * a;
     double s = std::sin(x.imag()), ea = std::exp(x.real());
@@ -52,7 +54,7 @@ struct ZOH {
 // Bilinear (Tustin): dA = (1 + dt a / 2) / (1 - dt a / 2), dB = dt / (1 - dt a / 2).
 struct Bilinear {
   static constexpr const char* name = "bilinear";
-  static DiscreteMode apply(std::complex<double> a, double dt) {
+  LONGSEQ_UNFUSED static DiscreteMode apply(std::complex<double> a, double dt) {
     using C = std::complex<double>;
     C x = dt * a, den = 1.0 - 0.5 * x;
     DiscreteMode m;

@@ -5,6 +5,7 @@
 #include <numbers>
 
 #include "kernel.hpp"
+#include "unfused.hpp"
 #include "vandermonde.hpp"
 
 namespace longseq::ssm {
@@ -74,7 +75,7 @@ struct DLR {
     detail::fill_normal(W.value, rng, 0.0, 1.0 / double(cfg.N));
   }
 
-  void diagonal(DiagonalForm<T>& d) const {
+  LONGSEQ_UNFUSED void diagonal(DiagonalForm<T>& d) const {
     index_t H = cfg.H, N = cfg.N;
     d.resize(cfg.channels, H, N);
     d.scale = T(1);
@@ -120,8 +121,8 @@ struct DLR {
 
   // Chain rule from the gradients of the diagonal form (coef = W (C, H, N), log_z = Lambda (H, N), as
   // dRe + i dIm) to every parameter's grad (accumulated). The form is linear in W: nothing is saved.
-  void diagonal_backward([[maybe_unused]] Saved& s, const std::vector<std::complex<T>>& g_coef,
-                         const std::vector<std::complex<T>>& g_logz) {
+  LONGSEQ_UNFUSED void diagonal_backward([[maybe_unused]] Saved& s, const std::vector<std::complex<T>>& g_coef,
+                                         const std::vector<std::complex<T>>& g_logz) {
     detail::check_diagonal_grads(g_coef.size(), g_logz.size(), cfg.channels, cfg.H, cfg.N,
                                  std::size_t(cfg.H * cfg.N), "DLR");
     auto* gW = detail::as_complex(W.grad);

@@ -7,6 +7,7 @@
 #include "discretization.hpp"
 #include "hippo.hpp"
 #include "kernel.hpp"
+#include "unfused.hpp"
 #include "vandermonde.hpp"
 
 namespace longseq::ssm {
@@ -89,7 +90,7 @@ struct DSS {
   }
 
   // Diagonal form for length L (the softmax normalization depends on L).
-  [[gnu::noinline]] void diagonal(index_t L, DiagonalForm<T>& d, Saved* s = nullptr) const {
+  LONGSEQ_UNFUSED void diagonal(index_t L, DiagonalForm<T>& d, Saved* s = nullptr) const {
     index_t H = cfg.H, N = cfg.N;
     d.resize(cfg.channels, H, N);
     d.scale = T(1);
@@ -169,8 +170,8 @@ struct DSS {
 
   // Chain rule from the gradients of the diagonal form (coef (C, H, N), log_z (H, N), as dRe + i dIm) to
   // every parameter's grad (accumulated), at the factors saved by diagonal_forward.
-  void diagonal_backward(Saved& s, const std::vector<std::complex<T>>& g_coef,
-                         const std::vector<std::complex<T>>& g_logz) {
+  LONGSEQ_UNFUSED void diagonal_backward(Saved& s, const std::vector<std::complex<T>>& g_coef,
+                                         const std::vector<std::complex<T>>& g_logz) {
     index_t H = cfg.H, N = cfg.N;
     detail::check_diagonal_grads(g_coef.size(), g_logz.size(), cfg.channels, H, N, s.f.size(), "DSS");
     const auto* Wc = detail::as_complex(W.value);

@@ -6,6 +6,7 @@
 #include "discretization.hpp"
 #include "hippo.hpp"
 #include "kernel.hpp"
+#include "unfused.hpp"
 #include "vandermonde.hpp"
 
 namespace longseq::ssm {
@@ -116,7 +117,7 @@ struct S4D {
   }
 
   // The discretized diagonal system (also used by the recurrent mode).
-  [[gnu::noinline]] void diagonal(DiagonalForm<T>& d, std::vector<DiscreteMode>* modes = nullptr) const {
+  LONGSEQ_UNFUSED void diagonal(DiagonalForm<T>& d, std::vector<DiscreteMode>* modes = nullptr) const {
     index_t H = cfg.H, Cn = cfg.channels;
     d.resize(Cn, H, M);
     d.scale = T(2);
@@ -170,8 +171,8 @@ struct S4D {
 
   // Chain rule from the gradients of the diagonal form (coef (C, H, M), log_z (H, M), as dRe + i dIm) to
   // every parameter's grad (accumulated), at the modes saved by diagonal_forward.
-  void diagonal_backward(Saved& sv, const std::vector<std::complex<T>>& g_coef,
-                         const std::vector<std::complex<T>>& g_logz) {
+  LONGSEQ_UNFUSED void diagonal_backward(Saved& sv, const std::vector<std::complex<T>>& g_coef,
+                                         const std::vector<std::complex<T>>& g_logz) {
     index_t H = cfg.H, Cn = cfg.channels;
     detail::check_diagonal_grads(g_coef.size(), g_logz.size(), Cn, H, M, sv.modes.size(), "S4D");
     const auto* Bc = detail::as_complex(B.value);

@@ -88,8 +88,9 @@ void for_powers(std::complex<T> log_z, index_t L, F&& f) {
 
 }  // namespace detail
 
-// K (C, H, L) = scale * Re sum_m coef z^l. Not inlined (nor the forms' `diagonal`): one compiled copy gives
-// the same bits at every call site, whatever the compiler contracts into FMAs where it inlines.
+// K (C, H, L) = scale * Re sum_m coef z^l. Not inlined: one compiled copy gives the same bits at every call
+// site. The sums keep their FMAs: their bodies inline nothing that varies between translation units, so
+// every unit compiles the same code (the forms' per-mode maths is LONGSEQ_UNFUSED instead, unfused.hpp).
 template <class T>
 [[gnu::noinline]] void vandermonde_forward(const DiagonalForm<T>& d, TensorView<T> K) {
   index_t L = K.size(2);
