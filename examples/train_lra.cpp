@@ -37,6 +37,7 @@
 #include "comm.hpp"
 #include "dispatch.hpp"
 #include "shards.hpp"
+#include "stage_runner.hpp"
 #include "train_lra_config.hpp"
 
 using namespace longseq;
@@ -263,107 +264,86 @@ struct Stage {
                                                               train::Select::accuracy);
   }
 
+  // The stage's settings (examples::run_stage): checkpoints in --out, the test split only for classifiers.
+  examples::StageSettings settings(train::Objective objective, train::Select select) const {
+    examples::StageSettings s;
+    s.run = o.task + "/" + o.model + "/" + o.stage;
+    s.objective = objective;
+    s.select = select;
+    s.lr = o.lr;
+    s.epochs = o.epochs;
+    s.max_steps = o.max_steps;
+    s.schedule_steps = o.schedule_steps;
+    s.patience = o.patience;
+    s.test_eval = o.stage == "pretrain" ? train::TestEval::never : train::TestEval::on_improvement;
+    s.checkpoint_dir = o.out;
+    s.resume_required = true;
+    if (o.stage == "finetune") s.transfer_from = o.pretrained;
+    s.config = {{"task", o.task}, {"model", o.model}, {"stage", o.stage},
+                {"objective", o.objective}, {"d_model", o.d_model}, {"layers", o.layers},
+                {"state", o.state}, {"heads", o.heads}, {"mask_p", o.mask_p},
+                {"ff_expand", o.ff_expand}, {"n_ssm", o.n_ssm}, {"l_max", o.l_max},
+                {"head_hidden", o.head_hidden}, {"preset", o.preset},
+                {"spt_loss", o.spt_loss}, {"seed", o.seed},
+                {"device", o.device}, {"precision", o.precision},
+                // what else shapes the numbers: a resume refuses changes to it
+                {"data", o.data}, {"batch", o.batch}, {"lr", o.lr}, {"ssm_lr", o.ssm_lr},
+                {"dt_lr", o.dt_lr}, {"decay_norms_biases", o.decay_norms_biases},
+                {"init", o.init}, {"position", o.position},
+                {"wd", o.wd}, {"epochs", o.epochs}, {"max_steps", o.max_steps},
+                {"warmup", o.warmup}, {"schedule", o.schedule},
+                {"schedule_steps", o.schedule_steps}, {"dropout", o.dropout},
+                {"layer_dropout", o.layer_dropout}, {"tie_dropout", o.tie_dropout},
+                {"clip", o.clip}, {"train_fraction", o.train_fraction},
+                {"dt_min", o.dt_min}, {"dt_max", o.dt_max}, {"norm", o.norm},
+                {"residual", o.residual}, {"attn_window", o.attn_window},
+                {"look_back", o.look_back}, {"look_forward", o.look_forward},
+                {"pool", o.pool}, {"patience", o.patience},
+                {"pretrained", o.pretrained}};
+    // Keys only the new options set, so the checkpoints of other runs carry the same configuration as before.
+    if (o.joint()) s.config["joint_weight"] = o.joint_weight;
+    if (o.augment != "none") s.config["augment"] = o.augment;
+    return s;
+  }
+
   template <class Spec, class T, class D, template <class, class> class EncOn, template <class, class> class HeadOn,
             class FillHead>
   void train_model(bool mask_channel, const FillHead& head, train::Objective objective, train::Select select) {
+    std::unique_ptr<train::MetricsLog> log;
+    // A fresh run starts a fresh log; a resumed one keeps it up to its checkpoint (fit drops the rest).
+    if (root()) log = std::make_unique<train::MetricsLog>((fs::path(o.out) / "metrics.jsonl").string(), !o.resume);
+    examples::StageSettings s = settings(objective, select);
+    s.log = log.get();
+    s.announce = [&](index_t n) {
+      if (root()) std::fprintf(stderr, "[train_lra] %s %s on %s: %ld parameters, %d rank(s)\n", o.stage.c_str(),
+                               o.model.c_str(), o.task.c_str(), long(n), comm.size());
+    };
+    s.transferred = [&](const train::TransferReport& rep) {
+      if (!root()) return;
+      std::fprintf(stderr, "[train_lra] loaded backbone from %s: %zu tensors loaded, %zu sliced (mask column), "
+                           "%zu new (head), %zu dropped (SPT head)\n",
+                   o.pretrained.c_str(), rep.loaded.size(), rep.sliced.size(), rep.fresh.size(), rep.dropped.size());
+      if (!o.resume)
+        log->write({{"event", "transfer"}, {"from", o.pretrained}, {"loaded", rep.loaded.size()},
+                    {"sliced", rep.sliced.size()}, {"fresh", rep.fresh}, {"dropped", rep.dropped}});
+    };
     using Net = NetOf<Spec, T, D, EncOn, HeadOn>;
     using HostNet = NetOf<Spec, F, device::host, EncOn, HeadOn>;
-    Net model(net_config<Spec, T, D, EncOn, HeadOn>(mask_channel, head));
-    ParamStore<T, D> store;
-    store.bind(model);
-    // The paper's ablation (--init random) redraws the whole model; random-mixer did so in the mixers' init.
-    examples::init_model<HostNet>(model, store, o.seed, o.init == "random", [&] {
-      return net_config<Spec, F, device::host, EncOn, HeadOn>(mask_channel, head);
-    });
-    if (root()) std::fprintf(stderr, "[train_lra] %s %s on %s: %ld parameters, %d rank(s)\n", o.stage.c_str(),
-                             o.model.c_str(), o.task.c_str(), long(store.count()), comm.size());
-    nlohmann::json transfer_info;
-    if (o.stage == "finetune") {
-      LONGSEQ_CHECK(!fs::is_directory(o.pretrained), "--pretrained '", o.pretrained, "' is a folder; give the "
-                    "checkpoint file in it (e.g. '", (fs::path(o.pretrained) / "best.safetensors").string(), "')");
-      // Every rank reads the checkpoint (fit broadcasts rank 0's parameters anyway).
-      const auto rep = train::transfer<T>(o.pretrained, store);
-      if (root())
-        std::fprintf(stderr, "[train_lra] loaded backbone from %s: %zu tensors loaded, %zu sliced (mask column), "
-                             "%zu new (head), %zu dropped (SPT head)\n",
-                     o.pretrained.c_str(), rep.loaded.size(), rep.sliced.size(), rep.fresh.size(), rep.dropped.size());
-      transfer_info = {{"event", "transfer"}, {"from", o.pretrained}, {"loaded", rep.loaded.size()},
-                       {"sliced", rep.sliced.size()}, {"fresh", rep.fresh}, {"dropped", rep.dropped}};
-    }
-    train::AdamW<T, D> opt(store, lra::adamw_config(o));
-    train::TaskOptions to{.objective = objective, .batch = o.batch, .seed = o.seed};
-    to.mask.p = o.mask_p;
-    if (objective == train::Objective::joint) to.joint_weight = o.joint_weight;
-    to.augment = data::parse_augment(o.augment);
-    train::DatasetTask<T> task(d, to);
-    const index_t per_epoch = task.num_batches(train::Split::train, 0);
-    index_t total = o.epochs * per_epoch;
-    if (o.max_steps > 0) total = std::min(total, o.max_steps);
-    // The paper's cosine schedules decay over a fixed number of updates, not over the run's length.
-    const train::Schedule sched{train::Schedule::parse(o.schedule), o.warmup,
-                                o.schedule_steps > 0 ? o.schedule_steps : total, 0.0};
+    const train::FitResult r = examples::run_stage<Net, HostNet>(
+        net_config<Spec, T, D, EncOn, HeadOn>(mask_channel, head),
+        [&] { return net_config<Spec, F, device::host, EncOn, HeadOn>(mask_channel, head); }, o, d, s, comm);
+    if (root()) write_result(r);
+  }
 
-    std::unique_ptr<train::MetricsLog> log;
-    if (root()) {
-      // A fresh run starts a fresh log; a resumed one keeps it up to its checkpoint (fit drops the rest).
-      log = std::make_unique<train::MetricsLog>((fs::path(o.out) / "metrics.jsonl").string(), !o.resume);
-      if (!transfer_info.is_null() && !o.resume) log->write(transfer_info);
-    }
-    train::FitConfig fc;
-    fc.run = o.task + "/" + o.model + "/" + o.stage;
-    fc.epochs = o.epochs;
-    fc.max_steps = o.max_steps;
-    fc.clip = o.clip;
-    fc.select = select;
-    fc.loss_scale.initial = examples::initial_loss_scale(o.loss_scale, o.precision);
-    fc.patience = o.patience;
-    fc.test_eval = o.stage == "pretrain" ? train::TestEval::never : train::TestEval::on_improvement;
-    fc.checkpoint_dir = o.out;
-    fc.save_every = o.save_every;
-    fc.resume = o.resume;
-    fc.resume_required = true;
-    fc.allow_changed = examples::allowed_changes(o.allow_changed);
-    fc.stop_on_signal = true;
-    fc.seed = o.seed;
-    fc.log_every = o.log_every;
-    fc.log = log.get();
-    nlohmann::json config{{"task", o.task}, {"model", o.model}, {"stage", o.stage},
-                                           {"objective", o.objective}, {"d_model", o.d_model}, {"layers", o.layers},
-                                           {"state", o.state}, {"heads", o.heads}, {"mask_p", o.mask_p},
-                                           {"ff_expand", o.ff_expand}, {"n_ssm", o.n_ssm}, {"l_max", o.l_max},
-                                           {"head_hidden", o.head_hidden}, {"preset", o.preset},
-                                           {"spt_loss", o.spt_loss}, {"seed", o.seed},
-                                           {"device", o.device}, {"precision", o.precision},
-                                           // what else shapes the numbers: a resume refuses changes to it
-                                           {"data", o.data}, {"batch", o.batch}, {"lr", o.lr}, {"ssm_lr", o.ssm_lr},
-                                           {"dt_lr", o.dt_lr}, {"decay_norms_biases", o.decay_norms_biases},
-                                           {"init", o.init}, {"position", o.position},
-                                           {"wd", o.wd}, {"epochs", o.epochs}, {"max_steps", o.max_steps},
-                                           {"warmup", o.warmup}, {"schedule", o.schedule},
-                                           {"schedule_steps", o.schedule_steps}, {"dropout", o.dropout},
-                                           {"layer_dropout", o.layer_dropout}, {"tie_dropout", o.tie_dropout},
-                                           {"clip", o.clip}, {"train_fraction", o.train_fraction},
-                                           {"dt_min", o.dt_min}, {"dt_max", o.dt_max}, {"norm", o.norm},
-                                           {"residual", o.residual}, {"attn_window", o.attn_window},
-                                           {"look_back", o.look_back}, {"look_forward", o.look_forward},
-                                           {"pool", o.pool}, {"patience", o.patience},
-                                           {"pretrained", o.pretrained}};
-    // Keys only the new options set, so the checkpoints of other runs carry the same configuration as before.
-    if (o.joint()) config["joint_weight"] = o.joint_weight;
-    if (o.augment != "none") config["augment"] = o.augment;
-    fc.metadata["config"] = config.dump();
-    const train::FitResult r = train::fit(model, store, opt, sched, task, fc, comm);
-    if (r.signal != 0)
-      throw examples::Interrupted(r.signal, "step " + std::to_string(r.steps) + ", checkpoint " + r.last_path);
-    if (!root()) return;
-    const nlohmann::json result{{"task", o.task}, {"model", o.model}, {"stage", o.stage}, {"steps", r.steps},
-                                {"best_epoch", r.best_epoch}, {"val_loss", r.best_val_loss},
-                                {"val_acc", r.best_val_acc}, {"test_loss", r.best_test_loss},
-                                {"test_acc", r.best_test_acc}, {"seconds", r.seconds}, {"ranks", comm.size()},
-                                {"interrupted", r.interrupted}, {"best_checkpoint", r.best_path},
-                                {"device", o.device}, {"precision", o.precision}, {"loss_scale", r.loss_scale},
-                                {"skipped_updates", r.skipped}};
-    nlohmann::json out = result;
+  // --out/result.json and the summary line (rank 0).
+  void write_result(const train::FitResult& r) const {
+    nlohmann::json out{{"task", o.task}, {"model", o.model}, {"stage", o.stage}, {"steps", r.steps},
+                       {"best_epoch", r.best_epoch}, {"val_loss", r.best_val_loss},
+                       {"val_acc", r.best_val_acc}, {"test_loss", r.best_test_loss},
+                       {"test_acc", r.best_test_acc}, {"seconds", r.seconds}, {"ranks", comm.size()},
+                       {"interrupted", r.interrupted}, {"best_checkpoint", r.best_path},
+                       {"device", o.device}, {"precision", o.precision}, {"loss_scale", r.loss_scale},
+                       {"skipped_updates", r.skipped}};
     if (o.joint()) {
       out["joint_weight"] = o.joint_weight;
       // The last epoch's denoising loss on the training batches (the supervised numbers are above).
@@ -405,6 +385,9 @@ int main(int argc, char** argv) {
     }
     LONGSEQ_CHECK(!o.data.empty(), "--data is required (the task's folder)");
     LONGSEQ_CHECK(o.stage != "finetune" || !o.pretrained.empty(), "--stage finetune needs --pretrained CHECKPOINT");
+    LONGSEQ_CHECK(o.stage != "finetune" || !fs::is_directory(o.pretrained), "--pretrained '", o.pretrained, "' is a "
+                  "folder; give the checkpoint file in it (e.g. '",
+                  (fs::path(o.pretrained) / "best.safetensors").string(), "')");
     examples::single_threaded_blas();
     examples::check_device(o.device, o.gpu);
     examples::check_precision(o.device, o.precision);

@@ -1,5 +1,5 @@
-// train_lra's settings: its options and their flags, a preset (the paper's, or a user's file) applied to
-// them, the optimizer's parameter groups they give, and --print-config, which shows all of it.
+// train_lra's settings: its options and their flags (the common ones in common_options.hpp), a preset (the
+// paper's, or a user's file) applied to them, and --print-config, which shows them with the optimizer's groups.
 #pragma once
 #include <CLI/CLI.hpp>
 
@@ -16,48 +16,57 @@
 #include <longseq/data/tasks.hpp>
 #include <longseq/train/optimizer.hpp>
 
-#include "device_option.hpp"
-#include "options.hpp"
+#include "common_options.hpp"
 #include "presets.hpp"
-#include "run_dir.hpp"
 
 namespace lra {
 
 using longseq::index_t;
 namespace train = longseq::train;
 
-struct Options {
-  std::string task, data, model = "s4d", stage = "scratch", pretrained, objective = "masked";
-  double mask_p = -1;  // < 0: the paper's default for the task
-  std::string spt_loss, pool = "mean", schedule = "cosine", out = "train_lra_out";  // spt_loss "": by modality
-  index_t d_model = 64, layers = 2, state = 64, heads = 4, batch = 16, warmup = 10, epochs = 1, max_steps = 0;
-  index_t ff_expand = 2, n_ssm = 0, head_hidden = 0, l_max = 0, schedule_steps = 0;
-  double lr = 1e-3, ssm_lr = 1e-3, wd = 0.05, dropout = 0.0, clip = 0.0, train_fraction = 1.0;
-  double layer_dropout = 0.0;  // SSM blocks: dropout inside the SSM layer, after its activation
-  bool tie_dropout = false;    // SSM blocks: one dropout mask per (batch, channel), shared over the sequence
+// The common options (examples::CommonOptions) at this program's defaults, and the ones only it has.
+struct Options : examples::CommonOptions {
+  std::string task, model = "s4d", stage = "scratch", pretrained, objective = "masked";
+  index_t epochs = 1, max_steps = 0, schedule_steps = 0, patience = 0;
+  index_t ff_expand = 2, n_ssm = 0, head_hidden = 0, l_max = 0;
+  double train_fraction = 1.0;
   double dt_min = -1, dt_max = -1;  // < 0: the kernel's own default
-  double dt_lr = -1;                 // S4/S4D log_dt; < 0: the global lr (the reference's `dt: null`)
-  bool decay_norms_biases = false;   // weight decay on biases and norm scales too (the reference; preset paper)
-  std::string init = "default";      // default, random (every parameter ~ N(0, 0.1)) or random-mixer
-  std::string position = "default";  // default: sinusoidal for the Transformer, none for SSMs; or rotary
   std::string norm = "layer", residual = "pre";  // SSM blocks: LayerNorm or BatchNorm, pre- or post-norm
   index_t attn_window = 0, look_back = 1, look_forward = 1;  // Transformer: block-local attention (0: full)
   std::string preset = "none", preset_file, preset_row;  // preset "file": --preset-file
   std::set<std::string> preset_filled;  // flags whose value came from the preset
   bool print_config = false;
-  std::uint64_t seed = 0;
-  index_t log_every = 20, save_every = 0, patience = 0;
-  bool resume = false;
-  std::vector<std::string> allow_changed;  // options a resume may change
-  std::string device = "host", precision = "fp32";  // where the residual stack runs, in which storage
-  int gpu = -1;
-  double loss_scale = -1;  // initial dynamic loss scale; < 0: 65536 for fp16, off otherwise
-  double joint_weight = 1;        // --stage joint: supervised + this x masked denoising (equal weight by default)
-  std::string augment = "none";   // image augmentations of the training batches (data::parse_augment)
+  Options() {
+    out = "train_lra_out";
+    init = "default";
+    batch = 16;
+    lr = 1e-3;
+    warmup = 10;
+    mask_p = -1;    // the paper's default for the task (resolve_defaults)
+    spt_loss = "";  // by modality (resolve_defaults)
+    seed = 0;
+    save_every = 0;
+    joint_weight = 1;  // --stage joint: equal weight
+  }
 
   bool causal() const { return objective == "causal"; }
   bool joint() const { return stage == "joint"; }
 };
+
+inline constexpr examples::CommonHelp common_help{
+    .data = "the task's folder as its release unpacks it (see data::load_task); required unless --print-config",
+    .results = "result.json and the checkpoints (last/best.safetensors)",
+    .own_init = "default",
+    .stage_lr = "--lr",
+    .lr = "learning rate",
+    .batch = "global batch size (split over the ranks)",
+    .gpu_extra = "; under mpirun, rank modulo the visible devices",
+    .mask_p_default = "0.5 images, 0.15 text/retrieval, 0.1 listops",
+    .spt_loss_default = "l1 without --preset, the reference's for images; token tasks always use ce",
+    .augment_of = "image tasks: augmentations of the training batches",
+    .joint_weight = "--stage joint: weight of the masked-denoising loss added to the supervised one (> 0; default "
+                    "1, equal weight)",
+    .resume = "continue from --out/last.safetensors (which must exist, with the same options)"};
 
 // The paper's masking ratios: half of the pixels of images, 15% of text and retrieval tokens, 10% of ListOps
 // (the presets name theirs; this is the default without one).
@@ -74,8 +83,7 @@ inline void add_options(CLI::App& app, Options& o) {
       CLI::IsMember({"listops", "text", "retrieval", "image", "pathfinder", "fashion-mnist", "mnist"}));
   using examples::at_least;
   using examples::positive;
-  app.add_option("--data,--data-dir", o.data, "the task's folder as its release unpacks it (see data::load_task); "
-                                   "required unless --print-config");
+  examples::add_common_options(app, o, common_help);
   auto* preset = app.add_option("--preset", o.preset, "paper: the paper's settings for (task, model, stage), "
                                                       "from the files of examples/presets built into the program; "
                                                       "flags given override them")
@@ -90,27 +98,9 @@ inline void add_options(CLI::App& app, Options& o) {
                                      "plus --joint-weight x masked denoising of the same batch; presets: the "
                                      "scratch row)")
       ->check(CLI::IsMember({"pretrain", "finetune", "scratch", "joint"}));
-  app.add_option("--joint-weight", o.joint_weight, "--stage joint: weight of the masked-denoising loss added to the "
-                                                   "supervised one (> 0; default 1, equal weight)")
-      ->check(positive());
-  app.add_option("--augment", o.augment, "image tasks: augmentations of the training batches, none or a list of "
-                                         "translate=T (pad and crop back, shifts up to T pixels), flip[=P] "
-                                         "(horizontal, probability P, 0.5 by default), cutout=S (a black S x S "
-                                         "square), e.g. translate=2,flip")
-      ->check(examples::augment_spec());
   app.add_option("--pretrained", o.pretrained, "SPT checkpoint to fine-tune from (its best.safetensors)");
   app.add_option("--objective", o.objective, "masked (bidirectional models) or causal (causal models)")
       ->check(CLI::IsMember({"masked", "causal"}));
-  app.add_option("--mask-p", o.mask_p, "masking ratio in (0, 1) (default: 0.5 images, 0.15 text/retrieval, 0.1 listops)")
-      ->check(examples::probability());
-  app.add_option("--spt-loss", o.spt_loss, "pixel SPT loss: ce (256 intensities) or l1 (normalized value; the "
-                                           "default without --preset, the reference's for images)")
-      ->check(CLI::IsMember({"ce", "l1"}));
-  app.add_option("--pool", o.pool, "classifier pooling")->check(CLI::IsMember({"mean", "max", "last"}));
-  app.add_option("--d-model", o.d_model, "model width")->check(at_least(1));
-  app.add_option("--layers", o.layers, "residual blocks")->check(at_least(1));
-  app.add_option("--state", o.state, "SSM state size N")->check(at_least(1));
-  app.add_option("--heads", o.heads, "attention heads")->check(at_least(1));
   app.add_option("--ff-expand", o.ff_expand, "Transformer feed-forward width as a multiple of --d-model")
       ->check(at_least(1));
   app.add_option("--n-ssm", o.n_ssm, "S4/S4D: independent (A, B) copies shared across channels (0: one per channel)")
@@ -125,25 +115,6 @@ inline void add_options(CLI::App& app, Options& o) {
       ->check(at_least(0));
   app.add_option("--head-hidden", o.head_hidden, "classifier: hidden width of a two-layer MLP head (0: linear)")
       ->check(at_least(0));
-  app.add_option("--batch", o.batch, "global batch size (split over the ranks)")->check(at_least(1));
-  app.add_option("--lr", o.lr, "learning rate")->check(positive());
-  app.add_option("--ssm-lr", o.ssm_lr, "learning rate of the SSM dynamics A, B, P, Lambda (no weight decay; 0: "
-                                     "frozen); dt is not in this group, it follows --dt-lr (default: --lr, no decay, "
-                                     "as the reference)")
-      ->check(at_least(0));
-  app.add_option("--wd,--weight-decay", o.wd, "AdamW weight decay")->check(at_least(0));
-  app.add_option("--dt-lr", o.dt_lr, "S4/S4D: learning rate of log_dt, no weight decay (default: --lr, as the "
-                                     "reference's dt: null; --dt-lr equal to --ssm-lr groups it with the dynamics)")
-      ->check(at_least(0));
-  app.add_flag("--decay-norms-biases", o.decay_norms_biases, "decay biases and norm scales at --wd too (the "
-                                                             "reference does; default with --preset paper)");
-  app.add_option("--init", o.init, "default (each layer's own init), random (every parameter of the model ~ "
-                                   "N(0, 0.1): the paper's ablation) or random-mixer (the SSM layers only)")
-      ->check(CLI::IsMember({"default", "random", "random-mixer"}));
-  app.add_option("--position", o.position, "default (sinusoidal for the Transformer, none for SSMs), sinusoidal "
-                                           "(added by the encoder), rotary (attention queries and keys; the paper's "
-                                           "Table 2 Transformers), learned (a table added by the encoder) or none")
-      ->check(CLI::IsMember({"default", "sinusoidal", "rotary", "learned", "none"}));
   app.add_option("--norm", o.norm, "SSM blocks: layer (LayerNorm) or batch (BatchNorm)")
       ->check(CLI::IsMember({"layer", "batch"}));
   app.add_option("--residual", o.residual, "SSM blocks: pre (x + M(N(x)), final norm) or post (N(x + M(x)), "
@@ -157,39 +128,15 @@ inline void add_options(CLI::App& app, Options& o) {
   app.add_option("--look-forward", o.look_forward, "block-local attention: later blocks each query block sees "
                                                    "(not with --objective causal)")
       ->check(at_least(0));
-  app.add_option("--dropout", o.dropout, "residual dropout")->check(examples::probability());
-  app.add_option("--layer-dropout", o.layer_dropout, "SSM blocks: dropout inside the SSM layer, after its "
-                                                     "activation (the reference S4 layer's), in [0, 1)")
-      ->check(examples::probability());
-  app.add_flag("--tie-dropout", o.tie_dropout, "SSM blocks: one dropout mask per (batch, channel), shared by every "
-                                               "step of the sequence, for --dropout and --layer-dropout (the "
-                                               "reference's tie_dropout)");
-  app.add_option("--clip", o.clip, "gradient clipping by global norm (0: off)")->check(at_least(0));
-  app.add_option("--warmup", o.warmup, "linear warmup updates")->check(at_least(0));
-  app.add_option("--schedule", o.schedule, "after warmup")->check(CLI::IsMember({"constant", "cosine"}));
   app.add_option("--schedule-steps", o.schedule_steps, "cosine: updates to decay over (0: the run's length)")
       ->check(at_least(0));
   app.add_option("--epochs", o.epochs, "epochs")->check(at_least(1));
   app.add_option("--max-steps", o.max_steps, "stop after this many updates (0: no limit)")->check(at_least(0));
   app.add_option("--patience", o.patience, "early stopping after this many epochs without improvement (0: off)")
       ->check(at_least(0));
-  app.add_option("--seed", o.seed, "seed of initialization, data order, masks and dropout");
-  app.add_option("--out,--out-dir", o.out, "folder for last/best.safetensors, metrics.jsonl and result.json (one "
-                                           "run at a time)");
-  app.add_option("--log-every", o.log_every, "updates between progress lines (0: none)")->check(at_least(0));
-  app.add_option("--save-every", o.save_every, "updates between resumable checkpoints (besides epoch ends; 0: only "
-                 "those)")->check(at_least(0));
-  app.add_flag("--resume", o.resume, "continue from --out/last.safetensors (which must exist, with the same options)");
-  app.add_option("--allow-changed", o.allow_changed, examples::allow_changed_help)->delimiter(',');
-  app.add_option("--device", o.device, examples::device_help)->check(CLI::IsMember({"host", "cuda"}));
-  app.add_option("--gpu", o.gpu, "CUDA device ordinal with --device cuda (-1: the current one; under mpirun, "
-                 "rank modulo the visible devices)")->check(at_least(-1));
-  app.add_option("--precision", o.precision, examples::precision_help)->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
-  app.add_option("--loss-scale", o.loss_scale, examples::loss_scale_help)->check(at_least(0));
   app.add_option("--train-fraction", o.train_fraction, "share of the training set used (0, 1]")
       ->check(examples::fraction());
 }
-
 // The preset file for a run: --preset-file, or the paper's file for the task; the pathfinder task's length
 // (--l-max, else the data's longest sequence) picks Pathfinder-32, Path-X or Path-X-256.
 inline examples::Preset preset_for(const Options& o, index_t length) {
@@ -286,21 +233,6 @@ inline void check_augment_fits(const std::string& spec, const longseq::data::Tas
   }
 }
 
-// The optimizer's groups: SSM dynamics at --ssm-lr without decay, dt at --dt-lr (the global lr unless given),
-// biases and norm scales decayed only with --decay-norms-biases.
-inline train::AdamWConfig adamw_config(const Options& o) {
-  return {.lr = o.lr, .weight_decay = o.wd, .no_decay_weight_decay = o.decay_norms_biases ? o.wd : 0.0,
-          .ssm_lr = o.ssm_lr, .ssm_weight_decay = 0.0, .dt_lr = o.dt_lr, .dt_weight_decay = 0.0};
-}
-
-// Pixel tasks self-pretrain with L1 on the normalized value unless told otherwise (the reference's loss for
-// the image task); token tasks always use cross entropy.
-inline void resolve_spt_loss(Options& o) {
-  if (!o.spt_loss.empty()) return;
-  const bool tokens = o.task == "listops" || o.task == "text" || o.task == "retrieval";
-  o.spt_loss = tokens ? "ce" : "l1";
-}
-
 // --print-config: the resolved settings, one `name = value  (source)` line each.
 inline void print_config(const Options& o, const CLI::App& app, const std::vector<std::string>& notes) {
   auto line = [&](const char* name, const char* flag, const auto& value) {
@@ -353,7 +285,7 @@ inline void print_config(const Options& o, const CLI::App& app, const std::vecto
   line("joint_weight", "--joint-weight", o.joint_weight);
   line("augment", "--augment", o.augment);
   // What AdamW does with each parameter group (train::AdamW::group_lr / group_decay on this configuration).
-  const train::AdamWConfig a = adamw_config(o);
+  const train::AdamWConfig a = examples::adamw_config(o, o.lr);
   auto group = [&](longseq::ParamGroup g, double lr, double wd, const char* holds) {
     std::printf("group %s: lr = %g, weight_decay = %g  (%s)\n", longseq::group_name(g), lr, wd, holds);
   };
