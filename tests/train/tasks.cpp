@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
+#include <longseq/data/generate_listops.hpp>
+#include <longseq/data/listops.hpp>
 #include <longseq/train/tasks.hpp>
 
 #include "toy.hpp"
@@ -234,4 +237,61 @@ TEST_CASE("DatasetTask: fit on the adapter reproduces fit on the hand-written pi
   const auto a = run(task), b = run(hand);
   REQUIRE(a.size() == b.size());
   CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+}
+
+TEST_CASE("DatasetTask: shuffle_operands reorders ListOps training batches only, keeping every value and label") {
+  Rng g(5, 0);
+  const auto rows = data::generate_listops(24, {.max_depth = 3, .max_args = 4, .min_length = 8, .max_length = 40}, g);
+  data::TokenCounter counter;
+  for (const auto& r : rows) counter.add(data::tokenize_listops(r.source));
+  const data::Vocab vocab = data::Vocab::build(counter, 1);
+  data::Dataset set(data::listops_info(vocab.size(), 64));
+  for (const auto& r : rows) set.add_tokens(r.target, data::encode(data::tokenize_listops(r.source), vocab, 64, true));
+
+  train::TaskOptions o{.objective = train::Objective::classify, .batch = 8, .seed = 4};
+  train::TaskOptions s = o;
+  s.shuffle_operands = data::listops_ids(vocab);
+  train::DatasetTask<float> plain(set, set, set, o), shuffled(set, set, set, s);
+  // The value of row r of a loaded batch, read back through the vocabulary (up to <eos>).
+  auto value_of = [&](const train::DatasetTask<float>& t, index_t r) {
+    const auto in = t.inputs();
+    std::vector<std::string> toks;
+    for (index_t k = 0; k < in.lengths.data[r]; ++k) {
+      const auto id = in.ids.data[r * in.ids.shape[1] + k];
+      if (id == data::Vocab::eos_id) break;
+      toks.push_back(vocab.token(id));
+    }
+    return data::evaluate_listops_tokens(toks);
+  };
+  index_t changed = 0;
+  for (index_t epoch : {0, 1}) {
+    for (index_t i = 0; i < plain.num_batches(train::Split::train, epoch); ++i) {
+      plain.load(train::Split::train, epoch, i);
+      shuffled.load(train::Split::train, epoch, i);
+      const auto a = plain.inputs(), b = shuffled.inputs();
+      REQUIRE(a.ids.shape == b.ids.shape);
+      const index_t R = a.ids.shape[0], L = a.ids.shape[1];
+      for (index_t r = 0; r < R; ++r) {
+        CHECK(plain.targets().classes.data[r] == shuffled.targets().classes.data[r]);
+        CHECK(value_of(shuffled, r) == shuffled.targets().classes.data[r]);
+        std::vector<std::int32_t> x(a.ids.data + r * L, a.ids.data + (r + 1) * L), y(b.ids.data + r * L, b.ids.data + (r + 1) * L);
+        changed += x != y;
+        std::sort(x.begin(), x.end());
+        std::sort(y.begin(), y.end());
+        CHECK(x == y);  // the same tokens, reordered
+      }
+    }
+  }
+  CHECK(changed > 8);  // most expressions have an operator with two different arguments
+  // Validation and test batches are never reordered.
+  for (auto split : {train::Split::val, train::Split::test}) {
+    plain.load(split, 1, 0);
+    shuffled.load(split, 1, 0);
+    const auto a = plain.inputs(), b = shuffled.inputs();
+    CHECK(std::equal(a.ids.data, a.ids.data + a.ids.shape.numel(), b.ids.data));
+  }
+  // Pixels, or a vocabulary without ListOps operators, are refused by name.
+  CHECK_THROWS_WITH_AS(train::DatasetTask<float>(pixel_set(4, 6, 1), pixel_set(4, 6, 2), pixel_set(4, 6, 3), s),
+                       doctest::Contains("shuffle_operands"), Error);
+  CHECK_THROWS_WITH_AS(data::listops_ids(data::Vocab{}), doctest::Contains("no ListOps operator"), Error);
 }

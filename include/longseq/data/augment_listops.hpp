@@ -11,6 +11,7 @@
 #include "../core/error.hpp"
 #include "../core/rng.hpp"
 #include "batching.hpp"
+#include "vocab.hpp"
 
 namespace longseq::data {
 
@@ -18,6 +19,18 @@ struct ListOpsIds {
   std::vector<std::int32_t> open;  // the operator tokens, each opening an argument list
   std::int32_t close = -1;         // the token closing it
 };
+
+// The ids a ListOps vocabulary (data::load_task("listops", ...).vocab) gives the operators it holds and the closing
+// bracket, which the tokenizer spells "X".
+inline ListOpsIds listops_ids(const Vocab& v) {
+  ListOpsIds ids;
+  for (const char* op : {"[MAX", "[MIN", "[MED", "[SM"})
+    if (v.contains(op)) ids.open.push_back(v.id(op));
+  LONGSEQ_CHECK(!ids.open.empty() && v.contains("X"), "listops_ids: the vocabulary holds no ListOps operator or no "
+                "closing bracket (expected [MAX, [MIN, [MED or [SM, and ] tokenized as X); is this a ListOps task?");
+  ids.close = v.id("X");
+  return ids;
+}
 
 // Reorders the arguments of every operator in ids[0, length) uniformly at random (Fisher-Yates on `rng`); the
 // operator stays first and the bracket last, tokens outside the outermost expression (<eos>) stay in place. A

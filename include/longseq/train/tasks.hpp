@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../data/augment.hpp"
+#include "../data/augment_listops.hpp"
 #include "../data/batching.hpp"
 #include "../data/dataset.hpp"
 #include "../data/masking.hpp"
@@ -59,6 +60,9 @@ struct TaskOptions {
   double joint_random = 0;        // joint: share of masked positions given a random token (pixels: a random
                                   // intensity, mask channel 0) instead of <mask>, in [0, 1]
   data::AugmentOptions augment{}; // training batches of image tasks (off by default); its seed is replaced by `seed`
+  // ListOps training batches: every operator's arguments reordered per (seed, epoch, example) (Miralles-Gonzalez
+  // et al.'s token augmentation; data::listops_ids gives the ids). Empty `open`: off.
+  data::ListOpsIds shuffle_operands{};
 };
 
 // Sets the joint objective's variant by name, for the trainers' flags. "longseq" (the defaults above; weight and
@@ -110,6 +114,13 @@ class DatasetTask {
       LONGSEQ_CHECK(train.info().modality == data::Modality::pixels, "DatasetTask: option 'augment' applies to "
                     "image tasks; dataset '", train.info().name, "' holds tokens");
       data::check_augment(o.augment, train.info().height, train.info().width);
+    }
+    if (!o.shuffle_operands.open.empty()) {
+      LONGSEQ_CHECK(train.info().modality == data::Modality::tokens && train.info().docs == 1, "DatasetTask: option "
+                    "'shuffle_operands' reorders ListOps expressions; dataset '", train.info().name, "' holds ",
+                    train.info().modality == data::Modality::tokens ? "document pairs" : "pixels");
+      LONGSEQ_CHECK(o.shuffle_operands.close >= 0, "DatasetTask: option 'shuffle_operands' has operators but no "
+                    "closing-bracket id (data::listops_ids fills both)");
     }
     o_.mask.seed = o.seed;
     o_.augment.seed = o.seed;
@@ -184,6 +195,8 @@ class DatasetTask {
     batch_ = data::make_batch(d, std::span<const index_t>(idx).subspan(std::size_t(sh.begin), std::size_t(sh.count)), pad);
     const index_t R = batch_.rows, L = batch_.length;
     if (s == Split::train) data::augment_batch(batch_, o_.augment, d.info(), epoch);
+    if (s == Split::train && !o_.shuffle_operands.open.empty())
+      data::shuffle_listops_batch(batch_, o_.shuffle_operands, o_.seed, epoch);
     const bool joint = o_.objective == Objective::joint;
     // The joint objective masks its training batches only: validation and test are classified.
     const bool masked = o_.objective == Objective::masked || (joint && s == Split::train);
