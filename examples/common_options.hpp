@@ -5,11 +5,15 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include <longseq/core/error.hpp>
 #include <longseq/core/shape.hpp>
 #include <longseq/train/optimizer.hpp>
+#include <longseq/train/tasks.hpp>
 
 #include "device_option.hpp"
 #include "options.hpp"
@@ -43,6 +47,7 @@ struct CommonOptions {
   std::vector<std::string> allow_changed;  // options a resume may change
   std::string augment = "none";            // image augmentations of the training batches (data::parse_augment)
   double joint_weight = 1;                 // weight of the masked-denoising loss in the joint objective
+  std::string joint_scheme = "longseq";    // the joint objective's variant (train::set_joint_scheme)
 };
 
 // The phrases of the common options' help that depend on the trainer.
@@ -123,9 +128,36 @@ inline void add_common_options(CLI::App& app, CommonOptions& o, const CommonHelp
   app.add_option("--allow-changed", o.allow_changed, allow_changed_help)->delimiter(',');
   app.add_option("--augment", o.augment, s + h.augment_of + ": none, or a list of translate=T (pad and crop back, "
                                              "shifts up to T pixels), flip[=P] (horizontal, probability P, 0.5 by "
-                                             "default), cutout=S (a black S x S square), e.g. translate=2,flip")
+                                             "default), cutout=S (a black S x S square), e.g. translate=2,flip; or a named policy, "
+                                             "lra2025-image or lra2025-pathfinder (Miralles-Gonzalez et al. 2025's "
+                                             "image and Pathfinder augmentations, docs/usage.md)")
       ->check(augment_spec());
   app.add_option("--joint-weight", o.joint_weight, h.joint_weight)->check(positive());
+  app.add_option("--joint-scheme", o.joint_scheme, "the joint objective's variant: longseq (the classifier reads the "
+                                                   "clean batch, denoising loss at the masked positions) or lra2025 "
+                                                   "(Miralles-Gonzalez et al. 2025: weight 1, p = 0.3, a third of the "
+                                                   "masked positions random, the classifier on the corrupted batch, "
+                                                   "denoising loss at every position; excludes --mask-p and "
+                                                   "--joint-weight)")
+      ->check(CLI::IsMember({"longseq", "lra2025"}));
+}
+
+// --joint-scheme lra2025 sets the weight and the joint objective's masking ratio itself: a flag among `fixed` given
+// too would be overridden, so it is refused instead.
+inline void check_joint_scheme(const CLI::App& app, const CommonOptions& o, std::initializer_list<const char*> fixed) {
+  if (o.joint_scheme == "longseq") return;
+  for (const char* flag : fixed)
+    LONGSEQ_CHECK(app.count(flag) == 0, "--joint-scheme ", o.joint_scheme, " sets the joint objective's masking "
+                  "ratio and denoising weight itself; leave out ", flag, " (or use --joint-scheme longseq)");
+}
+
+// The joint objective's denoising weight and masking ratio once --joint-scheme is applied (for messages).
+inline std::pair<double, double> joint_weight_and_p(const CommonOptions& o) {
+  longseq::train::TaskOptions t;
+  t.joint_weight = o.joint_weight;
+  t.mask.p = o.mask_p;
+  longseq::train::set_joint_scheme(t, o.joint_scheme);
+  return {t.joint_weight, t.mask.p};
 }
 
 // The optimizer's groups at a stage's learning rate: SSM dynamics at --ssm-lr without decay, dt at --dt-lr

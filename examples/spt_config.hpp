@@ -40,7 +40,8 @@ struct Options : examples::CommonOptions {
     save_every = 20;
     joint_weight = 0;  // no joint arm
   }
-  bool joint() const { return joint_weight > 0; }
+  // The joint arm: --joint-weight, or --joint-scheme lra2025 (weight 1).
+  bool joint() const { return joint_weight > 0 || joint_scheme != "longseq"; }
 };
 
 inline constexpr examples::CommonHelp common_help{
@@ -150,10 +151,12 @@ inline void print_table(const Options& o, const std::vector<Row>& rows, index_t 
   std::printf("times are wall clock; CPU time of all stages: %.0fs. Same fine-tuning budget (%ld epochs) for "
               "scratch and SPT + FT; SPT: %ld epochs of masked denoising (p = %.2f, %s).\n",
               cpu, long(o.finetune_epochs), long(o.pretrain_epochs), o.mask_p, o.spt_loss.c_str());
-  if (joint)
-    std::printf("joint: supervised + %g x masked denoising (p = %.2f, %s) on the same batch, %ld epochs at the "
+  if (joint) {
+    const auto [w, p] = examples::joint_weight_and_p(o);
+    std::printf("joint (%s): supervised + %g x masked denoising (p = %.2f, %s) on the same batch, %ld epochs at the "
                 "scratch lr; gain is joint - scratch.\n",
-                o.joint_weight, o.mask_p, o.spt_loss.c_str(), long(o.finetune_epochs));
+                o.joint_scheme.c_str(), w, p, o.spt_loss.c_str(), long(o.finetune_epochs));
+  }
   if (o.augment != "none") std::printf("training batches augmented: %s\n", o.augment.c_str());
   std::printf("results: %s, metrics: %s (total %.0fs)\n", (fs::path(o.out) / "results.json").string().c_str(),
               (fs::path(o.out) / "metrics.jsonl").string().c_str(), total);

@@ -184,6 +184,7 @@ struct Pipeline {
                 {"schedule", o.schedule}, {"clip", o.clip}, {"pool", o.pool}};
     // Keys only the new options set, so a default run's checkpoints carry the same configuration as before.
     if (stage == "joint") s.config["joint_weight"] = o.joint_weight;
+    if (stage == "joint" && o.joint_scheme != "longseq") s.config["joint_scheme"] = o.joint_scheme;
     if (o.augment != "none") s.config["augment"] = o.augment;
     s.config[spt ? "pretrain_epochs" : "finetune_epochs"] = epochs;
     s.config[spt ? "pretrain_lr" : "lr"] = spt ? o.pretrain_lr : o.lr;
@@ -213,8 +214,9 @@ struct Pipeline {
   StageResult joint() {
     auto s = settings("joint", train::Objective::joint, o.finetune_epochs, o.lr, train::Select::accuracy);
     s.announce = [&](index_t n) {
-      std::fprintf(stderr, "== %s joint: supervised + %g x masked denoising (p=%.2f, %s loss): %ld parameters\n",
-                   name.c_str(), o.joint_weight, o.mask_p, o.spt_loss.c_str(), long(n));
+      const auto [w, p] = examples::joint_weight_and_p(o);
+      std::fprintf(stderr, "== %s joint (%s): supervised + %g x masked denoising (p=%.2f, %s loss): %ld parameters\n",
+                   name.c_str(), o.joint_scheme.c_str(), w, p, o.spt_loss.c_str(), long(n));
     };
     return result(examples::run_stage<Joint, JointOn<float, device::host>>(
         joint_config(), [&] { return joint_config<float, device::host>(); }, o, data, s));
@@ -310,6 +312,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    examples::check_joint_scheme(app, o, {"--joint-weight"});  // --mask-p stays the SPT arm's
+    if (o.joint_scheme != "longseq") o.joint_weight = examples::joint_weight_and_p(o).first;
     examples::single_threaded_blas();
     examples::check_device(o.device, o.gpu);
     examples::check_precision(o.device, o.precision);
@@ -348,6 +352,7 @@ int main(int argc, char** argv) {
                           {"mask_p", o.mask_p}, {"spt_loss", o.spt_loss}, {"seed", o.seed},
                           {"device", o.device}, {"precision", o.precision}};
     if (o.joint()) results["options"]["joint_weight"] = o.joint_weight;
+    if (o.joint() && o.joint_scheme != "longseq") results["options"]["joint_scheme"] = o.joint_scheme;
     if (o.augment != "none") results["options"]["augment"] = o.augment;
     std::vector<spt::Row> rows;
     for (const auto& m : o.models) {

@@ -13,6 +13,7 @@
 
 #include <longseq/core/parameters.hpp>
 #include <longseq/data/augment.hpp>
+#include <longseq/data/augment_listops.hpp>
 #include <longseq/data/tasks.hpp>
 #include <longseq/train/distributed.hpp>
 #include <longseq/train/fit.hpp>
@@ -44,6 +45,7 @@ struct StageSettings {
   longseq::train::MetricsLog* log = nullptr;
   nlohmann::json config;         // what shapes the numbers: checkpoint metadata a resume compares
   std::string transfer_from;     // checkpoint whose tensors start the model ("": none)
+  longseq::data::ListOpsIds shuffle_operands{};  // ListOps training batches: operands reordered (empty: off)
   std::string stopped_prefix;    // begins the message of an interruption
   std::function<void(longseq::index_t parameters)> announce;                // after init, if set
   std::function<void(const longseq::train::TransferReport&)> transferred;  // after the transfer, if set
@@ -73,8 +75,12 @@ longseq::train::FitResult run_stage(const typename Net::Config& config, MakeHost
   train::TaskOptions to{.objective = s.objective, .batch = o.batch, .seed = o.seed};
   to.mask.p = o.mask_p;
   to.streams = s.streams;
-  if (s.objective == train::Objective::joint) to.joint_weight = o.joint_weight;
+  if (s.objective == train::Objective::joint) {
+    to.joint_weight = o.joint_weight;
+    train::set_joint_scheme(to, o.joint_scheme);  // lra2025 replaces the weight and the mask (checked in main)
+  }
   to.augment = longseq::data::parse_augment(o.augment);
+  to.shuffle_operands = s.shuffle_operands;
   train::DatasetTask<T> task(d, to);
   longseq::index_t total = s.epochs * task.num_batches(train::Split::train, 0);
   if (s.max_steps > 0) total = std::min(total, s.max_steps);

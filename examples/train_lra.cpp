@@ -302,7 +302,12 @@ struct Stage {
                 {"pretrained", o.pretrained}};
     // Keys only the new options set, so the checkpoints of other runs carry the same configuration as before.
     if (o.joint()) s.config["joint_weight"] = o.joint_weight;
+    if (o.joint() && o.joint_scheme != "longseq") s.config["joint_scheme"] = o.joint_scheme;
     if (o.augment != "none") s.config["augment"] = o.augment;
+    if (o.shuffle_operands) {
+      s.config["shuffle_operands"] = true;
+      s.shuffle_operands = data::listops_ids(d.vocab);
+    }
     return s;
   }
 
@@ -345,11 +350,13 @@ struct Stage {
                        {"device", o.device}, {"precision", o.precision}, {"loss_scale", r.loss_scale},
                        {"skipped_updates", r.skipped}};
     if (o.joint()) {
-      out["joint_weight"] = o.joint_weight;
+      out["joint_weight"] = examples::joint_weight_and_p(o).first;
+      if (o.joint_scheme != "longseq") out["joint_scheme"] = o.joint_scheme;
       // The last epoch's denoising loss on the training batches (the supervised numbers are above).
       if (!r.history.empty()) out["train_denoise_loss"] = r.history.back().denoise.loss;
     }
     if (o.augment != "none") out["augment"] = o.augment;
+    if (o.shuffle_operands) out["shuffle_operands"] = true;
     examples::write_json(fs::path(o.out) / "result.json", out);
     std::printf("%s %s %s: %ld steps, best epoch %ld, val loss %.4f acc %.4f", o.task.c_str(), o.model.c_str(),
                 o.stage.c_str(), long(r.steps), long(r.best_epoch), r.best_val_loss, r.best_val_acc);
@@ -421,6 +428,11 @@ int main(int argc, char** argv) {
     LONGSEQ_CHECK(o.augment == "none" || d.train.info().modality == data::Modality::pixels, "--augment ", o.augment,
                   ": --task ", o.task, " holds tokens; augmentations apply to image tasks only");
     if (o.augment != "none") lra::check_augment_fits(o.augment, d.train.info());
+    examples::check_joint_scheme(app, o, {"--joint-weight", "--mask-p"});
+    LONGSEQ_CHECK(o.joint_scheme == "longseq" || o.joint(), "--joint-scheme ", o.joint_scheme, " shapes the joint "
+                  "objective; --stage ", o.stage, " has none (use --stage joint)");
+    LONGSEQ_CHECK(!o.shuffle_operands || o.task == "listops", "--shuffle-operands reorders ListOps expressions; "
+                  "--task ", o.task, " is not ListOps");
     LONGSEQ_CHECK(o.dt_min <= 0 || o.dt_max <= 0 || o.dt_min <= o.dt_max, "--dt-min ", o.dt_min,
                   " is larger than --dt-max ", o.dt_max);
     LONGSEQ_CHECK(o.batch >= comm.size(), "--batch ", o.batch, " is smaller than the number of ranks ", comm.size());

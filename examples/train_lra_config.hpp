@@ -30,6 +30,7 @@ struct Options : examples::CommonOptions {
   index_t epochs = 1, max_steps = 0, schedule_steps = 0, patience = 0;
   index_t ff_expand = 2, n_ssm = 0, head_hidden = 0, l_max = 0;
   double train_fraction = 1.0;
+  bool shuffle_operands = false;  // ListOps: the training batches' operator arguments reordered per epoch
   double dt_min = -1, dt_max = -1;  // < 0: the kernel's own default
   std::string norm = "layer", residual = "pre";  // SSM blocks: LayerNorm or BatchNorm, pre- or post-norm
   index_t attn_window = 0, look_back = 1, look_forward = 1;  // Transformer: block-local attention (0: full)
@@ -136,6 +137,9 @@ inline void add_options(CLI::App& app, Options& o) {
       ->check(at_least(0));
   app.add_option("--train-fraction", o.train_fraction, "share of the training set used (0, 1]")
       ->check(examples::fraction());
+  app.add_flag("--shuffle-operands", o.shuffle_operands, "--task listops: reorder the arguments of every operator "
+                                                         "of each training example, anew each epoch (the value "
+                                                         "stays; Miralles-Gonzalez et al. 2025's augmentation)");
 }
 // The preset file for a run: --preset-file, or the paper's file for the task; the pathfinder task's length
 // (--l-max, else the data's longest sequence) picks Pathfinder-32, Path-X or Path-X-256.

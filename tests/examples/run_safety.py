@@ -106,7 +106,8 @@ COMMON_FLAGS = ["--data,--data-dir", "--out,--out-dir", "--device", "--gpu", "--
                 "--position", "--d-model", "--layers", "--state", "--heads", "--batch", "--lr", "--ssm-lr",
                 "--wd,--weight-decay", "--dt-lr", "--decay-norms-biases", "--dropout", "--layer-dropout",
                 "--tie-dropout", "--warmup", "--schedule", "--mask-p", "--spt-loss", "--pool", "--clip", "--seed",
-                "--log-every", "--save-every", "--resume", "--allow-changed", "--augment", "--joint-weight"]
+                "--log-every", "--save-every", "--resume", "--allow-changed", "--augment", "--joint-weight",
+                "--joint-scheme"]
 
 
 def help_flags(exe):
@@ -161,7 +162,11 @@ def options_table(bin_dir, listops, fmnist, work):
         (["--stage", "joint", "--mask-p", "0"], "--mask-p"),
         (["--stage", "joint", "--objective", "causal"], "--stage joint"),
         (["--augment", "flip"], "--augment", "image tasks only"),
-        (["--augment", "rotate=3"], "--augment", "unknown augmentation 'rotate'"),
+        (["--augment", "wobble=3"], "--augment", "unknown augmentation 'wobble'"),
+        (["--stage", "joint", "--joint-scheme", "lra2025", "--joint-weight", "2"], "--joint-weight", "lra2025"),
+        (["--stage", "joint", "--joint-scheme", "lra2025", "--mask-p", "0.2"], "--mask-p", "lra2025"),
+        (["--joint-scheme", "lra2025"], "--joint-scheme", "use --stage joint"),
+        (["--stage", "joint", "--joint-scheme", "bert"], "--joint-scheme"),
     ]
     spt = [bin_dir / "spt_vs_scratch", "--data-dir", fmnist, "--models", "s4d", "--train-subset", "16",
            "--val-subset", "8", "--test-subset", "8", "--d-model", "8", "--layers", "1", "--state", "4",
@@ -180,6 +185,7 @@ def options_table(bin_dir, listops, fmnist, work):
         (["--joint-weight", "0.5", "--mask-p", "0"], "--mask-p"),
         (["--augment", "translate=28"], "--augment", "smaller than the image"),
         (["--augment", "flip=2"], "--augment", "'flip' is a probability"),
+        (["--joint-scheme", "lra2025", "--joint-weight", "0.5"], "--joint-weight", "lra2025"),
     ]
     for name, base, table in (("train_lra", lra, lra_bad), ("spt_vs_scratch", spt, spt_bad)):
         for i, row in enumerate(table):
@@ -198,6 +204,12 @@ def options_table(bin_dir, listops, fmnist, work):
           f"train_lra logs the true longest sequence ({longest}; generated for 16..48 tokens, reader cap 2000)")
     rc, out = run(merged(lra, ["--l-max", longest, "--out", work / "options" / "ok-lmax"]))
     check(rc == 0, f"train_lra accepts --l-max equal to the longest sequence ({longest})")
+    # Miralles-Gonzalez et al.'s joint variant and ListOps augmentation run and are recorded.
+    rc, out = run(lra + ["--stage", "joint", "--joint-scheme", "lra2025", "--shuffle-operands",
+                         "--out", work / "options" / "lra2025"])
+    res = json.loads((work / "options" / "lra2025" / "result.json").read_text()) if rc == 0 else {}
+    check(rc == 0 and res.get("joint_scheme") == "lra2025" and res.get("shuffle_operands") is True
+          and res.get("joint_weight") == 1, f"train_lra --joint-scheme lra2025 --shuffle-operands (rc {rc})")
 
 
 def thread_counts(bin_dir, listops, work):
@@ -367,11 +379,17 @@ def joint_arm(bin_dir, fmnist, work):
     check(rc == 0 and "test_acc" in arm and arm.get("steps", 0) > 0 and res["options"].get("joint_weight") == 0.5
           and res["options"].get("augment") == "translate=2,flip",
           f"spt_vs_scratch --joint-weight: the joint arm in results.json (rc {rc})")
-    check("joint acc" in out and "joint: supervised + 0.5 x masked denoising" in out,
+    check("joint acc" in out and "joint (longseq): supervised + 0.5 x masked denoising" in out,
           "spt_vs_scratch --joint-weight: joint columns in the table")
     log = [json.loads(line) for line in (work / "joint" / "metrics.jsonl").read_text().splitlines()] if rc == 0 else []
     check(any(r.get("event") == "epoch" and r.get("run") == "s4d/joint" and "denoise" in r for r in log),
           "spt_vs_scratch --joint-weight: the joint stage's epoch records carry the denoising loss")
+    rc, out = run(base + ["--joint-scheme", "lra2025", "--out-dir", work / "lra2025"])
+    res = json.loads((work / "lra2025" / "results.json").read_text()) if rc == 0 else {}
+    check(rc == 0 and "test_acc" in res.get("models", {}).get("s4d", {}).get("joint", {})
+          and res["options"].get("joint_scheme") == "lra2025" and res["options"].get("joint_weight") == 1
+          and "joint (lra2025): supervised + 1 x masked denoising (p = 0.30" in out,
+          f"spt_vs_scratch --joint-scheme lra2025: a joint arm at weight 1 and p 0.3 (rc {rc})")
     rc, out = run(base + ["--out-dir", work / "plain"])
     res = json.loads((work / "plain" / "results.json").read_text()) if rc == 0 else {}
     check(rc == 0 and "joint" not in res.get("models", {}).get("s4d", {}) and "joint_weight" not in res.get("options", {})
