@@ -11,6 +11,8 @@
 
 #include <longseq/data/augment.hpp>
 
+#include "helpers.hpp"
+
 using namespace longseq::data;
 using longseq::Error;
 using longseq::index_t;
@@ -31,23 +33,7 @@ Pixels warped(Pixels p, index_t h, index_t w, const image::Affine& a,
   return p;
 }
 
-Dataset images(index_t n, index_t h, index_t w) {
-  TaskInfo info;
-  info.name = "tiny-images";
-  info.modality = Modality::pixels;
-  info.num_classes = 2;
-  info.vocab_size = 256;
-  info.max_length = h * w;
-  info.height = h;
-  info.width = w;
-  Dataset d(info);
-  for (index_t i = 0; i < n; ++i) {
-    std::vector<std::uint8_t> img(std::size_t(h * w));
-    for (index_t k = 0; k < h * w; ++k) img[std::size_t(k)] = std::uint8_t((11 * i + 7 * k) % 251 + 2);
-    d.add_pixels(std::int32_t(i % 2), img);
-  }
-  return d;
-}
+Dataset images(index_t n, index_t h, index_t w) { return testdata::tiny_images(n, h, w, 11, 7, 2); }
 
 }  // namespace
 
