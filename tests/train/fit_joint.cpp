@@ -146,17 +146,45 @@ std::pair<std::vector<double>, std::vector<double>> separate_grads(const std::ve
   return {g_sup, grads()};
 }
 
+// One fit update of a fresh joint model (parameters drawn from seed 3) on the training batches of tr under
+// options o: the initial parameters and the gradients each backward of the update left.
+struct OneJointStep {
+  std::vector<double> init;
+  std::vector<std::vector<double>> grads;
+};
+OneJointStep fit_one_joint_step(const data::Dataset& tr, const data::Dataset& va, const data::Dataset& te,
+                                const train::TaskOptions& o) {
+  JNet<double> net(joint_config<double>(0.0));
+  ParamStore<double> store;
+  store.bind(net);
+  Rng rng(3);
+  net.init(rng);
+  const auto v0 = store.values();
+  OneJointStep out{{v0.data, v0.data + v0.numel()}, {}};
+  train::AdamW<double> opt(store, {.lr = 1e-2});
+  train::DatasetTask<double> task(tr, va, te, o);
+  Recording rec{net, store, {}};
+  train::FitConfig cfg;
+  cfg.progress = false;
+  cfg.max_steps = 1;
+  cfg.seed = 7;
+  const auto res = train::fit(rec, store, opt, train::Schedule{}, task, cfg);
+  CHECK(res.steps == 1);
+  out.grads = std::move(rec.grads);
+  return out;
+}
+
 // Checks the recorded gradients: after the first backward the supervised one, after the second
 // supervised + w * denoising.
-void check_joint_grads(const Recording& rec, const std::vector<double>& g_sup, const std::vector<double>& g_den,
-                       double w) {
-  REQUIRE(rec.grads.size() >= 2);
-  REQUIRE(g_sup.size() == rec.grads[1].size());
+void check_joint_grads(const std::vector<std::vector<double>>& grads, const std::vector<double>& g_sup,
+                       const std::vector<double>& g_den, double w) {
+  REQUIRE(grads.size() >= 2);
+  REQUIRE(g_sup.size() == grads[1].size());
   double worst = 0, scale = 0, first = 0, differ = 0;
   for (std::size_t k = 0; k < g_sup.size(); ++k) {
     const double want = g_sup[k] + w * g_den[k];
-    worst = std::max(worst, std::abs(rec.grads[1][k] - want));
-    first = std::max(first, std::abs(rec.grads[0][k] - g_sup[k]));
+    worst = std::max(worst, std::abs(grads[1][k] - want));
+    first = std::max(first, std::abs(grads[0][k] - g_sup[k]));
     scale = std::max(scale, std::abs(want));
     differ = std::max(differ, std::abs(g_den[k]));
   }
@@ -220,26 +248,11 @@ TEST_CASE("DatasetTask joint: the clean batch with a zero mask channel, and the 
 TEST_CASE("fit joint: an update's gradient is supervised + weight * denoising, each computed alone (double)") {
   const auto tr = pixel_set(16, 1), va = pixel_set(4, 2), te = pixel_set(4, 3);
   const double w = 0.7;
-  JNet<double> net(joint_config<double>(0.0));
-  ParamStore<double> store;
-  store.bind(net);
-  Rng rng(3);
-  net.init(rng);
-  const auto v0 = store.values();
-  const std::vector<double> init(v0.data, v0.data + v0.numel());
-  train::AdamW<double> opt(store, {.lr = 1e-2});
-  train::DatasetTask<double> task(tr, va, te, options(train::Objective::joint, w));
-  Recording rec{net, store, {}};
-  train::FitConfig cfg;
-  cfg.progress = false;
-  cfg.max_steps = 1;
-  cfg.seed = 7;
-  const auto res = train::fit(rec, store, opt, train::Schedule{}, task, cfg);
-  CHECK(res.steps == 1);
+  const auto step = fit_one_joint_step(tr, va, te, options(train::Objective::joint, w));
   // The same batch through a fresh copy of the initial model, one objective at a time.
   train::DatasetTask<double> same(tr, va, te, options(train::Objective::joint, w));
-  const auto [g_sup, g_den] = separate_grads(init, same);
-  check_joint_grads(rec, g_sup, g_den, w);
+  const auto [g_sup, g_den] = separate_grads(step.init, same);
+  check_joint_grads(step.grads, g_sup, g_den, w);
 }
 
 TEST_CASE("step joint: the same update from train::step with a DenoisingPass; a bad weight is refused") {
@@ -269,7 +282,7 @@ TEST_CASE("step joint: the same update from train::step with a DenoisingPass; a 
   CHECK(r.stats.denoising.count > 0);
   CHECK(r.stats.supervised.count == 4);
   const auto [g_sup, g_den] = separate_grads(init, task);
-  check_joint_grads(rec, g_sup, g_den, w);
+  check_joint_grads(rec.grads, g_sup, g_den, w);
   const train::DenoisingPass<models::Inputs<double>, heads::Targets<double>> bad{din, dtg, 0.0};
   CHECK_THROWS_WITH_AS(train::step(rec, ctx, saved, opt, scaler, in, tg, bad), doctest::Contains("weight is 0"), Error);
 }
@@ -495,23 +508,9 @@ TEST_CASE("joint scheme lra2025: the classifier reads the corrupted copy, a thir
 TEST_CASE("fit joint lra2025: the update is the supervised gradient on the corrupted batch + the all-position "
           "denoising gradient (one pass with summed losses, without dropout)") {
   const auto tr = pixel_set(16, 1), va = pixel_set(4, 2), te = pixel_set(4, 3);
-  JNet<double> net(joint_config<double>(0.0));
-  ParamStore<double> store;
-  store.bind(net);
-  Rng rng(3);
-  net.init(rng);
-  const auto v0 = store.values();
-  const std::vector<double> init(v0.data, v0.data + v0.numel());
-  train::AdamW<double> opt(store, {.lr = 1e-2});
   auto o = options(train::Objective::joint, 0.4);
   train::set_joint_scheme(o, "lra2025");
-  train::DatasetTask<double> task(tr, va, te, o);
-  Recording rec{net, store, {}};
-  train::FitConfig cfg;
-  cfg.progress = false;
-  cfg.max_steps = 1;
-  cfg.seed = 7;
-  train::fit(rec, store, opt, train::Schedule{}, task, cfg);
+  const auto step = fit_one_joint_step(tr, va, te, o);
   train::DatasetTask<double> same(tr, va, te, o);
   same.load(train::Split::train, 0, 0);
   // The classifier's input is the corrupted copy, and the loss covers more than the masked positions.
@@ -524,6 +523,6 @@ TEST_CASE("fit joint lra2025: the update is the supervised gradient on the corru
   CHECK(every == 24);
   CHECK(hidden > 0);
   CHECK(hidden < 24);
-  const auto [g_sup, g_den] = separate_grads(init, same);
-  check_joint_grads(rec, g_sup, g_den, 1.0);
+  const auto [g_sup, g_den] = separate_grads(step.init, same);
+  check_joint_grads(step.grads, g_sup, g_den, 1.0);
 }
