@@ -49,8 +49,8 @@ inline double initial_loss_scale(double flag, const std::string& precision) {
 }
 
 inline constexpr const char* precision_help =
-    "storage of the model on the GPU: fp32 (bf16 and fp16 are refused until the encoders' device kernels take "
-    "them)";
+    "storage of the model on the GPU: fp32, bf16 (every model; SSM kernels and FFTs stay fp32) or fp16 "
+    "(Transformers); AdamW keeps fp32 master weights for bf16 and fp16";
 inline constexpr const char* loss_scale_help =
     "initial dynamic loss scale, a power of two (0: off; default 65536 with --precision fp16, off otherwise)";
 

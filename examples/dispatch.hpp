@@ -92,8 +92,8 @@ void dispatch_device(const std::string& device, [[maybe_unused]] int gpu, const 
                    std::is_same_v<T, longseq::half> ? " or bf16" : "");
     }
   };
-  if (precision == "bf16") return narrowed(std::type_identity<longseq::bf16>{}, "the whole model has no bf16 device path");
-  if (precision == "fp16") return narrowed(std::type_identity<longseq::half>{}, "the whole model has no fp16 device path");
+  if (precision == "bf16") return narrowed(std::type_identity<longseq::bf16>{}, "the model has no bf16 device path");
+  if (precision == "fp16") return narrowed(std::type_identity<longseq::half>{}, "the model has no fp16 device path");
   LONGSEQ_FAIL("--precision ", precision, ": expected fp32, bf16 or fp16");
 #else
   (void)narrow, (void)model;
@@ -107,37 +107,8 @@ struct NarrowTypes {
   template <class T>
   static constexpr bool value = (std::is_same_v<T, longseq::bf16> && Bf16) || (std::is_same_v<T, longseq::half> && Half);
 };
-// Today's trainer models: the encoders' device kernels take float only, and an SSM block's storage type is its
-// kernel's, so a whole model on the GPU is fp32; --precision bf16 / fp16 is refused by name until both take the
-// narrow types.
-using FloatOnly = NarrowTypes<false, false>;
-
-// Copies a float host twin's parameters (init runs on the host) into a store of storage type T on policy D,
-// by name; the values are rounded to T once. For T = float this is train::copy_parameters.
-template <class T, class D>
-void copy_initial(longseq::ParamStore<float>& from, longseq::ParamStore<T, D>& to) {
-  if constexpr (std::is_same_v<T, float>) {
-    longseq::train::copy_parameters(from, to);
-  } else {
-    for (const auto& e : to.entries()) {
-      const auto* src = from.find(e.name);
-      LONGSEQ_CHECK(src != nullptr, "copy_initial: the host twin lacks parameter '", e.name, "'");
-      LONGSEQ_CHECK(src->param->shape == e.param->shape, "copy_initial: parameter '", e.name, "' has shape ",
-                    src->param->shape, " on the host twin and ", e.param->shape, " in the model");
-      longseq::Tensor<T> t(e.param->shape);
-      for (longseq::index_t i = 0; i < t.numel(); ++i) t.data()[i] = T(float(src->param->value.data[i]));
-      if constexpr (D::is_gpu) {
-#if defined(__CUDACC__)
-        longseq::copy_to_device<T>(longseq::TensorView<const T>(t.view()), e.param->value);
-#endif
-      } else {
-        std::copy(t.data(), t.data() + t.numel(), e.param->value.data);
-      }
-    }
-    LONGSEQ_CHECK(from.entries().size() == to.entries().size(), "copy_initial: the host twin has ",
-                  from.entries().size(), " parameters, the model ", to.entries().size());
-  }
-}
+// The trainers' models: Transformers take bf16 and fp16 on the device; SSM blocks bf16 only (ssm::SSMConv's
+// device path stores float, double or bf16, with its kernel and FFTs in float32), so fp16 is refused by name.
 
 // Draws a model's initial parameters: each layer's own init from Philox (seed, stream 1), then, with
 // `redraw`, every parameter of the model (encoder, norms, mixers, head) from N(0, 0.1): the paper's
@@ -159,7 +130,7 @@ void init_model(Net& model, longseq::ParamStore<T, D>& store, std::uint64_t seed
     longseq::ParamStore<float> host;
     host.bind(twin);
     draw(twin, host);
-    copy_initial(host, store);
+    longseq::train::copy_parameters(host, store);  // rounded once to T
   }
 }
 

@@ -46,7 +46,7 @@ template <class Position>
 struct TransformerBlocks {
   template <class T, class D>
   using block = attention::TransformerEncoderLayer<T, true, Position, D>;
-  using narrow = examples::FloatOnly;  // the whole device model runs in fp32 (examples::dispatch_device)
+  using narrow = examples::NarrowTypes<true, true>;  // bf16 and fp16 on the GPU (examples::dispatch_device)
   index_t d, heads;
   double dropout;
   template <class Block>
@@ -67,8 +67,9 @@ struct TransformerBlocks {
 template <class Kernel>
 struct SSMBlocks {
   template <class T, class D>
-  using block = nn::PreNormResidual<nn::LayerNorm<T, D>, ssm::SSMConv<Kernel, ssm::Bidirectional, D>>;
-  using narrow = examples::FloatOnly;  // the whole device model runs in fp32 (examples::dispatch_device)
+  using block =
+      nn::PreNormResidual<nn::LayerNorm<T, D>, ssm::SSMConv<ssm::kernel_with_value_t<Kernel, T>, ssm::Bidirectional, D>>;
+  using narrow = examples::NarrowTypes<true, false>;  // bf16 on the GPU, kernel and FFTs in float32
   index_t d, state, length;
   bool random;
   double dropout, layer_dropout;  // on the residual branch; inside the SSM layer, after its activation

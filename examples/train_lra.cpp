@@ -55,8 +55,8 @@ using lra::Options;
 template <class Kernel, class Dir>
 struct SsmModel {
   template <class T, class D>
-  using block = nn::Residual<nn::RuntimeNorm<T, D>, ssm::SSMConv<Kernel, Dir, D>>;
-  using narrow = examples::FloatOnly;  // the whole device model runs in fp32 (examples::dispatch_device)
+  using block = nn::Residual<nn::RuntimeNorm<T, D>, ssm::SSMConv<ssm::kernel_with_value_t<Kernel, T>, Dir, D>>;
+  using narrow = examples::NarrowTypes<true, false>;  // bf16 on the GPU, kernel and FFTs in float32
   template <class Block>
   static typename Block::Config block_config(const Options& o, index_t length) {
     typename Block::Config c;
@@ -99,7 +99,7 @@ template <class Position>
 struct TransformerModel {
   template <class T, class D>
   using block = attention::TransformerEncoderLayer<T, true, Position, D>;
-  using narrow = examples::FloatOnly;  // the whole device model runs in fp32 (examples::dispatch_device)
+  using narrow = examples::NarrowTypes<true, true>;  // bf16 and fp16 on the GPU (examples::dispatch_device)
   template <class Block>
   static typename Block::Config block_config(const Options& o, index_t) {
     LONGSEQ_CHECK(o.norm == "layer" && o.residual == "pre", "--model transformer: the encoder layers are pre-norm "

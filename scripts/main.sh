@@ -36,8 +36,8 @@
 #                         --lr, --epochs, --seed, --model, --stage), e.g. "--d-model 128 --layers 4"
 #   DEVICE                host (default) or cuda: both parts run their whole models on the GPU
 #                         (needs nvcc at build time, so the trainers are compiled with CUDA, and a device)
-#   PRECISION             with DEVICE=cuda: fp32 (default); bf16 and fp16 are refused for now (device-resident
-#                         models run in float32; docs/DESIGN.md, "What runs where")
+#   PRECISION             with DEVICE=cuda: fp32 (default), bf16 (every model; SSM kernels and FFTs in float32)
+#                         or fp16 (Transformers only: with it, set LISTOPS_MODELS and --models to transformer)
 #   JOINT=1, JOINT_WEIGHT=w   the optional joint-objective rows: the Fashion-MNIST part adds a joint arm per
 #                         model (spt_vs_scratch --joint-weight w: scratch's budget, supervised + w x masked
 #                         denoising of the same batch) and the ListOps part a joint stage per model

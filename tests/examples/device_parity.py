@@ -3,8 +3,8 @@
 # devices must give the same validation losses up to float rounding; covers whole device-resident models
 # (encoder, SSM blocks with diagonal and generic kernels, BatchNorm post-norm blocks, Transformer blocks,
 # heads, AdamW on the GPU), SPT then fine-tuning from the SPT checkpoint, a run saved on the GPU and resumed
-# on the host, and the refusal of bf16 / fp16. Exits 77 (skipped) when the trainers were built without CUDA
-# or no device is visible.
+# on the host, bf16 and fp16 storage (loosely, against float32) and the refusal of fp16 SSM blocks. Exits 77
+# (skipped) when the trainers were built without CUDA or no device is visible.
 import argparse
 import json
 import os
@@ -99,14 +99,38 @@ with open(os.path.join(res["ref"], "result.json")) as f, open(os.path.join(res["
     close("listops transformer resumed across devices val loss", json.load(f)["val_loss"], json.load(g)["val_loss"],
           2e-3)
 
-# Narrow storage is refused by name until the whole device model takes it.
-for precision in ("bf16", "fp16"):
-    r = subprocess.run([str(c) for c in [exe["train_lra"], *small, "--model", "transformer", "--stage", "scratch",
-                                          "--device", "cuda", "--precision", precision,
-                                          "--out", os.path.join(a.work, "narrow")]],
-                       capture_output=True, text=True)
-    if r.returncode == 0 or f"no {precision} device path" not in r.stdout + r.stderr:
-        failures.append(f"--precision {precision} was not refused by name")
+# Narrow storage on the device: bf16 for both families, fp16 for the Transformer, against the host float runs
+# above. The tolerance is loose (bf16 keeps 8 significant bits, and two epochs of updates compound them); it
+# catches a model that does not learn, a wrong scale or a NaN, not rounding.
+for precision, models in (("bf16", "s4d,transformer"), ("fp16", "transformer")):
+    out = os.path.join(a.work, "fashion-cuda-" + precision)
+    run(exe["spt_vs_scratch"], "--device", "cuda", "--precision", precision, "--data-dir", a.data_dir,
+        "--out-dir", out, "--models", models, "--train-subset", 0, "--val-subset", 0, "--test-subset", 0,
+        "--pretrain-epochs", 2, "--finetune-epochs", 2, "--d-model", 32, "--layers", 2, "--state", 16,
+        "--heads", 2, "--batch", 2, "--warmup", 1, "--log-every", 0, "--save-every", 0)
+    with open(os.path.join(out, "results.json")) as f:
+        narrow = json.load(f)
+    for model in models.split(","):
+        for stage in ("scratch", "spt", "finetune"):
+            host = results["host"]["models"][model][stage]["val_loss"]
+            close(f"fashion {model} {stage} val loss in {precision}", host,
+                  narrow["models"][model][stage]["val_loss"], 0.15)
+
+# A bf16 run saved on the GPU resumes on the host in float32 (the checkpoint converts), and fp16 SSM blocks are
+# refused by name.
+name = os.path.join(a.work, "resume-bf16")
+run(exe["train_lra"], *two, "--device", "cuda", "--precision", "bf16", "--out", name, "--max-steps", 4)
+run(exe["train_lra"], *two, "--device", "host", "--out", name, "--resume", "--allow-changed",
+    "device,precision,max_steps")
+with open(os.path.join(res["ref"], "result.json")) as f, open(os.path.join(name, "result.json")) as g:
+    close("listops transformer saved in bf16, resumed on the host, val loss", json.load(f)["val_loss"],
+          json.load(g)["val_loss"], 0.15)
+r = subprocess.run([str(c) for c in [exe["train_lra"], *small, "--model", "s4d", "--stage", "scratch",
+                                      "--device", "cuda", "--precision", "fp16",
+                                      "--out", os.path.join(a.work, "narrow")]],
+                   capture_output=True, text=True)
+if r.returncode == 0 or "no fp16 device path" not in r.stdout + r.stderr:
+    failures.append("--precision fp16 with --model s4d was not refused by name")
 
 if failures:
     sys.exit("device and host differ: " + "; ".join(failures))

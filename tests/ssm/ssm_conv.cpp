@@ -22,6 +22,14 @@ static_assert(std::is_same_v<kernel_device_t<S4<float, device::cuda>>, device::c
 static_assert(std::is_same_v<SSMConv<DLR<float>, Bidirectional>::Config,
                              SSMConvConfig<DLR<double, device::cuda>::Config>>);
 static_assert(!DiagonalKernel<S4D<float, ZOH, device::cuda>>, "the diagonal form (recurrent mode) is a host concept");
+// The trainers build their bf16 models from the float parameterization they name (kernel_with_value_t): the
+// storage type changes, the discretization, variant and policy stay.
+static_assert(std::is_same_v<kernel_with_value_t<S4D<float, Bilinear, device::cuda>, bf16>,
+                             S4D<bf16, Bilinear, device::cuda>>);
+static_assert(std::is_same_v<kernel_with_value_t<DSS<float, DSSVariant::softmax>, bf16>, DSS<bf16, DSSVariant::softmax>>);
+static_assert(std::is_same_v<kernel_with_value_t<S4<float>, bf16>, S4<bf16>>);
+static_assert(std::is_same_v<kernel_with_value_t<DLR<float>, float>, DLR<float>>);
+static_assert(std::is_same_v<kernel_with_value_t<ConvKernel<float, device::cuda>, bf16>, ConvKernel<bf16, device::cuda>>);
 
 namespace {
 

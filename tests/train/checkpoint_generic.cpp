@@ -3,6 +3,7 @@
 // bf16 storage; BatchStage on the host hands the model the task's own views.
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include "train/checkpoint_state.hpp"
@@ -146,4 +147,41 @@ TEST_CASE("copy_parameters: by name between stores, a missing or reshaped parame
   sw.bind(w);
   CHECK_THROWS_WITH_AS(train::copy_parameters(sw, sa), doctest::Contains("lacks parameter 'b'"), Error);
   CHECK_THROWS_WITH_AS(train::copy_parameters(sa, sw), doctest::Contains("has 3 parameters, the destination 1"), Error);
+}
+
+TEST_CASE("copy_parameters: between storage types each value is rounded once (float to bf16, half and double)") {
+  TwoParams<float> a;
+  ParamStore<float> sa;
+  sa.bind(a);
+  set_host(sa.values(), testing::pattern<float>(sa.values().numel(), 3.0));
+  auto check = [&]<class T>(std::type_identity<T>) {
+    TwoParams<T> b;
+    ParamStore<T> sb;
+    sb.bind(b);
+    train::copy_parameters(sa, sb);
+    for (const auto& e : sb.entries()) {
+      const auto& src = sa.find(e.name)->param->value;
+      for (index_t i = 0; i < src.numel(); ++i) {
+        const T expected(src.data[i]);
+        CHECK(std::memcmp(&e.param->value.data[i], &expected, sizeof(T)) == 0);
+      }
+    }
+  };
+  check(std::type_identity<bf16>{});
+  check(std::type_identity<half>{});
+  check(std::type_identity<double>{});
+  TwoParams<double> d;
+  ParamStore<double> sd;
+  sd.bind(d);
+  train::copy_parameters(sa, sd);
+  const auto before = testing::bytes_of(sa.values());
+  train::copy_parameters(sd, sa);  // float -> double -> float is exact
+  CHECK(testing::bytes_of(sa.values()) == before);
+  OneParam o(Shape{5, 4});
+  ParamStore<float> so;
+  so.bind(o);
+  TwoParams<bf16> n;
+  ParamStore<bf16> sn;
+  sn.bind(n);
+  CHECK_THROWS_WITH_AS(train::copy_parameters(so, sn), doctest::Contains("lacks parameter 'b'"), Error);
 }

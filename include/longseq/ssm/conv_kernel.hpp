@@ -26,6 +26,8 @@ struct ConvKernel {
   using device_type = D;
   template <class D2>
   using on_device = ConvKernel<T, D2>;
+  template <class U>
+  using with_value = ConvKernel<U, D>;  // the same parameterization in storage type U
   using Config = ConvKernelConfig;
   struct Saved {
     index_t L = 0;

@@ -27,6 +27,8 @@ struct DLR {
   using device_type = D;
   template <class D2>
   using on_device = DLR<T, D2>;
+  template <class U>
+  using with_value = DLR<U, D>;  // the same parameterization in storage type U
   using Config = DLRConfig;
   struct HostSaved {
     DiagonalForm<T> diag;

@@ -31,6 +31,8 @@ struct DSS {
   using device_type = D;
   template <class D2>
   using on_device = DSS<T, Variant, D2>;
+  template <class U>
+  using with_value = DSS<U, Variant, D>;  // the same parameterization in storage type U
   static constexpr DSSVariant variant = Variant;
   using Config = DSSConfig;
   struct HostSaved {

@@ -117,6 +117,11 @@ struct kernel_on<K, D> {
 template <class K, class D>
 using kernel_on_t = typename kernel_on<K, D>::type;
 
+// The parameterization K in storage type U (its `with_value<U>`, on K's own policy): the trainers name a kernel
+// once, as `S4D<float>`, and build their bf16 models from it.
+template <class K, class U>
+using kernel_with_value_t = typename K::template with_value<U>;
+
 // A kernel parameterization with a diagonal state: diagonal_form(L) gives the discretized DiagonalForm (the
 // recurrent mode runs it step by step); kernel_forward is exactly diagonal_forward(L, d, saved) followed by
 // vandermonde_forward(d, K), and kernel_backward is vandermonde_backward followed by

@@ -140,6 +140,8 @@ struct S4 {
   using device_type = D;
   template <class D2>
   using on_device = S4<T, D2>;
+  template <class U>
+  using with_value = S4<U, D>;  // the same parameterization in storage type U
   using Config = S4Config;
   struct Saved {
     index_t L = 0;

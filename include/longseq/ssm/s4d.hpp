@@ -36,6 +36,8 @@ struct S4D {
   using discretization = Disc;
   template <class D2>
   using on_device = S4D<T, Disc, D2>;
+  template <class U>
+  using with_value = S4D<U, Disc, D>;  // the same parameterization in storage type U
   using Config = S4DConfig;
   struct HostSaved {
     DiagonalForm<T> diag;

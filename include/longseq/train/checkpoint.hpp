@@ -115,18 +115,30 @@ void restore(const interop::Safetensors& st, const std::string& path, const std:
 
 // Copies every parameter value from one store to another of the same architecture, by name, across
 // policies: e.g. a model initialized on the host (init is host-only) into its device twin's store.
-template <class T, class D1, class D2>
-void copy_parameters(ParamStore<T, D1>& from, ParamStore<T, D2>& to) {
+// Between storage types (a float host twin into a bf16 device model) each value is rounded once, through
+// float for the 16-bit types; the same type is copied bit for bit.
+template <class T1, class D1, class T2, class D2>
+void copy_parameters(ParamStore<T1, D1>& from, ParamStore<T2, D2>& to) {
   for (const auto& e : to.entries()) {
     const auto* src = from.find(e.name);
     LONGSEQ_CHECK(src != nullptr, "copy_parameters: the source store lacks parameter '", e.name, "'");
     LONGSEQ_CHECK(src->param->shape == e.param->shape, "copy_parameters: parameter '", e.name, "' has shape ",
                   src->param->shape, " in the source and ", e.param->shape, " in the destination");
-    const Tensor<T> h = detail::on_host(src->param->value);
-    if constexpr (D2::is_gpu) {
-      copy_to_device<T>(h.view(), e.param->value);
+    auto put = [&](const Tensor<T2>& h) {
+      if constexpr (D2::is_gpu) {
+        copy_to_device<T2>(h.view(), e.param->value);
+      } else {
+        std::copy(h.data(), h.data() + h.numel(), e.param->value.data);
+      }
+    };
+    const Tensor<T1> h1 = detail::on_host(src->param->value);
+    if constexpr (std::is_same_v<T1, T2>) {
+      put(h1);
     } else {
-      std::copy(h.data(), h.data() + h.numel(), e.param->value.data);
+      using Via = std::conditional_t<std::is_floating_point_v<T1> && std::is_floating_point_v<T2>, T2, float>;
+      Tensor<T2> h(h1.shape());
+      for (index_t i = 0; i < h1.numel(); ++i) h.data()[i] = T2(Via(h1.data()[i]));
+      put(h);
     }
   }
   LONGSEQ_CHECK(from.entries().size() == to.entries().size(), "copy_parameters: the source store has ",
