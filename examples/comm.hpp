@@ -1,5 +1,7 @@
 // The trainers' communicator: one type for the whole program (so fit is instantiated once per model), a single
-// process, or MPI when the program was launched by mpirun with more than one rank.
+// process, or MPI when the program was launched by mpirun with more than one rank. In a CUDA build with NCCL, a
+// device model's gradients and parameters go between the GPUs through NCCL (use_gpu, on the first device stage);
+// without NCCL, fit stages them through host memory (train::Staging).
 #pragma once
 #include <algorithm>
 #include <cstdlib>
@@ -9,6 +11,13 @@
 #include <longseq/train/distributed.hpp>
 #ifdef LONGSEQ_WITH_MPI
 #include <longseq/train/distributed_mpi.hpp>
+#endif
+#if defined(LONGSEQ_WITH_NCCL) && defined(__CUDACC__)
+#define EXAMPLES_COMM_NCCL 1
+#include <cuda_runtime.h>
+
+#include <longseq/core/cuda/check.cuh>
+#include <longseq/train/cuda/nccl_data_parallel.cuh>
 #endif
 
 namespace examples {
@@ -54,6 +63,19 @@ class Comm {
     if (mpi_) mpi_->barrier();
 #endif
   }
+#ifdef EXAMPLES_COMM_NCCL
+  // Several ranks training on the GPU: NCCL between the ranks' current devices (the trainers' dispatch has
+  // selected each rank's), set up once. One process, or MPI without NCCL: nothing to do.
+  void use_gpu() {
+    if (!mpi_ || nccl_) return;
+    int device = 0;
+    LONGSEQ_CUDA_CHECK(cudaGetDevice(&device));
+    nccl_ = std::make_unique<train::NcclCommunicator>(*mpi_, nullptr, device);
+    gpus_ = std::make_unique<train::NcclDataParallel>(*mpi_, *nccl_);
+  }
+  // Set by use_gpu on several ranks, else null.
+  train::NcclDataParallel* gpus() { return gpus_.get(); }
+#endif
   // Ranks announced by the launcher (Open MPI, MPICH/PMI); 1 when started directly.
   static int launched_ranks() {
     for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"})
@@ -65,7 +87,28 @@ class Comm {
 #ifdef LONGSEQ_WITH_MPI
   std::unique_ptr<train::MpiCommunicator> mpi_;
 #endif
+#ifdef EXAMPLES_COMM_NCCL
+  std::unique_ptr<train::NcclCommunicator> nccl_;  // after mpi_: destroyed before it
+  std::unique_ptr<train::NcclDataParallel> gpus_;
+#endif
 };
 static_assert(train::Communicator<Comm>, "Comm must satisfy train::Communicator");
+
+#ifdef EXAMPLES_COMM_NCCL
+// A device store's collectives, found by train::fit through argument-dependent lookup: NCCL in device memory.
+// fit calls them only on several ranks, where run_stage has called use_gpu.
+template <class T>
+void allreduce_gradients(Comm& c, longseq::ParamStore<T, longseq::device::cuda>& store) {
+  LONGSEQ_CHECK(c.gpus() != nullptr, "examples::Comm: a device model on ", c.size(),
+                " ranks needs use_gpu() before training (NCCL is set up there)");
+  train::allreduce_gradients(*c.gpus(), store);
+}
+template <class T>
+void broadcast_parameters(Comm& c, longseq::ParamStore<T, longseq::device::cuda>& store) {
+  LONGSEQ_CHECK(c.gpus() != nullptr, "examples::Comm: a device model on ", c.size(),
+                " ranks needs use_gpu() before training (NCCL is set up there)");
+  train::broadcast_parameters(*c.gpus(), store);
+}
+#endif
 
 }  // namespace examples

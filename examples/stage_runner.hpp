@@ -106,6 +106,7 @@ longseq::train::FitResult run_stage(const typename Net::Config& config, MakeHost
   fc.log_every = o.log_every;
   fc.log = s.log;
   fc.metadata["config"] = s.config.dump();
+  if constexpr (D::is_gpu && requires { comm.use_gpu(); }) comm.use_gpu();  // NCCL between the ranks' GPUs
   train::FitResult r = train::fit(model, store, opt, schedule, task, fc, comm);
   if (r.signal != 0)
     throw Interrupted(r.signal, s.stopped_prefix + "step " + std::to_string(r.steps) + ", checkpoint " + r.last_path);

@@ -1,9 +1,12 @@
-// NCCL collectives across one process per GPU (launched with mpirun -np 2). Exits 77 (skipped) when
+// NCCL collectives across one process per GPU (launched with mpirun -np 2), and train::NcclDataParallel's
+// collectives on device stores in float, bf16 and half. Exits 77 (skipped) when
 // the job has fewer GPUs than ranks; always compiled where CUDA and NCCL exist, so CI checks the code.
 #include <cstdio>
+#include <string>
 #include <vector>
 
-#include <longseq/train/cuda/distributed_nccl.cuh>
+#include <longseq/nn/linear.hpp>
+#include <longseq/train/cuda/nccl_data_parallel.cuh>
 
 using namespace longseq;
 
@@ -14,6 +17,32 @@ void expect(bool ok, const char* what, int rank) {
     std::fprintf(stderr, "rank %d: FAILED: %s\n", rank, what);
     ++failures;
   }
+}
+// train::NcclDataParallel on a device store of storage T: the gradients summed over ranks, rank 0's
+// parameters everywhere (small integers, exact in bf16 too).
+template <class T>
+void check_store(train::NcclDataParallel& dp, const char* type) {
+  const int r = dp.rank(), n = dp.size();
+  nn::Linear<T, device::cuda> layer({5, 3, true});
+  ParamStore<T, device::cuda> store;
+  store.bind(layer);
+  const index_t m = store.count();
+  std::vector<T> h(static_cast<std::size_t>(m));
+  const auto bytes = sizeof(T) * std::size_t(m);
+  for (index_t i = 0; i < m; ++i) h[std::size_t(i)] = T(float(i % 5) * float(r + 1));
+  LONGSEQ_CUDA_CHECK(cudaMemcpy(store.grads().data, h.data(), bytes, cudaMemcpyHostToDevice));
+  train::allreduce_gradients(dp, store);
+  LONGSEQ_CUDA_CHECK(cudaMemcpy(h.data(), store.grads().data, bytes, cudaMemcpyDeviceToHost));
+  bool ok = true;
+  for (index_t i = 0; i < m; ++i) ok = ok && float(h[std::size_t(i)]) == float(i % 5) * float(n * (n + 1) / 2);
+  expect(ok, (std::string("NcclDataParallel: gradients summed, ") + type).c_str(), r);
+  for (auto& v : h) v = T(float(r + 1));
+  LONGSEQ_CUDA_CHECK(cudaMemcpy(store.values().data, h.data(), bytes, cudaMemcpyHostToDevice));
+  train::broadcast_parameters(dp, store);
+  LONGSEQ_CUDA_CHECK(cudaMemcpy(h.data(), store.values().data, bytes, cudaMemcpyDeviceToHost));
+  ok = true;
+  for (auto v : h) ok = ok && float(v) == 1.0f;
+  expect(ok, (std::string("NcclDataParallel: rank 0's parameters, ") + type).c_str(), r);
 }
 }  // namespace
 
@@ -56,7 +85,11 @@ int main(int argc, char** argv) {
       ok = true;
       for (auto v : h) ok = ok && v == float(n - 1);
       expect(ok, "broadcast from the last rank", r);
-      nccl.barrier();
+      train::NcclDataParallel dp(mpi, nccl);
+      check_store<float>(dp, "float");
+      check_store<longseq::bf16>(dp, "bf16");
+      check_store<longseq::half>(dp, "half");
+      dp.barrier();
       cudaFree(d);
       int failed = failures;
       mpi.allreduce_sum(&failed, 1);

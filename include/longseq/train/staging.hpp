@@ -24,6 +24,19 @@ template <class T>
 void stage_from_host(device::host, const T* src, T* dst, index_t n) {
   std::copy_n(src, n, dst);
 }
+// The host buffer a bucket is staged in: ordinary memory here; page-locked for a CUDA store
+// (train/cuda/staging.cuh), so the copies run at the bus's speed without a driver bounce buffer.
+template <class T, class D>
+class StagingBuffer {
+ public:
+  T* reserve(index_t n) {
+    v_.resize(std::size_t(n));
+    return v_.data();
+  }
+
+ private:
+  std::vector<T> v_;
+};
 }  // namespace detail
 }  // namespace longseq::train
 
@@ -66,24 +79,24 @@ class Staging {
   void each_bucket(T* data, index_t n, F&& collective) {
     for (index_t b = 0; b < n; b += bucket_) {
       const index_t m = std::min(bucket_, n - b);
-      raw_.resize(std::size_t(m));
-      detail::stage_to_host(D{}, data + b, raw_.data(), m);
+      T* raw = raw_.reserve(m);
+      detail::stage_to_host(D{}, data + b, raw, m);
       if constexpr (std::is_same_v<A, T>) {
-        collective(raw_.data(), m);
+        collective(raw, m);
       } else {
         wide_.resize(std::size_t(m));
-        for (index_t i = 0; i < m; ++i) wide_[std::size_t(i)] = A(raw_[std::size_t(i)]);
+        for (index_t i = 0; i < m; ++i) wide_[std::size_t(i)] = A(raw[i]);
         collective(wide_.data(), m);
-        for (index_t i = 0; i < m; ++i) raw_[std::size_t(i)] = T(wide_[std::size_t(i)]);
+        for (index_t i = 0; i < m; ++i) raw[i] = T(wide_[std::size_t(i)]);
       }
-      detail::stage_from_host(D{}, raw_.data(), data + b, m);
+      detail::stage_from_host(D{}, raw, data + b, m);
       ++sent_;
     }
   }
 
   index_t bucket_;
   index_t sent_ = 0;
-  std::vector<T> raw_;
+  detail::StagingBuffer<T, D> raw_;
   std::vector<A> wide_;
 };
 

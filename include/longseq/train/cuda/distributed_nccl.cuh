@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "../../core/cuda/check.cuh"
+#include "../../core/dtype.hpp"
 #include "../distributed_mpi.hpp"
 
 namespace longseq::train {
@@ -22,10 +23,12 @@ template <class T>
 ncclDataType_t nccl_type() {
   if constexpr (std::is_same_v<T, float>) return ncclFloat32;
   else if constexpr (std::is_same_v<T, double>) return ncclFloat64;
-  else if constexpr (std::is_same_v<T, __half>) return ncclFloat16;
+  else if constexpr (std::is_same_v<T, __half> || std::is_same_v<T, longseq::half>) return ncclFloat16;
+  else if constexpr (std::is_same_v<T, longseq::bf16>) return ncclBfloat16;  // the top half of a float's bits
   else if constexpr (std::is_same_v<T, std::int32_t>) return ncclInt32;
   else if constexpr (std::is_same_v<T, std::int64_t>) return ncclInt64;
-  else static_assert(sizeof(T) == 0, "NcclCommunicator: element type must be float, double, half, int32 or int64");
+  else static_assert(sizeof(T) == 0, "NcclCommunicator: element type must be float, double, half, bf16, int32 or "
+                                     "int64");
 }
 }  // namespace detail
 

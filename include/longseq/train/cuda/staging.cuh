@@ -1,6 +1,6 @@
-// The CUDA copies of train::Staging: a bucket of a device store to the host and back. Plain cudaMemcpy on the
-// legacy default stream, which waits for the work queued on the model's (blocking) stream, so the backward
-// that wrote the gradients has finished when a bucket is read.
+// The CUDA copies of train::Staging: a bucket of a device store to page-locked host memory and back. Plain
+// cudaMemcpy on the legacy default stream, which waits for the work queued on the model's (blocking) stream,
+// so the backward that wrote the gradients has finished when a bucket is read.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -18,5 +18,31 @@ template <class T>
 void stage_from_host(device::cuda, const T* src, T* dst, index_t n) {
   LONGSEQ_CUDA_CHECK(cudaMemcpy(dst, src, std::size_t(n) * sizeof(T), cudaMemcpyHostToDevice));
 }
+
+// Page-locked, grown on demand (a bucket's size at most).
+template <class T>
+class StagingBuffer<T, device::cuda> {
+ public:
+  StagingBuffer() = default;
+  StagingBuffer(const StagingBuffer&) = delete;
+  StagingBuffer& operator=(const StagingBuffer&) = delete;
+  ~StagingBuffer() {
+    if (p_) cudaFreeHost(p_);
+  }
+  T* reserve(index_t n) {
+    if (n > cap_) {
+      if (p_) LONGSEQ_CUDA_CHECK(cudaFreeHost(p_));
+      p_ = nullptr;
+      cap_ = 0;
+      LONGSEQ_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&p_), std::size_t(n) * sizeof(T)));
+      cap_ = n;
+    }
+    return p_;
+  }
+
+ private:
+  T* p_ = nullptr;
+  index_t cap_ = 0;
+};
 
 }  // namespace longseq::train::detail
