@@ -3,7 +3,9 @@
 #   1. build for the device's architecture (nvidia-smi --query-gpu=compute_cap) in $BUILD (build-gpu);
 #   2. ctest -L gpu, with the core and ops suites run under compute-sanitizer --tool memcheck;
 #   3. examples_device_parity (both trainers, --device cuda against --device host);
-#   4. bench_cuda (short), and the PyTorch peers on the GPU when torch sees one;
+#   4. bench_cuda (short: ops, encoder layer, S4D and S4 blocks, the main job's training step; fp32 and bf16),
+#      the PyTorch peers on the GPU when torch sees one (attention_torch, train_torch; ssm_torch with
+#      S4_REFERENCE), and their ratio table (bench/ratio_table.py) in the report;
 #   5. a short device main job (DEVICE=cuda, tiny sizes).
 # Writes $OUT (results/gpu_check)/report.md: device, driver, date, and each step's result and time; logs
 # beside it. Without a device it stops at once with a clear message and exit code 2.
@@ -102,13 +104,22 @@ memcheck_step() {  # the core, ops and train suites under memcheck (out-of-bound
   done
   return $rc
 }
+# The PyTorch peers of bench_cuda's layer and training-step rows, fp32 and bf16, as JSON beside bench_cuda's
+# (the ssm peer needs S4_REFERENCE, a checkout of state-spaces/s4); then the ratio table (bench/ratio_table.py).
 peers_step() {
-  local rc=0 s
-  for s in bench/peers/attention_torch.py; do
-    if "$LONGSEQ_PYTHON" "$s" --help 2>&1 | grep -q -- "--device"; then
-      echo "== $s" && "$LONGSEQ_PYTHON" "$s" --device cuda --min-time 0.2 || rc=1
+  local rc=0 s dtype
+  local scripts=(bench/peers/attention_torch.py bench/peers/train_torch.py)
+  for dtype in fp32 bf16; do
+    for s in "${scripts[@]}"; do
+      echo "== $s --dtype $dtype"
+      "$LONGSEQ_PYTHON" "$s" --device cuda --dtype "$dtype" --min-time 0.2 >"$out/bench/1.torch.$(basename "$s" .py).$dtype.json" || rc=1
+    done
+    if [[ -n "${S4_REFERENCE:-}" ]]; then
+      echo "== bench/peers/ssm_torch.py --dtype $dtype"
+      "$LONGSEQ_PYTHON" bench/peers/ssm_torch.py --reference "$S4_REFERENCE" --device cuda --dtype "$dtype" \
+        --min-time 0.2 >"$out/bench/1.torch.ssm_torch.$dtype.json" || rc=1
     else
-      echo "== $s has no --device option: not run on the GPU"
+      echo "== bench/peers/ssm_torch.py: S4_REFERENCE is not set, not run"
     fi
   done
   return $rc
@@ -131,7 +142,9 @@ else
 fi
 step device_parity ctest --test-dir "$build" -R examples_device_parity --output-on-failure
 if [[ -z "${SKIP_BENCH:-}" ]]; then
-  step bench_cuda "$build/bench/bench_cuda" --benchmark_min_time=0.05
+  mkdir -p "$out/bench"
+  step bench_cuda "$build/bench/bench_cuda" --benchmark_min_time=0.05 --benchmark_out="$out/bench/1.bench_cuda.json" \
+    --benchmark_out_format=json
   if [[ -n "${DRY_RUN:-}" ]] || "$LONGSEQ_PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
     step torch_peers peers_step
   else
@@ -142,6 +155,11 @@ else
 fi
 if [[ -z "${SKIP_MAIN:-}" ]]; then step main_job main_step; else note main_job "SKIP_MAIN=1"; fi
 
+# bench_cuda's times, with the peers' and their ratios where the peers ran.
+if [[ -z "${DRY_RUN:-}" && -s "$out/bench/1.bench_cuda.json" ]]; then
+  { echo; echo "## bench_cuda and the PyTorch peers (one round; PyTorch time / longseq time)"; echo
+    "$LONGSEQ_PYTHON" bench/ratio_table.py "$out/bench" 1 || echo "(the ratio table failed)"; } >>"$report"
+fi
 echo >>"$report"
 [[ $failed == 0 ]] && echo "All steps passed." >>"$report" || echo "Some steps FAILED: see the logs." >>"$report"
 echo "gpu_check: report in $report" >&2

@@ -6,7 +6,8 @@ The reference is imported from a checkout of https://github.com/state-spaces/s4 
 (measured at commit e757cef57d89e448c413de7325ed5601aceaac13); nothing of it is copied here. Its standalone
 s4.py imports pytorch_lightning only for rank_zero_only, and src/utils pulls in hydra for a logger, so
 both are replaced by stubs. Without pykeops or the reference's CUDA extension it uses its naive (pure
-PyTorch) Cauchy and Vandermonde kernels, which is the CPU configuration.
+PyTorch) Cauchy and Vandermonde kernels, which is the CPU configuration. With --device cuda the peer of
+bench_cuda's s4d / s4 rows (float32, or bf16 under autocast), with whichever kernels the reference finds.
 
 Prints one JSON object: {"torch": version, "threads": n, "results": {name: seconds per fwd+bwd}}.
 """
@@ -19,7 +20,7 @@ import types
 
 import torch
 
-from timing import timed
+from timing import add_device_options, check_device, row_name, timed
 
 # Keep in step with bench/bench_ssm.cpp: (B, H, N, L).
 SHAPES = [(16, 128, 64, 1024), (8, 128, 64, 4096)]
@@ -57,7 +58,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--min-time", type=float, default=0.5)
     ap.add_argument("--filter", default="", help="substring of the benchmark names to run")
+    add_device_options(ap)
     args = ap.parse_args()
+    device, autocast, sync = check_device(ap, args, torch)
     torch.set_num_threads(args.threads)
     S4D, S4Block = import_reference(args.reference)
     torch.manual_seed(0)
@@ -69,18 +72,19 @@ def main():
             "s4": lambda: S4Block(H, d_state=N, l_max=L, mode="dplr", transposed=True, verbose=False),
         }
         for layer, make in layers.items():
-            name = f"{layer}_fwd_bwd/B={B}/H={H}/N={N}/L={L}"
+            name = row_name(args, f"{layer}_fwd_bwd/B={B}/H={H}/N={N}/L={L}")
             if args.filter not in name:
                 continue
-            m = make()
-            u = torch.randn(B, H, L, requires_grad=True)
-            dy = torch.randn(B, H, L)
+            m = make().to(device)
+            u = torch.randn(B, H, L, device=device, requires_grad=True)
+            dy = torch.randn(B, H, L, device=device)
 
             def step():
-                y = m(u)[0]
-                y.backward(dy)
+                with autocast():
+                    y = m(u)[0]
+                y.backward(dy.to(y.dtype))
 
-            results[name] = timed(step, args.min_time)
+            results[name] = timed(step, args.min_time, sync)
             print(f"{name}: {results[name] * 1e3:.1f} ms", file=sys.stderr)
     print(json.dumps({"torch": torch.__version__, "threads": args.threads, "results": results}))
 

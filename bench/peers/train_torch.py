@@ -10,6 +10,9 @@ block is LayerNorm -> bidirectional S4D convolution (ZOH-discretized diagonal st
 per direction and channel: one kernel for the forward and one for the backward direction, an FFT
 convolution of length 2L, the D skip) -> GELU -> Linear(D, 2D) -> GLU, added to the input.
 
+With --device cuda the peer of bench_cuda's train_step rows: float32, or bf16 under autocast (the FFTs stay
+float32, as in longseq's bf16 SSM blocks).
+
 Prints one JSON object: {"torch": version, "threads": n, "results": {name: seconds per step}}.
 """
 import argparse
@@ -21,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from timing import timed
+from timing import add_device_options, check_device, row_name, timed
 
 # Keep in step with bench/bench_train.cpp.
 B, L, D, DEPTH, STATE, HEADS, CLASSES = 32, 784, 64, 2, 64, 4, 10
@@ -106,17 +109,19 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--min-time", type=float, default=0.5)
     ap.add_argument("--filter", default="", help="substring of the benchmark names to run")
+    add_device_options(ap)
     a = ap.parse_args()
+    device, autocast, sync = check_device(ap, a, torch)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    x = torch.rand(B, L, 1)
-    y = torch.arange(B) % CLASSES
+    x = torch.rand(B, L, 1, device=device)
+    y = torch.arange(B, device=device) % CLASSES
     results = {}
     for kind in ("s4d", "transformer"):
-        name = f"train_step/{kind}/B={B}/L={L}/D={D}"
+        name = row_name(a, f"train_step/{kind}/B={B}/L={L}/D={D}")
         if a.filter not in name:
             continue
-        model = Classifier(kind)
+        model = Classifier(kind).to(device)
         ssm = [p for n, p in model.named_parameters() if ".conv." in n and not n.endswith("skip")]
         rest = [p for n, p in model.named_parameters() if not (".conv." in n and not n.endswith("skip"))]
         groups = [{"params": rest}] + ([{"params": ssm, "lr": 1e-3, "weight_decay": 0.0}] if ssm else [])
@@ -124,10 +129,12 @@ def main():
 
         def step():
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
+            with autocast():
+                loss = F.cross_entropy(model(x), y)
+            loss.backward()
             opt.step()
 
-        results[name] = timed(step, a.min_time)
+        results[name] = timed(step, a.min_time, sync)
         print(f"{name}: {results[name] * 1e3:.1f} ms", file=sys.stderr)
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}))
 
