@@ -177,11 +177,15 @@ TEST_CASE("copy_parameters: between storage types each value is rounded once (fl
   const auto before = testing::bytes_of(sa.values());
   train::copy_parameters(sd, sa);  // float -> double -> float is exact
   CHECK(testing::bytes_of(sa.values()) == before);
-  OneParam o(Shape{5, 4});
+  OneParam o(Shape{5, 3});
   ParamStore<float> so;
   so.bind(o);
   TwoParams<bf16> n;
   ParamStore<bf16> sn;
   sn.bind(n);
   CHECK_THROWS_WITH_AS(train::copy_parameters(so, sn), doctest::Contains("lacks parameter 'b'"), Error);
+  OneParam wide(Shape{5, 4});
+  ParamStore<float> sw;
+  sw.bind(wide);
+  CHECK_THROWS_WITH_AS(train::copy_parameters(sw, sn), doctest::Contains("parameter 'w' has shape"), Error);
 }
