@@ -11,41 +11,17 @@
 #include "../../core/cuda/check.cuh"
 #include "../../core/cuda/context.cuh"
 #include "../../core/cuda/memory.cuh"
+#include "../../core/cuda/pinned.cuh"
 #include "../device_batch.hpp"
 
 namespace longseq::train {
 
 namespace cuda_detail {
 
-// Page-locked host memory, grown on demand (only after the slot's event says it is no longer read).
-class PinnedBytes {
- public:
-  PinnedBytes() = default;
-  PinnedBytes(const PinnedBytes&) = delete;
-  PinnedBytes& operator=(const PinnedBytes&) = delete;
-  ~PinnedBytes() {
-    if (p_) cudaFreeHost(p_);
-  }
-  void* reserve(std::size_t bytes) {
-    if (bytes > cap_) {
-      if (p_) LONGSEQ_CUDA_CHECK(cudaFreeHost(p_));
-      p_ = nullptr;
-      cap_ = 0;
-      LONGSEQ_CUDA_CHECK(cudaMallocHost(&p_, bytes));
-      cap_ = bytes;
-    }
-    return p_;
-  }
-
- private:
-  void* p_ = nullptr;
-  std::size_t cap_ = 0;
-};
-
 // One field of a batch (ids, values, lengths, ...): host view -> pinned -> device, asynchronously.
 template <class U>
 struct StagedField {
-  PinnedBytes pinned;
+  longseq::cuda::PinnedBytes pinned;  // grown only after the slot's event says it is no longer read
   Tensor<U, device::cuda> dev;
   TensorView<const U, device::cuda> stage(TensorView<const U, device::host> src, const char* name, cudaStream_t s) {
     if (!src.data) return {};

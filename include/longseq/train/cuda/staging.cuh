@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include "../../core/cuda/check.cuh"
+#include "../../core/cuda/pinned.cuh"
 #include "../../core/device.hpp"
 #include "../../core/shape.hpp"
 
@@ -19,30 +20,15 @@ void stage_from_host(device::cuda, const T* src, T* dst, index_t n) {
   LONGSEQ_CUDA_CHECK(cudaMemcpy(dst, src, std::size_t(n) * sizeof(T), cudaMemcpyHostToDevice));
 }
 
-// Page-locked, grown on demand (a bucket's size at most).
+// Page-locked, grown on demand (a bucket's size at most; the copies are synchronous, so nothing reads it
+// when it grows).
 template <class T>
 class StagingBuffer<T, device::cuda> {
  public:
-  StagingBuffer() = default;
-  StagingBuffer(const StagingBuffer&) = delete;
-  StagingBuffer& operator=(const StagingBuffer&) = delete;
-  ~StagingBuffer() {
-    if (p_) cudaFreeHost(p_);
-  }
-  T* reserve(index_t n) {
-    if (n > cap_) {
-      if (p_) LONGSEQ_CUDA_CHECK(cudaFreeHost(p_));
-      p_ = nullptr;
-      cap_ = 0;
-      LONGSEQ_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&p_), std::size_t(n) * sizeof(T)));
-      cap_ = n;
-    }
-    return p_;
-  }
+  T* reserve(index_t n) { return static_cast<T*>(bytes_.reserve(std::size_t(n) * sizeof(T))); }
 
  private:
-  T* p_ = nullptr;
-  index_t cap_ = 0;
+  longseq::cuda::PinnedBytes bytes_;
 };
 
 }  // namespace longseq::train::detail
