@@ -73,8 +73,12 @@ class Comm {
     nccl_ = std::make_unique<train::NcclCommunicator>(*mpi_, nullptr, device);
     gpus_ = std::make_unique<train::NcclDataParallel>(*mpi_, *nccl_);
   }
-  // Set by use_gpu on several ranks, else null.
-  train::NcclDataParallel* gpus() { return gpus_.get(); }
+  // The device collectives use_gpu set up; fit needs them only on several ranks, after run_stage's use_gpu.
+  train::NcclDataParallel& gpus() {
+    LONGSEQ_CHECK(gpus_ != nullptr, "examples::Comm: a device model on ", size(),
+                  " ranks needs use_gpu() before training (NCCL is set up there)");
+    return *gpus_;
+  }
 #endif
   // Ranks announced by the launcher (Open MPI, MPICH/PMI); 1 when started directly.
   static int launched_ranks() {
@@ -96,18 +100,13 @@ static_assert(train::Communicator<Comm>, "Comm must satisfy train::Communicator"
 
 #ifdef EXAMPLES_COMM_NCCL
 // A device store's collectives, found by train::fit through argument-dependent lookup: NCCL in device memory.
-// fit calls them only on several ranks, where run_stage has called use_gpu.
 template <class T>
 void allreduce_gradients(Comm& c, longseq::ParamStore<T, longseq::device::cuda>& store) {
-  LONGSEQ_CHECK(c.gpus() != nullptr, "examples::Comm: a device model on ", c.size(),
-                " ranks needs use_gpu() before training (NCCL is set up there)");
-  train::allreduce_gradients(*c.gpus(), store);
+  train::allreduce_gradients(c.gpus(), store);
 }
 template <class T>
 void broadcast_parameters(Comm& c, longseq::ParamStore<T, longseq::device::cuda>& store) {
-  LONGSEQ_CHECK(c.gpus() != nullptr, "examples::Comm: a device model on ", c.size(),
-                " ranks needs use_gpu() before training (NCCL is set up there)");
-  train::broadcast_parameters(*c.gpus(), store);
+  train::broadcast_parameters(c.gpus(), store);
 }
 #endif
 
